@@ -1,0 +1,63 @@
+# llmopt — top-level entry points. `make run` and `make test` work on a fresh Debian 12 machine:
+# they install the missing apt packages first (with sudo when not root).
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc)
+MODEL      ?=
+FUZZ_SECONDS ?= 60
+
+APT_PACKAGES := build-essential cmake pkg-config libgtest-dev googletest nlohmann-json3-dev \
+                libcli11-dev python3 python3-numpy
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build run test test-asan fuzz clean format
+
+all: build
+
+# Installs only what is missing, so repeated runs cost nothing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The main job: a demo on the built-in default model (or MODEL=path).
+run: build
+	./$(BUILD)/llmopt demo $(if $(MODEL),-m $(MODEL),)
+
+# Every test: the Release suite, then the parsers and tokenizers again under ASan/UBSan.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) --no-print-directory test-asan
+
+test-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DLLMOPT_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD_ASAN) -j $(JOBS) --target llmopt test_formats test_tokenizer
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -R '^(Gguf|Safetensors|Llama2c|Tokenizer|Bpe|Spm|Metadata|BadInput)'
+
+# libFuzzer over the GGUF and safetensors parsers, FUZZ_SECONDS each.
+fuzz: deps
+	@for p in $(FUZZ_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(FUZZ_PACKAGES); break; }; done
+	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLMOPT_FUZZ=ON -DLLMOPT_TESTS=OFF >/dev/null
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_gguf fuzz_safetensors
+	mkdir -p $(BUILD_FUZZ)/corpus_gguf $(BUILD_FUZZ)/corpus_safetensors
+	./$(BUILD_FUZZ)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD_FUZZ)/corpus_gguf fuzz/seeds/gguf
+	./$(BUILD_FUZZ)/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD_FUZZ)/corpus_safetensors fuzz/seeds/safetensors
+
+format:
+	find src tests fuzz -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

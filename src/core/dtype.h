@@ -1,0 +1,63 @@
+// Tensor element types. The numeric values are GGML's type ids so GGUF files map directly.
+// Quantized types are stored in blocks: `block_size` elements in `type_size` bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace llmopt {
+
+enum class DType : uint32_t {
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
+  kQ8_0 = 8,
+  kQ8_1 = 9,
+  kQ2_K = 10,
+  kQ3_K = 11,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
+  kQ8_K = 15,
+  kI8 = 24,
+  kI16 = 25,
+  kI32 = 26,
+  kI64 = 27,
+  kF64 = 28,
+  kBF16 = 30,
+};
+
+struct DTypeInfo {
+  DType type;
+  const char* name;     // llama.cpp spelling, lower case: "f32", "q8_0", "q4_K"
+  int64_t block_size;   // elements per block (1 for plain types)
+  size_t type_size;     // bytes per block
+  bool quantized;
+};
+
+// Info for a type id read from a file; nullopt for ids llmopt does not know.
+std::optional<DTypeInfo> dtype_info(uint32_t id);
+const DTypeInfo& dtype_info(DType t);
+inline const char* dtype_name(DType t) { return dtype_info(t).name; }
+// Parses "f32", "F16", "bf16", "q8_0", "Q4_K" ...; nullopt if unknown.
+std::optional<DType> dtype_from_name(std::string_view name);
+// Bytes for n elements (n must be a multiple of the block size; returns nullopt otherwise or on overflow).
+std::optional<size_t> dtype_row_bytes(DType t, int64_t n);
+
+// IEEE half and bfloat16 conversions (round to nearest even; NaN preserved).
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_fp16(float f);
+inline float bf16_to_fp32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+uint16_t fp32_to_bf16(float f);
+
+}  // namespace llmopt

@@ -1,0 +1,60 @@
+// mmap-backed read-only files.
+#include "core/mmap_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace llmopt {
+
+Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return error(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    std::string msg = std::strerror(errno);
+    ::close(fd);
+    return error(path + ": cannot stat: " + msg);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return error(path + ": not a regular file");
+  }
+  std::shared_ptr<MappedFile> f(new MappedFile());
+  f->path_ = path;
+  f->size_ = static_cast<size_t>(st.st_size);
+  if (f->size_ > 0) {
+    void* p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      std::string msg = std::strerror(errno);
+      ::close(fd);
+      return error(path + ": mmap failed: " + msg);
+    }
+    f->data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+  return f;
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+Result<std::string> read_text_file(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return error(path + ": cannot open: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return error(path + ": not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return error(path + ": cannot open for reading");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace llmopt

@@ -1,0 +1,54 @@
+// TensorView: a non-owning typed view of tensor bytes (usually inside an mmap'd model file).
+// Shape is row-major, outermost first: a weight is [n_out, n_in] and its rows are contiguous.
+// (GGUF stores dimensions innermost first; readers reverse them.)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace llmopt {
+
+struct TensorView {
+  DType type = DType::kF32;
+  std::vector<int64_t> shape;      // outermost first
+  const uint8_t* data = nullptr;   // nullptr means "absent"
+  size_t nbytes = 0;
+
+  bool present() const { return data != nullptr; }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+  int64_t rows() const { return shape.empty() ? 1 : numel() / shape.back(); }
+  int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
+  size_t row_bytes() const { return rows() == 0 ? 0 : nbytes / static_cast<size_t>(rows()); }
+  const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes(); }
+  const float* f32() const { return reinterpret_cast<const float*>(data); }
+};
+
+std::string shape_to_string(const std::vector<int64_t>& shape);
+
+// Owning bytes for tensors that are computed at load time (transposed, permuted, converted).
+// 64-byte aligned.
+class Storage {
+ public:
+  explicit Storage(size_t nbytes);
+  uint8_t* data() { return data_.get(); }
+  const uint8_t* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t, Free> data_;
+  size_t size_;
+};
+
+}  // namespace llmopt

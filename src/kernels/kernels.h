@@ -1,0 +1,57 @@
+// The whole public face of the kernels layer: type conversion (dequantize / quantize rows),
+// matrix products against weights of any supported type, and the elementwise ops of a transformer.
+// Every kernel has a plain scalar reference in kernels/ref/; faster ISA-specific versions may
+// replace entries at run time, and tests compare them against the reference.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace llmopt::kernels {
+
+// ---- type conversion -------------------------------------------------------------------------
+// True if rows of this type can be turned into f32 (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K, Q5_K, Q6_K).
+bool can_dequantize(DType t);
+// dst[0..n) = value of the n elements at src (n a multiple of the block size; CHECKed).
+void dequantize_row(DType t, const void* src, float* dst, int64_t n);
+// True if f32 rows can be written as this type (F32, F16, BF16 in this version).
+bool can_quantize(DType t);
+// Writes n elements of src as type t into dst (dtype_row_bytes(t, n) bytes).
+void quantize_row(DType t, const float* src, void* dst, int64_t n);
+
+// ---- matrix products -------------------------------------------------------------------------
+// y[m][n_out] = sum_k x[m][k] * W[n_out][k]   (W is [n_out, n_in] in any dequantizable type;
+// x and y are f32 row-major; y is overwritten). Work is split over output rows on the pool.
+void matmul(const TensorView& w, const float* x, int64_t m, float* y, ThreadPool& pool);
+// Same, plus bias b[n_out] (f32) added to every row when b != nullptr.
+void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t m, float* y, ThreadPool& pool);
+// Dot product of two f32 vectors.
+float dot_f32(const float* a, const float* b, int64_t n);
+// y[i] += a * x[i]
+void axpy_f32(float a, const float* x, float* y, int64_t n);
+
+// ---- elementwise / row ops (all f32, in place where the name says so) ---------------------------
+// out = x / sqrt(mean(x^2) + eps) * w
+void rms_norm(const float* x, const float* w, float eps, float* out, int64_t n);
+// out = (x - mean) / sqrt(var + eps) * w + b   (b may be nullptr)
+void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, int64_t n);
+// GPT-2's GELU (tanh approximation), in place.
+void gelu_inplace(float* x, int64_t n);
+// out[i] = silu(gate[i]) * up[i]   (SwiGLU)
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
+// In-place softmax over n values; returns nothing. Numerically stable (subtracts the max).
+void softmax_inplace(float* x, int64_t n);
+// y[i] += x[i]
+void add_inplace(float* y, const float* x, int64_t n);
+
+// RoPE on one head vector of length head_dim at position pos, rotating the first n_rot dims.
+// Adjacent layout (GGUF llama, llama2.c): pairs (2i, 2i+1). NeoX / rotate-half layout (HF): pairs
+// (i, i + n_rot/2). theta_i = pos * base^(-2i/n_rot).
+enum class RopeLayout { kAdjacent = 0, kNeox = 1 };
+void rope_inplace(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float base, RopeLayout layout);
+
+}  // namespace llmopt::kernels
