@@ -1,0 +1,47 @@
+// Scalar reference kernels. These are the ground truth that faster ISA-specific kernels are tested
+// against: plain loops, f32 accumulation, no intrinsics. Callers normally go through kernels.h.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace llmopt::kernels::ref {
+
+// ---- rows of a type -> f32 (n is a multiple of the type's block size) ----
+void dequantize_row_f32(const void* src, float* dst, int64_t n);
+void dequantize_row_f16(const void* src, float* dst, int64_t n);
+void dequantize_row_bf16(const void* src, float* dst, int64_t n);
+void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_1(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_1(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q5_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q6_k(const void* src, float* dst, int64_t n);
+
+// ---- f32 -> rows of a type ----
+void quantize_row_f32(const float* src, void* dst, int64_t n);
+void quantize_row_f16(const float* src, void* dst, int64_t n);
+void quantize_row_bf16(const float* src, void* dst, int64_t n);
+
+// ---- products ----
+float dot_f32(const float* a, const float* b, int64_t n);
+void axpy_f32(float a, const float* x, float* y, int64_t n);
+// y[m][n_out] = x[m][k] . W[n_out][k] (+ bias). See kernels::matmul_bias.
+void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t m, float* y,
+                 ThreadPool& pool);
+
+// ---- elementwise / row ops ----
+void rms_norm(const float* x, const float* w, float eps, float* out, int64_t n);
+void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, int64_t n);
+void gelu_inplace(float* x, int64_t n);
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
+void softmax_inplace(float* x, int64_t n);
+void add_inplace(float* y, const float* x, int64_t n);
+void rope_inplace(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float base, RopeLayout layout);
+
+}  // namespace llmopt::kernels::ref

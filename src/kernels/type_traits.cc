@@ -1,0 +1,32 @@
+// The dtype-traits table (see type_traits.h). Types absent here are not supported by the kernels.
+#include "kernels/type_traits.h"
+
+#include "kernels/ref/ref.h"
+
+namespace llmopt::kernels {
+namespace {
+
+constexpr TypeTraits kTraits[] = {
+    {DType::kF32, ref::dequantize_row_f32, ref::quantize_row_f32},
+    {DType::kF16, ref::dequantize_row_f16, ref::quantize_row_f16},
+    {DType::kBF16, ref::dequantize_row_bf16, ref::quantize_row_bf16},
+    {DType::kQ8_0, ref::dequantize_row_q8_0, nullptr},
+    {DType::kQ4_0, ref::dequantize_row_q4_0, nullptr},
+    {DType::kQ4_1, ref::dequantize_row_q4_1, nullptr},
+    {DType::kQ5_0, ref::dequantize_row_q5_0, nullptr},
+    {DType::kQ5_1, ref::dequantize_row_q5_1, nullptr},
+    {DType::kQ4_K, ref::dequantize_row_q4_k, nullptr},
+    {DType::kQ5_K, ref::dequantize_row_q5_k, nullptr},
+    {DType::kQ6_K, ref::dequantize_row_q6_k, nullptr},
+};
+
+}  // namespace
+
+const TypeTraits* find_type_traits(DType t) {
+  for (const auto& e : kTraits) {
+    if (e.type == t) return &e;
+  }
+  return nullptr;
+}
+
+}  // namespace llmopt::kernels

@@ -1,0 +1,231 @@
+// Vector and row ops against their defining formulas evaluated in double: dot/axpy/add, RMS and layer
+// norm, GELU (tanh form), SwiGLU, softmax (incl. large and masked values) and RoPE in both layouts
+// against a rotation by a complex exponential.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <complex>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace llmopt::kernels {
+namespace {
+
+std::vector<float> random_vec(int64_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+TEST(KernelsOps, DotMatchesDouble) {
+  std::mt19937 rng(1);
+  for (int64_t n : {0, 1, 5, 15, 16, 17, 31, 100, 1000, 4099}) {
+    auto a = random_vec(n, rng), b = random_vec(n, rng);
+    double ref = 0.0, mag = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      ref += static_cast<double>(a[i]) * b[i];
+      mag += std::fabs(static_cast<double>(a[i]) * b[i]);
+    }
+    // f32 with 16 partial sums: error <= (n/16 + 6) * 2^-24 * sum|a*b| (< 2e-5 for n = 4099).
+    EXPECT_NEAR(dot_f32(a.data(), b.data(), n), ref, 2e-5 * mag + 1e-30) << "n=" << n;
+  }
+}
+
+TEST(KernelsOps, AxpyAndAdd) {
+  std::mt19937 rng(2);
+  const int64_t n = 37;
+  auto x = random_vec(n, rng), y = random_vec(n, rng);
+  auto y_axpy = y, y_add = y;
+  axpy_f32(0.75f, x.data(), y_axpy.data(), n);
+  add_inplace(y_add.data(), x.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    // One rounding each (the product 0.75 * x is exact up to one rounding, then the sum).
+    EXPECT_NEAR(y_axpy[i], static_cast<double>(y[i]) + 0.75 * x[i], 1.2e-7);
+    EXPECT_EQ(y_add[i], y[i] + x[i]);
+  }
+}
+
+TEST(KernelsOps, RmsNorm) {
+  std::mt19937 rng(3);
+  for (int64_t n : {1, 7, 64, 333}) {
+    auto x = random_vec(n, rng, -3.0f, 3.0f), w = random_vec(n, rng);
+    std::vector<float> out(static_cast<size_t>(n));
+    const float eps = 1e-5f;
+    rms_norm(x.data(), w.data(), eps, out.data(), n);
+    double ss = 0.0;
+    for (float v : x) ss += static_cast<double>(v) * v;
+    const double scale = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
+    for (int64_t i = 0; i < n; ++i) {
+      const double ref = x[i] * scale * w[i];
+      EXPECT_NEAR(out[i], ref, 1e-5 * std::fabs(ref) + 1e-7) << "n=" << n << " i=" << i;
+    }
+    // In place is allowed.
+    auto xi = x;
+    rms_norm(xi.data(), w.data(), eps, xi.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(xi[i], out[i]);
+  }
+}
+
+TEST(KernelsOps, LayerNormWithAndWithoutBias) {
+  std::mt19937 rng(4);
+  for (int64_t n : {2, 9, 768}) {
+    auto x = random_vec(n, rng, 5.0f, 9.0f);  // a large mean, so the centring matters
+    auto w = random_vec(n, rng), b = random_vec(n, rng);
+    const float eps = 1e-5f;
+    double mean = 0.0;
+    for (float v : x) mean += v;
+    mean /= static_cast<double>(n);
+    double var = 0.0;
+    for (float v : x) var += (v - mean) * (v - mean);
+    var /= static_cast<double>(n);
+    const double inv = 1.0 / std::sqrt(var + eps);
+    std::vector<float> out(static_cast<size_t>(n)), out_nb(static_cast<size_t>(n));
+    layer_norm(x.data(), w.data(), b.data(), eps, out.data(), n);
+    layer_norm(x.data(), w.data(), nullptr, eps, out_nb.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double ref = (x[i] - mean) * inv * w[i];
+      // Centring x in f32 loses up to half an ulp of |x| ~ 8, i.e. 5e-7 absolute before scaling by
+      // inv (< 1 / stddev ~ 1 / 1.15 here).
+      EXPECT_NEAR(out_nb[i], ref, 2e-6 + 1e-5 * std::fabs(ref)) << "n=" << n << " i=" << i;
+      EXPECT_NEAR(out[i], ref + b[i], 2e-6 + 1e-5 * std::fabs(ref)) << "n=" << n << " i=" << i;
+    }
+  }
+}
+
+TEST(KernelsOps, GeluTanhApproximation) {
+  std::vector<float> x;
+  for (int i = -1000; i <= 1000; ++i) x.push_back(static_cast<float>(i) * 0.01f);
+  for (float v : {-50.0f, -12.0f, 12.0f, 50.0f, 1e4f, -1e4f, 0.0f}) x.push_back(v);
+  auto y = x;
+  gelu_inplace(y.data(), static_cast<int64_t>(y.size()));
+  const double c = std::sqrt(2.0 / M_PI);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    const double ref = 0.5 * v * (1.0 + std::tanh(c * (v + 0.044715 * v * v * v)));
+    EXPECT_NEAR(y[i], ref, 1e-6 + 1e-5 * std::fabs(ref)) << "x=" << v;
+  }
+}
+
+TEST(KernelsOps, Swiglu) {
+  std::vector<float> g, u;
+  for (int i = -400; i <= 400; ++i) {
+    g.push_back(static_cast<float>(i) * 0.05f);
+    u.push_back(0.5f + static_cast<float>(i % 7) * 0.25f);
+  }
+  for (float v : {-100.0f, -90.0f, 90.0f, 100.0f}) {
+    g.push_back(v);
+    u.push_back(1.5f);
+  }
+  std::vector<float> out(g.size());
+  swiglu(g.data(), u.data(), out.data(), static_cast<int64_t>(g.size()));
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double gd = g[i];
+    const double ref = gd / (1.0 + std::exp(-gd)) * u[i];
+    EXPECT_NEAR(out[i], ref, 1e-6 + 1e-5 * std::fabs(ref)) << "g=" << g[i];
+  }
+}
+
+void expect_softmax_matches(std::vector<float> x) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  double mx = -std::numeric_limits<double>::infinity();
+  for (float v : x) mx = std::max(mx, static_cast<double>(v));
+  std::vector<double> ref(x.size());
+  double sum = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) sum += (ref[i] = std::exp(x[i] - mx));
+  softmax_inplace(x.data(), n);
+  double total = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_NEAR(x[i], ref[i] / sum, 1e-6 + 1e-5 * ref[i] / sum) << i;
+    total += x[i];
+  }
+  EXPECT_NEAR(total, 1.0, 1e-5);
+}
+
+TEST(KernelsOps, SoftmaxPlainLargeAndMasked) {
+  std::mt19937 rng(5);
+  expect_softmax_matches(random_vec(50, rng, -5.0f, 5.0f));
+  expect_softmax_matches({1000.0f, 1001.0f, 999.0f, 1000.5f});  // exp would overflow unshifted
+  expect_softmax_matches({-1000.0f, -1001.0f, -999.0f});        // exp would underflow unshifted
+  expect_softmax_matches({3e38f, 3e38f, -3e38f});
+  const float ninf = -std::numeric_limits<float>::infinity();
+  expect_softmax_matches({0.5f, ninf, 1.5f, ninf});  // masked entries get 0
+  std::vector<float> one = {42.0f};
+  softmax_inplace(one.data(), 1);
+  EXPECT_EQ(one[0], 1.0f);
+  std::vector<float> all_masked = {ninf, ninf, ninf};
+  softmax_inplace(all_masked.data(), 3);
+  for (float v : all_masked) EXPECT_EQ(v, 0.0f);
+}
+
+// Rotation of pair (x[a], x[b]) by theta_i = pos * base^(-2i/n_rot), as (x[a] + i x[b]) * e^(i theta).
+std::vector<double> rope_reference(const std::vector<float>& x, int64_t n_rot, int64_t pos, double base,
+                                   RopeLayout layout) {
+  std::vector<double> out(x.begin(), x.end());
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const int64_t a = layout == RopeLayout::kAdjacent ? 2 * i : i;
+    const int64_t b = layout == RopeLayout::kAdjacent ? 2 * i + 1 : i + n_rot / 2;
+    const long double theta =
+        static_cast<long double>(pos) *
+        std::pow(static_cast<long double>(base), -2.0L * i / static_cast<long double>(n_rot));
+    const std::complex<long double> z(x[a], x[b]);
+    const std::complex<long double> r = z * std::polar(1.0L, theta);
+    out[a] = static_cast<double>(r.real());
+    out[b] = static_cast<double>(r.imag());
+  }
+  return out;
+}
+
+TEST(KernelsOps, RopeBothLayoutsMatchComplexRotation) {
+  std::mt19937 rng(6);
+  struct Case {
+    int64_t head_dim, n_rot, pos;
+    float base;
+  };
+  const Case cases[] = {{64, 64, 0, 10000.0f},       {64, 64, 1, 10000.0f},   {64, 64, 17, 10000.0f},
+                        {128, 128, 4095, 500000.0f}, {80, 32, 300, 10000.0f}, {10, 6, 123456, 10000.0f},
+                        {64, 64, 17, 10000.0f}};
+  for (RopeLayout layout : {RopeLayout::kAdjacent, RopeLayout::kNeox}) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE("layout=" + std::to_string(static_cast<int>(layout)) +
+                   " head_dim=" + std::to_string(c.head_dim) + " n_rot=" + std::to_string(c.n_rot) +
+                   " pos=" + std::to_string(c.pos));
+      auto x = random_vec(c.head_dim, rng);
+      auto y = x;
+      rope_inplace(y.data(), c.head_dim, c.n_rot, c.pos, c.base, layout);
+      const auto ref = rope_reference(x, c.n_rot, c.pos, c.base, layout);
+      for (int64_t i = 0; i < c.head_dim; ++i) {
+        if (i >= c.n_rot) {
+          EXPECT_EQ(y[i], x[i]) << "dim " << i << " is past n_rot and must be untouched";
+        } else {
+          // cos/sin rounded to f32 (2^-24 relative each) and two f32 products and a sum: a few 1e-7
+          // for |x| <= 1.
+          EXPECT_NEAR(y[i], ref[i], 5e-7) << "dim " << i;
+        }
+      }
+      if (c.pos == 0) {
+        for (int64_t i = 0; i < c.head_dim; ++i) EXPECT_EQ(y[i], x[i]);
+      }
+    }
+  }
+}
+
+TEST(KernelsOps, RopePreservesPairNorms) {
+  std::mt19937 rng(8);
+  auto x = random_vec(64, rng);
+  for (int64_t pos : {5, 6, 5, 1000}) {  // revisits a position to exercise the per-thread table
+    auto y = x;
+    rope_inplace(y.data(), 64, 64, pos, 10000.0f, RopeLayout::kNeox);
+    for (int i = 0; i < 32; ++i) {
+      const double before = std::hypot(x[i], x[i + 32]);
+      const double after = std::hypot(y[i], y[i + 32]);
+      EXPECT_NEAR(after, before, 1e-6);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmopt::kernels
