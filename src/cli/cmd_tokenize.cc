@@ -1,0 +1,53 @@
+// `llmopt tokenize`: show how a model's tokenizer splits a text.
+#include <cstdio>
+
+#include "cli/common.h"
+
+namespace llmopt::cli {
+
+Command register_tokenize(CLI::App& app) {
+  struct Args {
+    ModelArgs model;
+    std::string prompt;
+    bool ids = false;
+    bool no_bos = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids (and pieces) of a text");
+  add_model_args(sub, args->model, /*with_threads=*/false);
+  sub->add_option("-p,--prompt", args->prompt, "Text to tokenize")->required();
+  sub->add_flag("--ids", args->ids, "Print only a JSON array of ids");
+  sub->add_flag("--no-bos", args->no_bos, "Do not add BOS even if the model uses one");
+  return {sub, [args]() -> int {
+            auto model = load_or_report(args->model);
+            if (!model) return 1;
+            const Tokenizer& tok = model->tokenizer();
+            std::vector<int32_t> ids = tok.encode(args->prompt, !args->no_bos && tok.add_bos_default());
+            if (args->ids) {
+              std::printf("[");
+              for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? ", " : "", ids[i]);
+              std::printf("]\n");
+              return 0;
+            }
+            for (int32_t id : ids) {
+              std::string piece = tok.token_to_piece(id);
+              std::string shown;
+              for (unsigned char ch : piece) {
+                if (ch == '\n') shown += "\\n";
+                else if (ch == '\t') shown += "\\t";
+                else if (ch < 0x20) {
+                  char buf[8];
+                  std::snprintf(buf, sizeof(buf), "\\x%02x", ch);
+                  shown += buf;
+                } else {
+                  shown += static_cast<char>(ch);
+                }
+              }
+              std::printf("%6d -> '%s'\n", id, shown.c_str());
+            }
+            std::printf("%zu tokens\n", ids.size());
+            return 0;
+          }};
+}
+
+}  // namespace llmopt::cli

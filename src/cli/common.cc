@@ -1,0 +1,55 @@
+// Model loading and error reporting shared by the subcommands.
+#include "cli/common.h"
+
+#include <cstdio>
+
+#include "core/thread_pool.h"
+#include "model/loader.h"
+
+namespace llmopt::cli {
+
+void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads) {
+  app->add_option("-m,--model", args.model,
+                  "Model: a .gguf file, a Hugging Face directory (config.json + safetensors) or a llama2.c .bin")
+      ->required();
+  app->add_option("--tokenizer", args.tokenizer, "Tokenizer file for llama2.c checkpoints (tokenizer.bin)");
+  if (with_threads) {
+    app->add_option("-t,--threads", args.threads, "Threads (default: number of physical cores)")
+        ->check(CLI::Range(0, 1024));
+  }
+}
+
+int resolve_threads(int requested) { return requested > 0 ? requested : physical_core_count(); }
+
+std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokenizer) {
+  LoadOptions opts;
+  opts.tokenizer_path = args.tokenizer;
+  opts.require_tokenizer = require_tokenizer;
+  auto model = load_model(args.model, opts);
+  if (!model.ok()) {
+    fail(model.status());
+    return nullptr;
+  }
+  return std::move(model).value();
+}
+
+int fail(const Status& st) { return fail(st.message()); }
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "error: %s\n", msg.c_str());
+  return 1;
+}
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
+  return buf;
+}
+
+}  // namespace llmopt::cli

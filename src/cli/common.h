@@ -1,0 +1,44 @@
+// Shared pieces of the subcommands: model options, loading with one clear error line, exit codes.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "model/model.h"
+
+namespace llmopt::cli {
+
+struct ModelArgs {
+  std::string model;       // -m
+  std::string tokenizer;   // --tokenizer (llama2.c checkpoints)
+  int threads = 0;         // -t (0: physical cores)
+};
+
+void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads = true);
+int resolve_threads(int requested);
+// Loads the model; on failure prints "error: <message>" and returns nullptr.
+std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokenizer = true);
+// Prints "error: <message>" to stderr and returns 1.
+int fail(const Status& st);
+int fail(const std::string& msg);
+// Human-readable sizes: "1.13 MiB".
+std::string human_bytes(double bytes);
+
+// Each subcommand registers itself and returns the action to run after parsing.
+using Action = std::function<int()>;
+struct Command {
+  CLI::App* sub;
+  Action action;
+};
+Command register_generate(CLI::App& app);
+Command register_perplexity(CLI::App& app);
+Command register_info(CLI::App& app);
+Command register_convert(CLI::App& app);
+Command register_synth(CLI::App& app);
+Command register_tokenize(CLI::App& app);
+Command register_demo(CLI::App& app);
+
+}  // namespace llmopt::cli

@@ -1,0 +1,35 @@
+// llmopt: one binary, one subcommand per job. Each subcommand lives in its own file.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <vector>
+
+#include "cli/common.h"
+
+int main(int argc, char** argv) {
+  using namespace llmopt::cli;
+  CLI::App app{
+      "llmopt: load, run, measure and convert language models (GGUF, Hugging Face safetensors, llama2.c)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "llmopt 0.1.0");
+  std::vector<Command> commands;
+  for (auto reg : {register_generate, register_perplexity, register_info, register_convert, register_synth,
+                   register_tokenize, register_demo}) {
+    commands.push_back(reg(app));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (auto& cmd : commands) {
+    if (!cmd.sub->parsed()) continue;
+    try {
+      return cmd.action();
+    } catch (const std::bad_alloc&) {
+      return fail("out of memory");
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,128 @@
+// Sampler stages against their definitions, determinism with a seed, and the empirical distribution.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <vector>
+
+#include "runtime/sampling/sampler.h"
+
+namespace llmopt {
+namespace {
+
+std::vector<int32_t> kept_ids(SamplerStage& stage, const std::vector<float>& logits) {
+  Candidates c;
+  c.reset(logits.data(), static_cast<int32_t>(logits.size()));
+  stage.apply(c);
+  std::vector<int32_t> ids;
+  for (auto& it : c.items) ids.push_back(it.id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+TEST(SamplerStages, TopKKeepsTheKLargest) {
+  std::vector<float> logits = {0.1f, 3.0f, -1.0f, 2.0f, 2.5f};
+  auto s = make_top_k(3);
+  EXPECT_EQ(kept_ids(*s, logits), (std::vector<int32_t>{1, 3, 4}));
+}
+
+TEST(SamplerStages, TopPKeepsSmallestPrefixReachingP) {
+  // probabilities: softmax of log(0.5, 0.3, 0.15, 0.05) = exactly those values.
+  std::vector<float> logits = {std::log(0.15f), std::log(0.5f), std::log(0.05f), std::log(0.3f)};
+  EXPECT_EQ(kept_ids(*make_top_p(0.5f), logits), (std::vector<int32_t>{1}));
+  EXPECT_EQ(kept_ids(*make_top_p(0.79f), logits), (std::vector<int32_t>{1, 3}));
+  EXPECT_EQ(kept_ids(*make_top_p(0.9f), logits), (std::vector<int32_t>{0, 1, 3}));
+}
+
+TEST(SamplerStages, MinPKeepsTokensAboveFractionOfTop) {
+  std::vector<float> logits = {std::log(0.15f), std::log(0.5f), std::log(0.05f), std::log(0.3f)};
+  // min_p 0.2: keep p >= 0.1 -> 0.5, 0.3, 0.15
+  EXPECT_EQ(kept_ids(*make_min_p(0.2f), logits), (std::vector<int32_t>{0, 1, 3}));
+}
+
+TEST(SamplerStages, RepetitionPenaltyFollowsCtrlRule) {
+  auto s = make_repetition_penalty(2.0f, 64);
+  s->accept(0);
+  s->accept(1);
+  std::vector<float> logits = {4.0f, -1.0f, 3.0f};
+  Candidates c;
+  c.reset(logits.data(), 3);
+  s->apply(c);
+  EXPECT_FLOAT_EQ(c.items[0].logit, 2.0f);
+  EXPECT_FLOAT_EQ(c.items[1].logit, -2.0f);
+  EXPECT_FLOAT_EQ(c.items[2].logit, 3.0f);
+}
+
+TEST(SamplerChainTest, GreedyPicksArgmaxAndFirstOnTies) {
+  SamplingParams p;
+  p.temperature = 0.0f;
+  auto chain = make_sampler_chain(p);
+  std::vector<float> logits = {1.0f, 5.0f, 5.0f, -2.0f};
+  EXPECT_EQ(chain->sample(logits.data(), 4), 1);
+}
+
+TEST(SamplerChainTest, SameSeedSameSequence) {
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.seed = 42;
+  std::vector<float> logits(50);
+  for (int i = 0; i < 50; ++i) logits[static_cast<size_t>(i)] = std::sin(i * 0.7f);
+  auto a = make_sampler_chain(p), b = make_sampler_chain(p);
+  std::vector<int32_t> sa, sb;
+  for (int i = 0; i < 200; ++i) {
+    sa.push_back(a->sample(logits.data(), 50));
+    sb.push_back(b->sample(logits.data(), 50));
+  }
+  EXPECT_EQ(sa, sb);
+  p.seed = 43;
+  auto c = make_sampler_chain(p);
+  std::vector<int32_t> sc;
+  for (int i = 0; i < 200; ++i) sc.push_back(c->sample(logits.data(), 50));
+  EXPECT_NE(sa, sc);
+}
+
+TEST(SamplerChainTest, EmpiricalDistributionMatchesSoftmaxAtTemperature) {
+  // Chi-square goodness of fit of 40000 draws against softmax(logits / T).
+  const std::vector<float> logits = {0.0f, 1.0f, 2.0f, 0.5f, -1.0f};
+  const float temp = 0.7f;
+  SamplingParams p;
+  p.temperature = temp;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.seed = 7;
+  auto chain = make_sampler_chain(p);
+  const int n = 40000;
+  std::vector<int> counts(5, 0);
+  for (int i = 0; i < n; ++i) counts[static_cast<size_t>(chain->sample(logits.data(), 5))]++;
+  double z = 0;
+  std::vector<double> probs;
+  for (float l : logits) z += std::exp(l / temp);
+  for (float l : logits) probs.push_back(std::exp(l / temp) / z);
+  double chi2 = 0;
+  for (size_t i = 0; i < 5; ++i) {
+    const double e = probs[i] * n;
+    chi2 += (counts[i] - e) * (counts[i] - e) / e;
+  }
+  // 4 degrees of freedom: P(chi2 > 18.47) = 0.001.
+  EXPECT_LT(chi2, 18.47);
+}
+
+TEST(SamplerParams, ImpossibleValuesRejected) {
+  SamplingParams p;
+  p.top_p = 0.0f;
+  EXPECT_FALSE(validate_sampling(p).ok());
+  p = SamplingParams();
+  p.min_p = 1.5f;
+  EXPECT_FALSE(validate_sampling(p).ok());
+  p = SamplingParams();
+  p.repeat_penalty = 0.0f;
+  EXPECT_FALSE(validate_sampling(p).ok());
+  EXPECT_TRUE(validate_sampling(SamplingParams()).ok());
+}
+
+}  // namespace
+}  // namespace llmopt
