@@ -50,6 +50,17 @@ class Tokenizer {
   // The text one token contributes (for streaming); may be a partial UTF-8 sequence.
   virtual std::string token_to_piece(int32_t id) const = 0;
 
+  // Like encode, but text equal to a control or user-defined token's piece (e.g. "<|endoftext|>",
+  // "</s>") becomes that token; the text between them is encoded as by encode (for SentencePiece, each
+  // such fragment gets its own dummy prefix, as llama.cpp does).
+  std::vector<int32_t> encode_with_special(std::string_view text, bool add_bos, bool add_eos = false) const;
+  // Id of a piece exactly as stored in the vocabulary (e.g. "<|endoftext|>", "▁the"); -1 if absent.
+  virtual int32_t token_to_id(std::string_view piece) const;
+  TokenType token_type(int32_t id) const {
+    if (id < 0 || id >= n_vocab()) return TokenType::kUndefined;
+    return spec_.token_types.empty() ? TokenType::kNormal : static_cast<TokenType>(spec_.token_types[id]);
+  }
+
   const TokenizerSpec& spec() const { return spec_; }
   int32_t n_vocab() const { return static_cast<int32_t>(spec_.tokens.size()); }
   int32_t bos() const { return spec_.bos_id; }
@@ -58,6 +69,8 @@ class Tokenizer {
 
  protected:
   explicit Tokenizer(TokenizerSpec spec) : spec_(std::move(spec)) {}
+  // Appends the ids of plain text (no BOS/EOS, no special-token parsing). The default calls encode.
+  virtual void encode_fragment(std::string_view text, std::vector<int32_t>* out) const;
   TokenizerSpec spec_;
 };
 
