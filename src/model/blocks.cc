@@ -1,0 +1,168 @@
+// Shared forward-pass building blocks (see blocks.h). The paged attention here is the only code
+// that reads the KV cache: it walks each sequence's block table block by block.
+#include "model/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/check.h"
+#include "kernels/kernels.h"
+
+namespace llmopt::blocks {
+
+Activations::Activations(const ModelConfig& cfg, const TokenBatch& batch, int n_threads) {
+  const size_t n_tok = static_cast<size_t>(batch.n_tok());
+  x.resize(n_tok * cfg.n_embd);
+  h.resize(n_tok * cfg.n_embd);
+  proj.resize(n_tok * cfg.n_embd);
+  qkv.resize(n_tok * (cfg.q_dim() + 2 * static_cast<size_t>(cfg.kv_dim())));
+  attn.resize(n_tok * cfg.q_dim());
+  ff_a.resize(n_tok * cfg.n_ff);
+  if (cfg.arch == Arch::kLlama) {
+    ff_b.resize(n_tok * cfg.n_ff);
+    ff_row.resize(cfg.n_ff);
+  }
+  scores.resize(static_cast<size_t>(n_threads) * (static_cast<size_t>(batch.max_pos) + 1));
+}
+
+void embed(const Weights& w, const TokenBatch& batch, int64_t n_embd, float* x) {
+  std::vector<float> pos_row(w.pos_embd.present() ? n_embd : 0);  // [n_embd]
+  for (int64_t t = 0; t < batch.n_tok(); ++t) {
+    float* row = x + t * n_embd;
+    kernels::dequantize_row(w.tok_embd.type, w.tok_embd.row(batch.ids[t]), row, n_embd);
+    if (w.pos_embd.present()) {
+      kernels::dequantize_row(w.pos_embd.type, w.pos_embd.row(batch.pos[t]), pos_row.data(), n_embd);
+      kernels::add_inplace(row, pos_row.data(), n_embd);
+    }
+  }
+}
+
+void layer_norm_rows(const float* x, const TensorView& w, const TensorView& b, float eps, int64_t n_rows,
+                     int64_t n, float* out) {
+  const float* bias = b.present() ? b.f32() : nullptr;
+  for (int64_t r = 0; r < n_rows; ++r) kernels::layer_norm(x + r * n, w.f32(), bias, eps, out + r * n, n);
+}
+
+void rms_norm_rows(const float* x, const TensorView& w, float eps, int64_t n_rows, int64_t n, float* out) {
+  for (int64_t r = 0; r < n_rows; ++r) kernels::rms_norm(x + r * n, w.f32(), eps, out + r * n, n);
+}
+
+void rope(const ModelConfig& cfg, const TokenBatch& batch, const Qkv& qkv, ThreadPool& pool) {
+  const int64_t hd = cfg.head_dim;
+  pool.parallel_for(batch.n_tok(), [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t pos = batch.pos[t];
+      for (int32_t h = 0; h < cfg.n_head; ++h) {
+        kernels::rope_inplace(qkv.q + t * qkv.q_stride + h * hd, hd, cfg.n_rot, pos, cfg.rope_theta,
+                              cfg.rope_layout);
+      }
+      for (int32_t h = 0; h < cfg.n_head_kv; ++h) {
+        kernels::rope_inplace(qkv.k + t * qkv.k_stride + h * hd, hd, cfg.n_rot, pos, cfg.rope_theta,
+                              cfg.rope_layout);
+      }
+    }
+  });
+}
+
+namespace {
+
+// Copies each token's K and V rows into its cache slot: block table[pos / block_size], slot
+// pos % block_size. All of a layer's writes happen before any of its reads, so a token sees the
+// tokens of its own sequence that arrive in the same batch.
+void store_kv(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, const Qkv& qkv, KvStore& kv) {
+  const int32_t bs = kv.block_size();
+  const size_t row_bytes = static_cast<size_t>(cfg.kv_dim()) * sizeof(float);
+  for (int64_t t = 0; t < batch.n_tok(); ++t) {
+    const int32_t pos = batch.pos[t];
+    const int32_t block = batch.block_table[t][pos / bs];
+    std::memcpy(kv.k(il, block, pos % bs), qkv.k + t * qkv.k_stride, row_bytes);
+    std::memcpy(kv.v(il, block, pos % bs), qkv.v + t * qkv.v_stride, row_bytes);
+  }
+}
+
+}  // namespace
+
+void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, const Qkv& qkv, KvStore& kv,
+               Activations& act, ThreadPool& pool) {
+  store_kv(cfg, il, batch, qkv, kv);
+
+  const KvStore& cache = kv;
+  const int64_t hd = cfg.head_dim;
+  const int64_t q_dim = cfg.q_dim();
+  const int64_t kv_dim = cfg.kv_dim();
+  const int32_t n_head = cfg.n_head;
+  const int32_t group = cfg.n_head / cfg.n_head_kv;
+  const int32_t bs = cache.block_size();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t n_items = batch.n_tok() * n_head;
+  const size_t score_stride = static_cast<size_t>(batch.max_pos) + 1;
+  const int n_threads = pool.n_threads();
+  LLMOPT_CHECK(act.scores.size() >= score_stride * n_threads);
+
+  // NOTE: items (token, head) are dealt round-robin rather than in contiguous chunks: later tokens
+  // of a prefill attend over more positions, and striding keeps the threads evenly loaded.
+  pool.run_on_all([&](int tid) {
+    float* scores = act.scores.data() + tid * score_stride;  // [pos + 1]
+    for (int64_t item = tid; item < n_items; item += n_threads) {
+      const int64_t t = item / n_head;
+      const int32_t h = static_cast<int32_t>(item % n_head);
+      const int64_t kv_off = static_cast<int64_t>(h / group) * hd;
+      const int32_t n_ctx = batch.pos[t] + 1;
+      const std::span<const int32_t> table = batch.block_table[t];
+      const float* q = qkv.q + t * qkv.q_stride + h * hd;
+
+      for (int32_t start = 0, b = 0; start < n_ctx; start += bs, ++b) {
+        const float* k = cache.k(il, table[b], 0) + kv_off;  // [block_size][kv_dim], slots in order
+        const int32_t n = std::min(bs, n_ctx - start);
+        for (int32_t s = 0; s < n; ++s) scores[start + s] = kernels::dot_f32(q, k + s * kv_dim, hd) * scale;
+      }
+      kernels::softmax_inplace(scores, n_ctx);
+
+      float* out = act.attn.data() + t * q_dim + h * hd;  // [head_dim]
+      std::fill(out, out + hd, 0.0f);
+      for (int32_t start = 0, b = 0; start < n_ctx; start += bs, ++b) {
+        const float* v = cache.v(il, table[b], 0) + kv_off;
+        const int32_t n = std::min(bs, n_ctx - start);
+        for (int32_t s = 0; s < n; ++s) kernels::axpy_f32(scores[start + s], v + s * kv_dim, out, hd);
+      }
+    }
+  });
+}
+
+void ffn_gelu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
+              ThreadPool& pool) {
+  const int64_t n_ff = l.w_up.shape[0];
+  float* up = act.ff_a.data();  // [n_tok, n_ff]
+  kernels::matmul_bias(l.w_up, l.b_up.present() ? l.b_up.f32() : nullptr, x, n_tok, up, pool);
+  kernels::gelu_inplace(up, n_tok * n_ff);
+  kernels::matmul_bias(l.w_down, l.b_down.present() ? l.b_down.f32() : nullptr, up, n_tok, out, pool);
+}
+
+void ffn_swiglu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
+                ThreadPool& pool) {
+  const int64_t n_ff = l.w_up.shape[0];
+  float* gate = act.ff_a.data();  // [n_tok, n_ff]
+  float* up = act.ff_b.data();    // [n_tok, n_ff]
+  kernels::matmul(l.w_gate, x, n_tok, gate, pool);
+  kernels::matmul(l.w_up, x, n_tok, up, pool);
+  // swiglu does not promise to work in place, so each row goes through ff_row.
+  for (int64_t t = 0; t < n_tok; ++t) {
+    kernels::swiglu(gate + t * n_ff, up + t * n_ff, act.ff_row.data(), n_ff);
+    std::memcpy(gate + t * n_ff, act.ff_row.data(), n_ff * sizeof(float));
+  }
+  kernels::matmul(l.w_down, gate, n_tok, out, pool);
+}
+
+void gather_out_rows(const float* src, int64_t n, const TokenBatch& batch, float* dst) {
+  for (int64_t r = 0; r < batch.n_out(); ++r) {
+    std::memcpy(dst + r * n, src + batch.out_rows[r] * n, n * sizeof(float));
+  }
+}
+
+void output_logits(const Weights& w, const float* x, int64_t n_rows, float* logits, ThreadPool& pool) {
+  if (n_rows == 0) return;
+  kernels::matmul(w.output, x, n_rows, logits, pool);
+}
+
+}  // namespace llmopt::blocks
