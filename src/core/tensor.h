@@ -25,7 +25,7 @@ struct TensorView {
     for (auto d : shape) n *= d;
     return n;
   }
-  int64_t rows() const { return shape.empty() ? 1 : numel() / shape.back(); }
+  int64_t rows() const { return shape.empty() ? 1 : (shape.back() == 0 ? 0 : numel() / shape.back()); }
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
   size_t row_bytes() const { return rows() == 0 ? 0 : nbytes / static_cast<size_t>(rows()); }
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes(); }

@@ -1,4 +1,4 @@
-// GGUF v2/v3 reader and writer (the format of llama.cpp). The full layout is documented in gguf.cc.
+// GGUF v2/v3 reader and writer (the format of llama.cpp). The full layout is documented in gguf_reader.cc.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,8 @@ class GgufFile : public WeightSource {
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;
   size_t data_offset_ = 0;
+  // Copies of tensors whose bytes in the file are not aligned for their element type.
+  std::vector<std::shared_ptr<const void>> owned_;
 };
 
 // Writes GGUF v3: metadata in the given order, tensors in the order added, data aligned to

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -48,7 +49,8 @@ struct MetaValue {
   bool operator==(const MetaValue& o) const;
 };
 
-// Ordered (insertion order is kept so a round trip writes keys in the same order).
+// Ordered (insertion order is kept so a round trip writes keys in the same order). Lookups go
+// through a hash index, so files with many keys load in linear time.
 class Metadata {
  public:
   void set(const std::string& key, MetaValue v);
@@ -71,6 +73,7 @@ class Metadata {
 
  private:
   std::vector<std::pair<std::string, MetaValue>> entries_;
+  std::unordered_map<std::string, size_t> index_;  // key -> position in entries_
 };
 
 }  // namespace llmopt

@@ -11,7 +11,8 @@
 
 namespace llmopt {
 
-// `path` is a .safetensors file or a model.safetensors.index.json. The returned source's metadata
+// `path` is a .safetensors file, a model.safetensors.index.json, or a directory holding one of them
+// (the index is preferred). The returned source's metadata
 // holds the file's "__metadata__" strings as "safetensors.<key>" string values.
 Result<std::unique_ptr<WeightSource>> open_safetensors(const std::string& path);
 // Parses one safetensors image in memory (fuzzing, tests); views point into `data`.
