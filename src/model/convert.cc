@@ -1,0 +1,114 @@
+// write_gguf_model: a canonical WeightSource written as GGUF the way llama.cpp's converters lay it
+// out: matrices (token_embd included) in the output type, vectors in F32, quantized tensors copied,
+// general.file_type and general.name set, all other metadata carried over in order.
+#include "model/convert.h"
+
+#include <memory>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "kernels/kernels.h"
+
+namespace llmopt {
+namespace {
+
+// llama.cpp's llama_ftype values for the whole-file types written here.
+std::optional<uint32_t> file_type_of(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return 0;  // ALL_F32
+    case DType::kF16:
+      return 1;  // MOSTLY_F16
+    case DType::kBF16:
+      return 32;  // MOSTLY_BF16
+    default:
+      return std::nullopt;
+  }
+}
+
+bool is_plain(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+std::string stem(const std::string& p) {
+  const size_t slash = p.rfind('/');
+  std::string b = slash == std::string::npos ? p : p.substr(slash + 1);
+  const size_t dot = b.rfind('.');
+  return dot == std::string::npos || dot == 0 ? b : b.substr(0, dot);
+}
+
+// Converts a plain-float tensor row by row into `to`; the result lives in `keep`.
+Result<TensorView> convert_tensor(const std::string& name, const TensorView& v, DType to,
+                                  std::vector<std::unique_ptr<Storage>>& keep) {
+  const int64_t cols = v.cols(), rows = v.rows();
+  auto in_row = dtype_row_bytes(v.type, cols);
+  auto out_row = dtype_row_bytes(to, cols);
+  if (!in_row || !out_row || *in_row * static_cast<size_t>(rows) != v.nbytes) {
+    return error("tensor '" + name + "': byte size " + std::to_string(v.nbytes) + " does not match shape " +
+                 shape_to_string(v.shape) + " of type " + dtype_name(v.type));
+  }
+  auto storage = std::make_unique<Storage>(*out_row * static_cast<size_t>(rows));
+  std::vector<float> tmp(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* src = v.data + static_cast<size_t>(r) * *in_row;
+    const float* f32 = reinterpret_cast<const float*>(src);
+    if (v.type != DType::kF32) {
+      kernels::dequantize_row(v.type, src, tmp.data(), cols);
+      f32 = tmp.data();
+    }
+    kernels::quantize_row(to, f32, storage->data() + static_cast<size_t>(r) * *out_row, cols);
+  }
+  TensorView out;
+  out.type = to;
+  out.shape = v.shape;
+  out.data = storage->data();
+  out.nbytes = storage->size();
+  keep.push_back(std::move(storage));
+  return out;
+}
+
+}  // namespace
+
+Status write_gguf_model(const WeightSource& src, const std::string& path, const ConvertOptions& opts) {
+  const auto file_type = file_type_of(opts.outtype);
+  if (!file_type || !kernels::can_quantize(opts.outtype)) {
+    return error(std::string("unsupported output type '") + dtype_name(opts.outtype) +
+                 "' for conversion (supported: f32, f16, bf16)");
+  }
+  GgufWriter w;
+  Metadata& md = w.metadata();
+  // general.architecture leads, as in llama.cpp's files; everything else keeps its order.
+  if (const MetaValue* arch = src.metadata().find("general.architecture"))
+    md.set("general.architecture", *arch);
+  for (const auto& [key, value] : src.metadata().entries()) md.set(key, value);
+  if (!md.get_string("general.name")) md.set("general.name", MetaValue::from_string(stem(path)));
+
+  std::vector<std::unique_ptr<Storage>> keep;
+  bool any_quantized = false;
+  const auto& tensors = src.tensors();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const NamedTensor& t = tensors[i];
+    if (!t.view.present()) return error(src.origin() + ": tensor '" + t.name + "' has no data");
+    if (dtype_info(t.view.type).quantized) {
+      any_quantized = true;
+      w.add_tensor(t.name, t.view);
+    } else if (is_plain(t.view.type)) {
+      const DType to = t.view.shape.size() >= 2 ? opts.outtype : DType::kF32;
+      if (to == t.view.type) {
+        w.add_tensor(t.name, t.view);
+      } else {
+        Result<TensorView> conv = convert_tensor(t.name, t.view, to, keep);
+        if (!conv.ok()) return conv.status().with_context(src.origin());
+        w.add_tensor(t.name, *conv);
+      }
+    } else {
+      w.add_tensor(t.name, t.view);  // integer tensors pass through
+    }
+    if (opts.progress) opts.progress(i, tensors.size(), t.name);
+  }
+  // A source with quantized tensors keeps its own "mostly X" file type.
+  if (!any_quantized || !md.contains("general.file_type")) {
+    md.set("general.file_type", MetaValue::from_u32(*file_type));
+  }
+  return w.write(path);
+}
+
+}  // namespace llmopt

@@ -1,0 +1,67 @@
+// Helpers shared by the loader, synth and convert tests: greedy decoding and all-position logits
+// over Model::forward with a contiguous block table, and small file writers for bad-input cases.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/kv_store.h"
+#include "model/model.h"
+
+namespace llmopt::test {
+
+inline constexpr int32_t kTestBlockSize = 16;
+
+inline KvStore kv_for(const Model& m, int64_t n_tokens) {
+  const int32_t n_blocks = static_cast<int32_t>((n_tokens + kTestBlockSize - 1) / kTestBlockSize);
+  return KvStore(m.config().n_layer, m.config().kv_dim(), std::max(n_blocks, 1), kTestBlockSize);
+}
+
+inline std::vector<int32_t> contiguous_table(const KvStore& kv) {
+  std::vector<int32_t> t(static_cast<size_t>(kv.n_blocks()));
+  std::iota(t.begin(), t.end(), 0);
+  return t;
+}
+
+inline int32_t argmax(const float* x, int64_t n) {
+  return static_cast<int32_t>(std::max_element(x, x + n) - x);
+}
+
+// Greedy continuation: prompt (prefilled at once), then n_new tokens one at a time.
+inline std::vector<int32_t> greedy(const Model& m, std::vector<int32_t> ids, int n_new, ThreadPool& pool) {
+  KvStore kv = kv_for(m, static_cast<int64_t>(ids.size()) + n_new);
+  const std::vector<int32_t> table = contiguous_table(kv);
+  ForwardOutput out;
+  size_t done = 0;
+  for (int step = 0; step < n_new; ++step) {
+    SeqInput in;
+    in.tokens = std::span<const int32_t>(ids.data() + done, ids.size() - done);
+    in.pos0 = static_cast<int32_t>(done);
+    in.block_table = table;
+    in.logits = LogitsMode::kLast;
+    m.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
+    done = ids.size();
+    ids.push_back(argmax(out.logits.data(), m.config().n_vocab));
+  }
+  return ids;
+}
+
+// Logits at every position of `ids`, [ids.size()][n_vocab], from one prefill.
+inline std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids, ThreadPool& pool) {
+  KvStore kv = kv_for(m, static_cast<int64_t>(ids.size()));
+  const std::vector<int32_t> table = contiguous_table(kv);
+  SeqInput in;
+  in.tokens = ids;
+  in.block_table = table;
+  in.logits = LogitsMode::kAll;
+  ForwardOutput out;
+  m.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
+  return out.logits;
+}
+
+}  // namespace llmopt::test
