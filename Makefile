@@ -6,6 +6,7 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 MODEL      ?=
+TOKENIZER  ?=
 FUZZ_SECONDS ?= 60
 
 APT_PACKAGES := build-essential cmake pkg-config libgtest-dev googletest nlohmann-json3-dev \
@@ -34,7 +35,7 @@ build: deps
 
 # The main job: a demo on the built-in default model (or MODEL=path).
 run: build
-	./$(BUILD)/llmopt demo $(if $(MODEL),-m $(MODEL),)
+	./$(BUILD)/llmopt demo $(if $(MODEL),-m $(MODEL),) $(if $(TOKENIZER),--tokenizer $(TOKENIZER),)
 
 # Every test: the Release suite, then the parsers and tokenizers again under ASan/UBSan.
 test: build

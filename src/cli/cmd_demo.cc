@@ -19,6 +19,7 @@ ModelConfig demo_config() {
   c.n_embd = 384;
   c.n_layer = 6;
   c.n_head = 6;
+  c.n_head_kv = 6;
   c.head_dim = 64;
   c.n_ff = 1536;
   c.n_ctx_train = 1024;
@@ -98,11 +99,11 @@ Command register_demo(CLI::App& app) {
             };
             std::printf("prompt %d tokens, %d generated, greedy, %d threads\n\n", with_cache->stats.n_prompt,
                         with_cache->stats.n_generated, threads);
-            std::printf("| %-14s | %12s | %14s | %14s |\n", "KV cache", "prefill t/s", "generation t/s", "end-to-end t/s");
-            std::printf("|%s|%s|%s|%s|\n", std::string(16, '-').c_str(), std::string(14, '-').c_str(),
+            std::printf("| %-16s | %12s | %14s | %14s |\n", "KV cache", "prefill t/s", "generation t/s", "end-to-end t/s");
+            std::printf("|%s|%s|%s|%s|\n", std::string(18, '-').c_str(), std::string(14, '-').c_str(),
                         std::string(16, '-').c_str(), std::string(16, '-').c_str());
             for (auto* r : {&*with_cache, &*without}) {
-              std::printf("| %-14s | %12.1f | %14.1f | %14.1f |\n", r == &*with_cache ? "on" : "off (recompute)",
+              std::printf("| %-16s | %12.1f | %14.1f | %14.1f |\n", r == &*with_cache ? "on" : "off (recompute)",
                           r->stats.prompt_tps(), r->stats.gen_tps(), total_tps(r->stats));
             }
             const double speedup = total_tps(without->stats) > 0 ? total_tps(with_cache->stats) / total_tps(without->stats) : 0;

@@ -154,3 +154,25 @@ TEST(CliBadInput, ImpossibleParameters) {
 
 }  // namespace
 }  // namespace llmopt
+
+namespace llmopt {
+namespace {
+
+// The reference value in the data README: stories260K, 1000 TinyStories validation stories, each from
+// BOS, truncated to 512 tokens: 1.513340 nats/token (float64 NumPy, sentencepiece tokenization).
+TEST(CliPerplexity, Stories260KDocumentNllMatchesReference) {
+  LLMOPT_REQUIRE_DATA(kStory260K);
+  LLMOPT_REQUIRE_DATA("text/tinystories-valid-first1000.txt");
+  auto r = run_command(bin() + " perplexity -m " + q(test::data_path(kStory260K)) + " -f " +
+                       q(test::data_path("text/tinystories-valid-first1000.txt")) +
+                       " --doc-sep '\\n<|endoftext|>\\n' -c 512 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto at = r.out.find("mean NLL ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const double nll = std::stod(r.out.substr(at + 9));
+  EXPECT_NEAR(nll, 1.513340, 0.001) << r.out;
+  EXPECT_NE(r.out.find("1000 documents"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace llmopt
