@@ -1,8 +1,13 @@
 // Public entry points of the kernels layer (kernels.h). Argument invariants are checked here once;
-// the work is done by the reference kernels in ref/ through the dtype-traits table.
+// matrix products go to the selected ISA's kernels (dispatch.h) where it has one for the weight
+// type, everything else to the reference kernels in ref/ through the dtype-traits table.
 #include "kernels/kernels.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/check.h"
+#include "kernels/dispatch.h"
 #include "kernels/ref/ref.h"
 #include "kernels/type_traits.h"
 
@@ -33,12 +38,44 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
 }
 
 void matmul(const TensorView& w, const float* x, int64_t m, float* y, ThreadPool& pool) {
-  ref::matmul_bias(w, nullptr, x, m, y, pool);
+  matmul_bias(w, nullptr, x, m, y, pool);
 }
 
 void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t m, float* y,
                  ThreadPool& pool) {
-  ref::matmul_bias(w, bias, x, m, y, pool);
+  const IsaKernels* isa = active_isa_kernels();
+  const MatmulKernel kernel = isa != nullptr ? isa->find_matmul(w.type) : MatmulKernel{};
+  if (kernel.rows == nullptr || !w.present() || w.shape.size() != 2) {
+    ref::matmul_bias(w, bias, x, m, y, pool);
+    return;
+  }
+  MatmulArgs a;
+  a.n_out = w.shape[0];
+  a.k = w.shape[1];
+  const auto row_bytes = dtype_row_bytes(w.type, a.k);
+  LLMOPT_CHECK_MSG(row_bytes.has_value(), "matmul: row length is not a multiple of the block size");
+  LLMOPT_CHECK(*row_bytes * static_cast<size_t>(a.n_out) <= w.nbytes);
+  if (m <= 0 || a.n_out <= 0) return;
+  a.w = w.data;
+  a.w_row_bytes = *row_bytes;
+  a.m = m;
+  a.x = x;
+  a.bias = bias;
+  a.y = y;
+  if (kernel.q8_act) {
+    // NOTE: activations are quantized once per call on the calling thread (m * k work, small next to
+    // n_out * k); the buffer only grows, so steady-state decode does not allocate.
+    LLMOPT_CHECK(a.k % kQK8_0 == 0);
+    thread_local std::vector<BlockQ8Act> xq;
+    const int64_t nb = a.k / kQK8_0;
+    if (xq.size() < static_cast<size_t>(m * nb)) xq.resize(static_cast<size_t>(m * nb));
+    for (int64_t i = 0; i < m; ++i) isa->quantize_act(x + i * a.k, xq.data() + i * nb, a.k);
+    a.xq = xq.data();
+  }
+  const int64_t n_groups = (a.n_out + kMatmulRowAlign - 1) / kMatmulRowAlign;
+  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
+    kernel.rows(a, g0 * kMatmulRowAlign, std::min(g1 * kMatmulRowAlign, a.n_out));
+  });
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) { return ref::dot_f32(a, b, n); }

@@ -12,6 +12,20 @@
 
 namespace llmopt::kernels {
 
+// ---- instruction set selection -----------------------------------------------------------------
+// Matrix products run on the best kernels the CPU supports, chosen once at first use; the
+// environment variable LLMOPT_ISA=ref|avx2|avx512 (read once, at first use) or set_isa() overrides.
+// Weight types without a fast kernel on the chosen ISA use the scalar reference.
+enum class Isa { kRef = 0, kAvx2 = 1, kAvx512 = 2 };
+// True if this build has kernels for isa and this CPU can run them (kRef: always).
+bool isa_supported(Isa isa);
+// Selects the kernels used from now on. An ISA the CPU lacks falls back (with a warning) to the best
+// supported one below it. Must not race with running matmuls.
+void set_isa(Isa isa);
+Isa active_isa();
+const char* isa_name(Isa isa);
+inline const char* isa_name() { return isa_name(active_isa()); }
+
 // ---- type conversion -------------------------------------------------------------------------
 // True if rows of this type can be turned into f32 (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
 // Q4_K, Q5_K, Q6_K).

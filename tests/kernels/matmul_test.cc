@@ -79,9 +79,21 @@ std::vector<int64_t> k_values(DType t) {
   return {7, 32, 96, 288};
 }
 
+// NOTE: these tests pin the reference kernels (the fast ones are checked against them in
+// fast_matmul_test.cc, where the Q8 rounding of activations is accounted for).
+class RefIsa {
+ public:
+  RefIsa() : saved_(active_isa()) { set_isa(Isa::kRef); }
+  ~RefIsa() { set_isa(saved_); }
+
+ private:
+  Isa saved_;
+};
+
 class KernelsMatmul : public ::testing::TestWithParam<DType> {};
 
 TEST_P(KernelsMatmul, MatchesNaiveDoubleProduct) {
+  RefIsa ref_isa;
   const DType t = GetParam();
   std::mt19937 rng(1000 + static_cast<int>(t));
   std::uniform_real_distribution<float> val(-1.0f, 1.0f);
@@ -138,6 +150,7 @@ INSTANTIATE_TEST_SUITE_P(Kernels, KernelsMatmul,
 
 // F32 weights at an odd address take the copying path; the result is the same bit for bit.
 TEST(KernelsMatmulEdge, UnalignedF32WeightsGiveSameResult) {
+  RefIsa ref_isa;
   std::mt19937 rng(7);
   const int64_t m = 3, k = 45, n_out = 9;
   std::vector<uint8_t> wbytes = random_weights(DType::kF32, n_out, k, rng);
@@ -157,6 +170,7 @@ TEST(KernelsMatmulEdge, UnalignedF32WeightsGiveSameResult) {
 
 // A large k (several dequantization tiles per thread, more rows than threads).
 TEST(KernelsMatmulEdge, LongRowsManyTiles) {
+  RefIsa ref_isa;
   std::mt19937 rng(11);
   const int64_t m = 2, k = 4096, n_out = 37;
   std::vector<uint8_t> wbytes = random_weights(DType::kQ4_K, n_out, k, rng);

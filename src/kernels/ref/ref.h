@@ -7,6 +7,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/ref/blocks.h"
 
 namespace llmopt::kernels::ref {
 
@@ -27,6 +28,11 @@ void dequantize_row_q6_k(const void* src, float* dst, int64_t n);
 void quantize_row_f32(const float* src, void* dst, int64_t n);
 void quantize_row_f16(const float* src, void* dst, int64_t n);
 void quantize_row_bf16(const float* src, void* dst, int64_t n);
+
+// f32 activations -> BlockQ8Act (n a multiple of 32): d = max|x| / 127, q = round-half-even(x / d).
+void quantize_row_q8_act(const float* src, BlockQ8Act* dst, int64_t n);
+// Inverse of the above (q * d), for tests that reproduce exactly what the integer kernels compute.
+void dequantize_row_q8_act(const BlockQ8Act* src, float* dst, int64_t n);
 
 // ---- products ----
 float dot_f32(const float* a, const float* b, int64_t n);

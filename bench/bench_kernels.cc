@@ -1,0 +1,123 @@
+// Kernel benchmarks: matmul throughput as GB/s of weight bytes streamed, per weight type and per
+// ISA the CPU supports (ref, avx2, avx512), for one activation row (decode) and a small batch.
+//   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DLLMOPT_BENCH=ON -DLLMOPT_TESTS=OFF
+//   cmake --build build-bench --target bench_kernels && build-bench/bench/bench_kernels
+// The weight matrix (4096 x 4096 by default) is far larger than the caches, so m = 1 measures
+// how close a kernel gets to the memory bandwidth.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace llmopt::kernels {
+namespace {
+
+constexpr int64_t kNOut = 4096;
+constexpr int64_t kK = 4096;
+
+// Random weights: values through quantize_row for float types; random payload with small fp16
+// scales (and mins) for block types.
+std::vector<uint8_t> make_weights(DType t) {
+  const size_t row_bytes = dtype_row_bytes(t, kK).value();
+  std::vector<uint8_t> w(row_bytes * kNOut);
+  std::mt19937 rng(1);
+  if (!dtype_info(t).quantized) {
+    std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+    std::vector<float> row(kK);
+    for (int64_t r = 0; r < kNOut; ++r) {
+      for (auto& v : row) v = val(rng);
+      quantize_row(t, row.data(), w.data() + r * row_bytes, kK);
+    }
+    return w;
+  }
+  for (auto& b : w) b = static_cast<uint8_t>(rng());
+  const size_t tsz = dtype_info(t).type_size;
+  // Offset of d; Q4_1 / Q4_K / Q5_K also have m / dmin right after it. Q6_K keeps d at the end.
+  const size_t d_off = t == DType::kQ6_K ? tsz - 2 : 0;
+  const bool has_min = t == DType::kQ4_1 || t == DType::kQ4_K || t == DType::kQ5_K;
+  for (size_t off = 0; off < w.size(); off += tsz) {
+    const uint16_t h = fp32_to_fp16(0.01f);
+    std::memcpy(&w[off + d_off], &h, 2);
+    if (has_min) std::memcpy(&w[off + 2], &h, 2);
+  }
+  return w;
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+void bm_matmul(benchmark::State& state, DType t, Isa isa, int64_t m, int n_threads) {
+  set_isa(isa);
+  if (active_isa() != isa) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  static std::vector<uint8_t> wbytes;
+  static DType wtype = DType::kI8;
+  if (wtype != t || wbytes.empty()) {
+    wbytes = make_weights(t);
+    wtype = t;
+  }
+  TensorView w{t, {kNOut, kK}, wbytes.data(), wbytes.size()};
+  std::vector<float> x(static_cast<size_t>(m * kK)), y(static_cast<size_t>(m * kNOut));
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  for (auto& v : x) v = val(rng);
+  ThreadPool pool(n_threads);
+  const double cpu0 = process_cpu_seconds();
+  for (auto _ : state) {
+    matmul(w, x.data(), m, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double cpu = process_cpu_seconds() - cpu0;
+  const double bytes = static_cast<double>(wbytes.size()) * static_cast<double>(state.iterations());
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsRate, benchmark::Counter::OneK::kIs1000);
+  // NOTE: bytes per second of CPU time summed over all threads: the per-core rate, which stays
+  // meaningful on a loaded machine where wall-clock rates are not.
+  state.counters["GB/s/core"] = cpu > 0 ? bytes / cpu / 1e9 : 0.0;
+  state.SetLabel(std::string(isa_name(isa)));
+}
+
+void register_all() {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1,
+                  DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
+      if (!isa_supported(isa)) continue;
+      for (int64_t m : {1, 8}) {
+        for (int n_threads : {1, 2}) {
+          const std::string name = std::string("matmul/") + dtype_name(t) + "/" + isa_name(isa) +
+                                   "/m:" + std::to_string(m) + "/threads:" + std::to_string(n_threads);
+          benchmark::RegisterBenchmark(name.c_str(), bm_matmul, t, isa, m, n_threads)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmopt::kernels
+
+int main(int argc, char** argv) {
+  llmopt::kernels::register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

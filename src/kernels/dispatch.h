@@ -1,0 +1,59 @@
+// Internal to the kernels layer: the table of ISA-specific kernels that dispatch.cc fills once from
+// the CPU's features (or LLMOPT_ISA / set_isa), and the plain-pointer interface those kernels share.
+// ISA translation units (x86/avx2.cc, x86/avx512.cc) see only raw pointers and sizes, no STL types,
+// so nothing compiled with wider-ISA flags can leak into code the linker shares with other files.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/blocks.h"
+
+namespace llmopt::kernels {
+
+// One matmul call, y[m][n_out] = x . W^T (+ bias), as seen by a row kernel.
+struct MatmulArgs {
+  const uint8_t* w = nullptr;  // [n_out] rows of w_row_bytes bytes, any alignment
+  size_t w_row_bytes = 0;
+  int64_t n_out = 0;
+  int64_t k = 0;
+  int64_t m = 0;
+  const float* x = nullptr;        // [m][k] f32 activations (float weight types)
+  const BlockQ8Act* xq = nullptr;  // [m][k / 32] quantized activations (block weight types)
+  const float* bias = nullptr;     // [n_out] or nullptr
+  float* y = nullptr;              // [m][n_out]
+};
+
+// Computes y[i][r] for all i < m and r in [r0, r1). Results do not depend on r0, r1.
+using MatmulRowsFn = void (*)(const MatmulArgs& a, int64_t r0, int64_t r1);
+// f32 row -> BlockQ8Act, bit-identical to ref::quantize_row_q8_act.
+using QuantizeActFn = void (*)(const float* src, BlockQ8Act* dst, int64_t n);
+
+struct MatmulKernel {
+  MatmulRowsFn rows = nullptr;  // nullptr: no fast kernel for this weight type
+  bool q8_act = false;          // true: wants MatmulArgs::xq
+};
+
+struct IsaKernels {
+  Isa isa;
+  QuantizeActFn quantize_act;
+  MatmulKernel (*find_matmul)(DType t);
+};
+
+// The kernels selected now, or nullptr when the reference path is selected.
+const IsaKernels* active_isa_kernels();
+
+// Row kernels hand out work in multiples of this many output rows.
+constexpr int64_t kMatmulRowAlign = 4;
+
+// Entry points of the ISA translation units.
+namespace avx2 {
+const IsaKernels& kernels();
+}
+namespace avx512 {
+const IsaKernels& kernels();
+}
+
+}  // namespace llmopt::kernels

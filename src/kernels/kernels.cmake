@@ -1,0 +1,10 @@
+# Per-file ISA flags for the kernels layer (included from the top-level CMakeLists.txt right after
+# the llmopt_kernels library is defined). Only the ISA translation units get -m flags; the rest of
+# the tree stays portable. On other CPUs those files compile to nothing (file-level #if).
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i[3-6]86)$")
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/kernels/x86/avx2.cc
+    TARGET_DIRECTORY llmopt_kernels PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/kernels/x86/avx512.cc
+    TARGET_DIRECTORY llmopt_kernels
+    PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-mavx2;-mfma;-mf16c")
+endif()

@@ -1,0 +1,29 @@
+// AVX2 + FMA + F16C kernels (built with -mavx2 -mfma -mf16c; see kernels.cmake). The integer dot
+// product of 32 u8 x s8 pairs is vpmaddubsw (to int16 pairs) then vpmaddwd by ones (to int32).
+// NOTE: the u8 operand is |w| <= 128 and the s8 one |x| <= 127 (or w <= 15 and |x| <= 127), so
+// the int16 pair sums (<= 2 * 128 * 127 = 32512) never saturate.
+#if defined(__x86_64__) || defined(__i386__)
+#include "kernels/x86/matmul_x86.h"
+
+namespace llmopt::kernels {
+namespace {
+
+struct Avx2Ops {
+  static __m256i dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+  }
+};
+
+MatmulKernel find_matmul_avx2(DType t) { return find_matmul_x86<Avx2Ops>(t); }
+
+}  // namespace
+
+namespace avx2 {
+const IsaKernels& kernels() {
+  static constexpr IsaKernels k{Isa::kAvx2, quantize_act_row_x86, find_matmul_avx2};
+  return k;
+}
+}  // namespace avx2
+
+}  // namespace llmopt::kernels
+#endif

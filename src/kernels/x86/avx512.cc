@@ -1,0 +1,26 @@
+// AVX-512 (F/BW/VL) + VNNI kernels (built with -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma
+// -mf16c; see kernels.cmake): the shared x86 row kernels with the integer dot product done by one
+// vpdpbusd (u8 x s8, 4 products summed into each int32 lane, no int16 saturation step).
+#if defined(__x86_64__) || defined(__i386__)
+#include "kernels/x86/matmul_x86.h"
+
+namespace llmopt::kernels {
+namespace {
+
+struct Avx512VnniOps {
+  static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+};
+
+MatmulKernel find_matmul_avx512(DType t) { return find_matmul_x86<Avx512VnniOps>(t); }
+
+}  // namespace
+
+namespace avx512 {
+const IsaKernels& kernels() {
+  static constexpr IsaKernels k{Isa::kAvx512, quantize_act_row_x86, find_matmul_avx512};
+  return k;
+}
+}  // namespace avx512
+
+}  // namespace llmopt::kernels
+#endif

@@ -1,0 +1,242 @@
+// The ISA-specific matmul kernels against the scalar reference, on every ISA this CPU has (set_isa),
+// for shapes that are not multiples of the block or vector width, m = 1..13 activation rows, and
+// 1 vs 3 threads (bit-identical). Also: ISA selection and fallback, and the SIMD activation
+// quantizer against ref::quantize_row_q8_act (bit-identical).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "kernels/dispatch.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/blocks.h"
+#include "kernels/ref/ref.h"
+
+namespace llmopt::kernels {
+namespace {
+
+// Restores the ISA selected before the test.
+class IsaGuard {
+ public:
+  IsaGuard() : saved_(active_isa()) {}
+  ~IsaGuard() { set_isa(saved_); }
+
+ private:
+  Isa saved_;
+};
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
+    if (isa_supported(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+TEST(KernelsIsa, SelectAndFallBack) {
+  IsaGuard guard;
+  EXPECT_TRUE(isa_supported(Isa::kRef));
+  EXPECT_STREQ(isa_name(Isa::kRef), "ref");
+  EXPECT_STREQ(isa_name(Isa::kAvx2), "avx2");
+  EXPECT_STREQ(isa_name(Isa::kAvx512), "avx512");
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    EXPECT_EQ(active_isa(), isa);
+    EXPECT_STREQ(isa_name(), isa_name(isa));
+    EXPECT_EQ(active_isa_kernels() == nullptr, isa == Isa::kRef);
+  }
+  // Asking for more than the CPU has gives the best it has.
+  set_isa(Isa::kAvx512);
+  const Isa best = supported_isas().back();
+  EXPECT_EQ(active_isa(), best);
+  if (!isa_supported(Isa::kAvx2)) {
+    set_isa(Isa::kAvx2);
+    EXPECT_EQ(active_isa(), Isa::kRef);
+  }
+}
+
+TEST(KernelsQ8Act, SimdQuantizerIsBitIdenticalToRef) {
+  IsaGuard guard;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> val(-3.0f, 3.0f);
+  const int64_t n = 32 * 9;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = val(rng);
+  for (int j = 32; j < 64; ++j) x[j] = 0.0f;                               // an all-zero block
+  for (int j = 64; j < 96; ++j) x[j] = static_cast<float>(j - 80) * 0.5f;  // ties at .5 steps
+  x[100] = 1e-30f;                                                         // tiny values
+  for (int j = 128; j < 160; ++j) x[j] = -x[j];
+  std::vector<BlockQ8Act> want(static_cast<size_t>(n / 32)), got(want.size());
+  ref::quantize_row_q8_act(x.data(), want.data(), n);
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kRef) continue;
+    set_isa(isa);
+    SCOPED_TRACE(isa_name(isa));
+    std::memset(got.data(), 0xAB, got.size() * sizeof(BlockQ8Act));
+    active_isa_kernels()->quantize_act(x.data(), got.data(), n);
+    for (size_t b = 0; b < want.size(); ++b) {
+      EXPECT_EQ(got[b].d, want[b].d) << "block " << b;
+      EXPECT_EQ(got[b].s, want[b].s) << "block " << b;
+      EXPECT_EQ(std::memcmp(got[b].qs, want[b].qs, 32), 0) << "block " << b;
+    }
+  }
+  // The quantization error is at most half a step.
+  std::vector<float> back(static_cast<size_t>(n));
+  ref::dequantize_row_q8_act(want.data(), back.data(), n);
+  for (int64_t j = 0; j < n; ++j) EXPECT_LE(std::fabs(back[j] - x[j]), want[j / 32].d * 0.5001f) << j;
+}
+
+// Random weights of type t, [n_out, k], starting one byte past an aligned address (rows read from a
+// file may sit anywhere). Block types get random payload bytes and sane fp16 scales / mins.
+struct Weights {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+};
+
+void random_weights(DType t, int64_t n_out, int64_t k, std::mt19937& rng, Weights* out) {
+  const size_t row_bytes = dtype_row_bytes(t, k).value();
+  const size_t nbytes = row_bytes * static_cast<size_t>(n_out);
+  out->bytes.assign(nbytes + 1, 0);
+  uint8_t* w = out->bytes.data() + 1;
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  if (!dtype_info(t).quantized) {
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t r = 0; r < n_out; ++r) {
+      for (auto& v : row) v = val(rng);
+      quantize_row(t, row.data(), w + r * row_bytes, k);
+    }
+  } else {
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (size_t i = 0; i < nbytes; ++i) w[i] = static_cast<uint8_t>(byte(rng));
+    std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+    const size_t tsz = dtype_info(t).type_size;
+    // Byte offsets of the fp16 scales (and mins) in one block.
+    std::vector<size_t> halves;
+    switch (t) {
+      case DType::kQ4_1:
+        halves = {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)};
+        break;
+      case DType::kQ5_0:
+        halves = {offsetof(BlockQ5_0, d)};
+        break;
+      case DType::kQ5_1:
+        halves = {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)};
+        break;
+      case DType::kQ4_K:
+        halves = {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)};
+        break;
+      case DType::kQ5_K:
+        halves = {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)};
+        break;
+      case DType::kQ6_K:
+        halves = {offsetof(BlockQ6_K, d)};
+        break;
+      default:  // Q8_0, Q4_0
+        halves = {0};
+        break;
+    }
+    for (size_t off = 0; off < nbytes; off += tsz) {
+      for (size_t h : halves) {
+        const uint16_t v = fp32_to_fp16(val(rng) < 0 ? -scale(rng) : scale(rng));
+        std::memcpy(w + off + h, &v, 2);
+      }
+    }
+  }
+  out->view = TensorView{t, {n_out, k}, w, nbytes};
+}
+
+std::vector<int64_t> k_values(DType t) {
+  if (dtype_info(t).block_size == 256) return {256, 768, 4096 + 256};
+  if (dtype_info(t).block_size == 32) return {32, 96, 288, 4096 + 32};
+  return {7, 33, 96, 289, 4096 + 32 + 5};
+}
+
+class KernelsFastMatmul : public ::testing::TestWithParam<DType> {};
+
+TEST_P(KernelsFastMatmul, MatchesReferenceOnEveryIsa) {
+  IsaGuard guard;
+  const DType t = GetParam();
+  const bool q8_act = dtype_info(t).quantized;
+  std::mt19937 rng(2000 + static_cast<int>(t));
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  ThreadPool pool1(1), pool3(3);
+  for (int64_t k : k_values(t)) {
+    for (int64_t n_out : {1, 3, 17, 100}) {
+      Weights w;
+      random_weights(t, n_out, k, rng, &w);
+      std::vector<float> wf(static_cast<size_t>(n_out * k));
+      for (int64_t r = 0; r < n_out; ++r) dequantize_row(t, w.view.row(r), wf.data() + r * k, k);
+      for (int64_t m : {1, 2, 3, 5, 8, 13}) {
+        std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n_out));
+        for (auto& v : x) v = val(rng);
+        for (auto& v : bias) v = val(rng);
+        // What the integer kernels compute exactly: the activations after their Q8 rounding.
+        std::vector<float> xd = x;
+        std::vector<float> step(static_cast<size_t>(m * k), 0.0f);  // Q8 step d of each element
+        if (q8_act) {
+          std::vector<BlockQ8Act> q(static_cast<size_t>(k / 32));
+          for (int64_t i = 0; i < m; ++i) {
+            ref::quantize_row_q8_act(x.data() + i * k, q.data(), k);
+            ref::dequantize_row_q8_act(q.data(), xd.data() + i * k, k);
+            for (int64_t c = 0; c < k; ++c) step[i * k + c] = q[c / 32].d;
+          }
+        }
+        std::vector<float> want(static_cast<size_t>(m * n_out)), want_f32(want.size());
+        ref::matmul_bias(w.view, bias.data(), xd.data(), m, want.data(), pool1);
+        ref::matmul_bias(w.view, bias.data(), x.data(), m, want_f32.data(), pool1);
+        for (Isa isa : supported_isas()) {
+          set_isa(isa);
+          SCOPED_TRACE(std::string(dtype_name(t)) + " isa=" + isa_name(isa) + " m=" + std::to_string(m) +
+                       " k=" + std::to_string(k) + " n_out=" + std::to_string(n_out));
+          std::vector<float> y1(want.size()), y3(want.size()), ynb(want.size());
+          matmul_bias(w.view, bias.data(), x.data(), m, y1.data(), pool1);
+          matmul_bias(w.view, bias.data(), x.data(), m, y3.data(), pool3);
+          matmul(w.view, x.data(), m, ynb.data(), pool3);
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t j = 0; j < n_out; ++j) {
+              double mag = 0.0, qerr = 0.0;
+              for (int64_t c = 0; c < k; ++c) {
+                mag += std::fabs(static_cast<double>(xd[i * k + c]) * wf[j * k + c]);
+                qerr += std::fabs(static_cast<double>(wf[j * k + c])) * step[i * k + c];
+              }
+              // NOTE: both sides sum in f32 in different orders. The reference keeps 16 partial sums
+              // (<= k/16 + 5 roundings per term), the fast kernels 8 lanes per weight row, of exact
+              // integer block sums for the block types (<= k/8 + 4 roundings): their difference is
+              // at most (3k/16 + 16) * 2^-24 * sum|x*w| (~1.2e-5 at k = 1024, ~5e-5 at k = 4133).
+              // A wrong element is off by about |x*w| ~ sum|x*w| / k, well above it for k <= 289,
+              // where most cases run.
+              const double tol = (3.0 * static_cast<double>(k) / 16.0 + 16.0) * 0x1p-24 * mag + 1e-6;
+              const size_t idx = static_cast<size_t>(i * n_out + j);
+              // The reference path itself does not round the activations.
+              const float expected = isa == Isa::kRef ? want_f32[idx] : want[idx];
+              ASSERT_NEAR(y1[idx], expected, tol) << "row " << i << " col " << j;
+              ASSERT_EQ(y1[idx], y3[idx]) << "thread count changed the result at " << i << "," << j;
+              ASSERT_NEAR(ynb[idx] + bias[j], y1[idx], 1e-6 + 1e-6 * std::fabs(y1[idx])) << "no bias";
+              // Against the unrounded activations: each Q8 activation is off by at most half its
+              // block's step d, so the product moves by at most sum |w| * d / 2 (plus float error).
+              ASSERT_NEAR(y1[idx], want_f32[idx], 0.5001 * qerr + 2 * tol)
+                  << "f32 x, row " << i << " col " << j;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelsFastMatmul,
+                         ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
+                                           DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K,
+                                           DType::kQ5_K, DType::kQ6_K),
+                         [](const ::testing::TestParamInfo<DType>& info) {
+                           return std::string(dtype_name(info.param));
+                         });
+
+}  // namespace
+}  // namespace llmopt::kernels
