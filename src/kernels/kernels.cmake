@@ -8,3 +8,6 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i[3-6]86)$")
     TARGET_DIRECTORY llmopt_kernels
     PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-mavx2;-mfma;-mf16c")
 endif()
+# The reference quantizers must round exactly like llama.cpp's: no fused multiply-adds.
+set_source_files_properties(${CMAKE_SOURCE_DIR}/src/kernels/ref/quantize.cc
+  TARGET_DIRECTORY llmopt_kernels PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")

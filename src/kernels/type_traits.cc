@@ -10,14 +10,14 @@ constexpr TypeTraits kTraits[] = {
     {DType::kF32, ref::dequantize_row_f32, ref::quantize_row_f32},
     {DType::kF16, ref::dequantize_row_f16, ref::quantize_row_f16},
     {DType::kBF16, ref::dequantize_row_bf16, ref::quantize_row_bf16},
-    {DType::kQ8_0, ref::dequantize_row_q8_0, nullptr},
-    {DType::kQ4_0, ref::dequantize_row_q4_0, nullptr},
-    {DType::kQ4_1, ref::dequantize_row_q4_1, nullptr},
-    {DType::kQ5_0, ref::dequantize_row_q5_0, nullptr},
-    {DType::kQ5_1, ref::dequantize_row_q5_1, nullptr},
-    {DType::kQ4_K, ref::dequantize_row_q4_k, nullptr},
-    {DType::kQ5_K, ref::dequantize_row_q5_k, nullptr},
-    {DType::kQ6_K, ref::dequantize_row_q6_k, nullptr},
+    {DType::kQ8_0, ref::dequantize_row_q8_0, ref::quantize_row_q8_0},
+    {DType::kQ4_0, ref::dequantize_row_q4_0, ref::quantize_row_q4_0},
+    {DType::kQ4_1, ref::dequantize_row_q4_1, ref::quantize_row_q4_1},
+    {DType::kQ5_0, ref::dequantize_row_q5_0, ref::quantize_row_q5_0},
+    {DType::kQ5_1, ref::dequantize_row_q5_1, ref::quantize_row_q5_1},
+    {DType::kQ4_K, ref::dequantize_row_q4_k, ref::quantize_row_q4_k},
+    {DType::kQ5_K, ref::dequantize_row_q5_k, ref::quantize_row_q5_k},
+    {DType::kQ6_K, ref::dequantize_row_q6_k, ref::quantize_row_q6_k},
 };
 
 }  // namespace

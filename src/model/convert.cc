@@ -1,29 +1,71 @@
 // write_gguf_model: a canonical WeightSource written as GGUF the way llama.cpp's converters lay it
-// out: matrices (token_embd included) in the output type, vectors in F32, quantized tensors copied,
+// out: matrices (token_embd included) in the output type (or llama.cpp's fallback type when the
+// row length does not fit its blocks), vectors in F32, quantized tensors copied,
 // general.file_type and general.name set, all other metadata carried over in order.
 #include "model/convert.h"
 
 #include <memory>
 #include <vector>
 
+#include "core/log.h"
 #include "formats/gguf.h"
 #include "kernels/kernels.h"
 
 namespace llmopt {
 namespace {
 
-// llama.cpp's llama_ftype values for the whole-file types written here.
+// llama.cpp's llama_ftype values for the whole-file types written here. A pure K-quant file is the
+// "_S" variant (every matrix in that type; no mixing of types per tensor role).
 std::optional<uint32_t> file_type_of(DType t) {
   switch (t) {
     case DType::kF32:
       return 0;  // ALL_F32
     case DType::kF16:
       return 1;  // MOSTLY_F16
+    case DType::kQ4_0:
+      return 2;  // MOSTLY_Q4_0
+    case DType::kQ4_1:
+      return 3;  // MOSTLY_Q4_1
+    case DType::kQ8_0:
+      return 7;  // MOSTLY_Q8_0
+    case DType::kQ5_0:
+      return 8;  // MOSTLY_Q5_0
+    case DType::kQ5_1:
+      return 9;  // MOSTLY_Q5_1
+    case DType::kQ4_K:
+      return 14;  // MOSTLY_Q4_K_S
+    case DType::kQ5_K:
+      return 16;  // MOSTLY_Q5_K_S
+    case DType::kQ6_K:
+      return 18;  // MOSTLY_Q6_K
     case DType::kBF16:
       return 32;  // MOSTLY_BF16
     default:
       return std::nullopt;
   }
+}
+
+// The type a matrix with rows of `cols` elements is written in when the file type is `want`:
+// llama.cpp's tensor_type_fallback. A K-quant whose 256-block does not divide the row drops to a
+// block-32 type of similar size (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0); when that (or a
+// block-32 target) does not divide the row either, F16.
+DType matrix_type_for(DType want, int64_t cols) {
+  if (cols % dtype_info(want).block_size == 0) return want;
+  DType t = want;
+  switch (want) {
+    case DType::kQ4_K:
+      t = DType::kQ5_0;
+      break;
+    case DType::kQ5_K:
+      t = DType::kQ5_1;
+      break;
+    case DType::kQ6_K:
+      t = DType::kQ8_0;
+      break;
+    default:
+      break;
+  }
+  return cols % dtype_info(t).block_size == 0 ? t : DType::kF16;
 }
 
 bool is_plain(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
@@ -70,8 +112,9 @@ Result<TensorView> convert_tensor(const std::string& name, const TensorView& v, 
 Status write_gguf_model(const WeightSource& src, const std::string& path, const ConvertOptions& opts) {
   const auto file_type = file_type_of(opts.outtype);
   if (!file_type || !kernels::can_quantize(opts.outtype)) {
-    return error(std::string("unsupported output type '") + dtype_name(opts.outtype) +
-                 "' for conversion (supported: f32, f16, bf16)");
+    return error(
+        std::string("unsupported output type '") + dtype_name(opts.outtype) +
+        "' for conversion (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)");
   }
   GgufWriter w;
   Metadata& md = w.metadata();
@@ -91,7 +134,15 @@ Status write_gguf_model(const WeightSource& src, const std::string& path, const 
       any_quantized = true;
       w.add_tensor(t.name, t.view);
     } else if (is_plain(t.view.type)) {
-      const DType to = t.view.shape.size() >= 2 ? opts.outtype : DType::kF32;
+      DType to = DType::kF32;
+      if (t.view.shape.size() >= 2) {
+        to = matrix_type_for(opts.outtype, t.view.cols());
+        if (to != opts.outtype) {
+          log_warn("convert: tensor '" + t.name + "' has rows of " + std::to_string(t.view.cols()) +
+                   " elements, not a multiple of the " + dtype_name(opts.outtype) + " block size " +
+                   std::to_string(dtype_info(opts.outtype).block_size) + "; writing it as " + dtype_name(to));
+        }
+      }
       if (to == t.view.type) {
         w.add_tensor(t.name, t.view);
       } else {

@@ -12,7 +12,10 @@
 namespace llmopt {
 
 struct ConvertOptions {
-  DType outtype = DType::kF16;   // f32 | f16 | bf16 in this version
+  // f32 | f16 | bf16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q4_K | q5_K | q6_K. Quantized types use
+  // llama.cpp's reference quantizers (bit-exact); matrices whose rows do not fit the block size fall
+  // back like llama-quantize (see convert.cc) with a warning through the log sink.
+  DType outtype = DType::kF16;
   // Called after each tensor: (index, count, name).
   std::function<void(size_t, size_t, const std::string&)> progress;
 };

@@ -137,9 +137,13 @@ TEST(KernelsConvert, SupportedTypes) {
   for (DType t : {DType::kQ8_1, DType::kQ2_K, DType::kQ3_K, DType::kQ8_K, DType::kI32, DType::kF64}) {
     EXPECT_FALSE(can_dequantize(t)) << dtype_name(t);
   }
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) EXPECT_TRUE(can_quantize(t)) << dtype_name(t);
-  EXPECT_FALSE(can_quantize(DType::kQ4_0));
-  EXPECT_FALSE(can_quantize(DType::kQ6_K));
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1,
+                  DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    EXPECT_TRUE(can_quantize(t)) << dtype_name(t);
+  }
+  EXPECT_FALSE(can_quantize(DType::kQ8_1));
+  EXPECT_FALSE(can_quantize(DType::kQ2_K));
+  EXPECT_FALSE(can_quantize(DType::kQ8_K));
 }
 
 // Every half / bf16 bit pattern survives widening and narrowing unchanged (NaNs stay NaN).

@@ -28,6 +28,15 @@ void dequantize_row_q6_k(const void* src, float* dst, int64_t n);
 void quantize_row_f32(const float* src, void* dst, int64_t n);
 void quantize_row_f16(const float* src, void* dst, int64_t n);
 void quantize_row_bf16(const float* src, void* dst, int64_t n);
+// llama.cpp's reference round-to-nearest quantizers (quantize_row_*_ref), bit-exact (quantize.cc).
+void quantize_row_q8_0(const float* src, void* dst, int64_t n);
+void quantize_row_q4_0(const float* src, void* dst, int64_t n);
+void quantize_row_q4_1(const float* src, void* dst, int64_t n);
+void quantize_row_q5_0(const float* src, void* dst, int64_t n);
+void quantize_row_q5_1(const float* src, void* dst, int64_t n);
+void quantize_row_q4_k(const float* src, void* dst, int64_t n);
+void quantize_row_q5_k(const float* src, void* dst, int64_t n);
+void quantize_row_q6_k(const float* src, void* dst, int64_t n);
 
 // f32 activations -> BlockQ8Act (n a multiple of 32): d = max|x| / 127, q = round-half-even(x / d).
 void quantize_row_q8_act(const float* src, BlockQ8Act* dst, int64_t n);
