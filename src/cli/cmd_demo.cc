@@ -27,6 +27,38 @@ ModelConfig demo_config() {
   return c;
 }
 
+// Re-writes the model's weights as F32, F16, Q8_0 and Q4_0 and measures each: the size/speed trade.
+Status print_type_table(const Model& model, const std::vector<int32_t>& prompt, int32_t n_predict, ThreadPool& pool) {
+  std::printf("\nweight types (same model re-written by llmopt convert; KV cache on, greedy, %d tokens):\n\n",
+              n_predict);
+  std::printf("| %-6s | %10s | %12s | %14s | %10s |\n", "type", "weights", "prefill t/s", "generation t/s",
+              "vs F32");
+  std::printf("|--------|------------|--------------|----------------|------------|\n");
+  double f32_tps = 0.0;
+  for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
+    const std::string path =
+        (std::filesystem::temp_directory_path() / (std::string("llmopt-demo-") + dtype_name(t) + ".gguf")).string();
+    ConvertOptions co;
+    co.outtype = t;
+    LLMOPT_RETURN_IF_ERROR(write_gguf_model(model.source(), path, co));
+    auto m = load_model(path);
+    if (!m.ok()) return m.status();
+    GenerateOptions o;
+    o.n_predict = n_predict;
+    o.sampling.temperature = 0.0f;
+    o.ignore_eos = true;
+    auto r = generate(**m, prompt, o, pool);
+    if (!r.ok()) return r.status();
+    std::filesystem::remove(path);
+    const double tps = r->stats.gen_tps();
+    if (t == DType::kF32) f32_tps = tps;
+    std::printf("| %-6s | %10s | %12.1f | %14.1f | %9.2fx |\n", dtype_name(t),
+                human_bytes(static_cast<double>((*m)->weight_bytes())).c_str(), r->stats.prompt_tps(), tps,
+                f32_tps > 0 ? tps / f32_tps : 0.0);
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 Command register_demo(CLI::App& app) {
@@ -35,6 +67,7 @@ Command register_demo(CLI::App& app) {
     std::string tokenizer;
     int threads = 0;
     int n_predict = 64;
+    bool no_types = false;
     std::string prompt =
         "Once upon a time, in a small town by the sea, there lived an old clockmaker who repaired every clock in "
         "town and listened to the stories people told while they waited.";
@@ -49,6 +82,7 @@ Command register_demo(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   sub->add_option("-p,--prompt", args->prompt, "Prompt");
+  sub->add_flag("--no-types", args->no_types, "Skip the table of weight types (F32, F16, Q8_0, Q4_0)");
   return {sub, [args]() -> int {
             std::string path = args->model;
             if (path.empty()) {
@@ -110,7 +144,12 @@ Command register_demo(CLI::App& app) {
             std::printf("\nKV-cache speed-up (end to end): %.2fx; same tokens with and without: %s\n", speedup,
                         with_cache->tokens == without->tokens ? "yes" : "NO");
             std::printf("\ncontinuation (KV cache on):\n%s%s\n", args->prompt.c_str(), with_cache->text.c_str());
-            return with_cache->tokens == without->tokens ? 0 : 1;
+            if (with_cache->tokens != without->tokens) return 1;
+            if (!args->no_types) {
+              Status st = print_type_table(model, prompt, opts.n_predict, pool);
+              if (!st.ok()) return fail(st);
+            }
+            return 0;
           }};
 }
 
