@@ -1,0 +1,257 @@
+// x86 decoders of weight blocks for the matmul row kernels in matmul_x86.h: 8 floats of an F32 /
+// F16 / BF16 row, or one 32-element block of a quantized row as bytes plus its scales. Included only
+// through matmul_x86.h by the per-ISA translation units (internal linkage, see there).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/dispatch.h"
+#include "kernels/ref/blocks.h"
+
+namespace llmopt::kernels {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float load_half(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// Same float operations as ref::quantize_row_q8_act, so the blocks are bit-identical.
+inline void quantize_act_row_x86(const float* src, BlockQ8Act* dst, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / kQK8_0; ++b) {
+    const float* x = src + b * kQK8_0;
+    __m256 v[4];
+    for (int j = 0; j < 4; ++j) v[j] = _mm256_loadu_ps(x + 8 * j);
+    __m256 mx = _mm256_andnot_ps(sign, v[0]);
+    for (int j = 1; j < 4; ++j) mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[j]));
+    const float amax = hmax(mx);
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m256 mul = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) {
+      q[j] = _mm256_cvtps_epi32(
+          _mm256_round_ps(_mm256_mul_ps(v[j], mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    // packs work per 128-bit lane; the permute puts the 8 groups of 4 back in order.
+    const __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+    __m256i p = _mm256_packs_epi16(p01, p23);
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst[b].qs), p);
+    dst[b].d = d;
+    dst[b].s = d * static_cast<float>(sum);
+  }
+}
+
+// ---- float weight types: 8 elements of row `row` from column c, as f32 ---------------------------
+struct WF32 {
+  static constexpr int kBytes = 4;
+  static __m256 load8(const uint8_t* row, int64_t c) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row + 4 * c));
+  }
+};
+struct WF16 {
+  static constexpr int kBytes = 2;
+  static __m256 load8(const uint8_t* row, int64_t c) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c)));
+  }
+};
+struct WBF16 {
+  static constexpr int kBytes = 2;
+  static __m256 load8(const uint8_t* row, int64_t c) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+
+// ---- block weight types against BlockQ8Act activations ---------------------------------------------
+// load(row, b) gives 32-element block b's quants in element order (signed, or unsigned when
+// kUnsigned), the scale of each (per int32 lane of dot_u8s8: lane l covers elements 4l..4l+3) and,
+// when kHasMin, the offset m (x = q * d + m). K-quants are read as 32-element blocks of their
+// super-blocks.
+struct WBlock {
+  __m256i q;
+  __m256 d;
+  float m;
+};
+
+struct WQ8_0 {
+  static constexpr bool kUnsigned = false;
+  static constexpr bool kHasMin = false;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ8_0));
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + offsetof(BlockQ8_0, qs))),
+            _mm256_set1_ps(load_half(p)), 0.0f};
+  }
+};
+
+// 16 bytes of nibbles -> 32 bytes: low nibbles (elements 0..15), then high nibbles (16..31).
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i hi = _mm_srli_epi16(lo, 4);
+  return _mm256_and_si256(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(0x0F));
+}
+
+struct WQ4_0 {
+  static constexpr bool kUnsigned = false;
+  static constexpr bool kHasMin = false;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ4_0));
+    const __m256i q = _mm256_sub_epi8(unpack_nibbles(p + offsetof(BlockQ4_0, qs)), _mm256_set1_epi8(8));
+    return {q, _mm256_set1_ps(load_half(p)), 0.0f};
+  }
+};
+
+struct WQ4_1 {
+  static constexpr bool kUnsigned = true;
+  static constexpr bool kHasMin = true;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ4_1));
+    return {unpack_nibbles(p + offsetof(BlockQ4_1, qs)),
+            _mm256_set1_ps(load_half(p + offsetof(BlockQ4_1, d))), load_half(p + offsetof(BlockQ4_1, m))};
+  }
+};
+
+// 32 bits -> 32 bytes: byte j is 0x10 where bit j is set, else 0 (the fifth bit of Q5_0 / Q5_1).
+inline __m256i fifth_bits(const uint8_t* qh4) {
+  uint32_t x;
+  std::memcpy(&x, qh4, 4);
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(x)), shuf);
+  // Each byte keeps every bit but bit (j % 8) set, so it is all ones exactly when bit j of x is.
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                        _mm256_set1_epi64x(-1));
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+struct WQ5_0 {
+  static constexpr bool kUnsigned = false;
+  static constexpr bool kHasMin = false;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ5_0));
+    const __m256i q5 =
+        _mm256_or_si256(unpack_nibbles(p + offsetof(BlockQ5_0, qs)), fifth_bits(p + offsetof(BlockQ5_0, qh)));
+    return {_mm256_sub_epi8(q5, _mm256_set1_epi8(16)), _mm256_set1_ps(load_half(p)), 0.0f};
+  }
+};
+
+struct WQ5_1 {
+  static constexpr bool kUnsigned = true;
+  static constexpr bool kHasMin = true;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ5_1));
+    const __m256i q5 =
+        _mm256_or_si256(unpack_nibbles(p + offsetof(BlockQ5_1, qs)), fifth_bits(p + offsetof(BlockQ5_1, qh)));
+    return {q5, _mm256_set1_ps(load_half(p + offsetof(BlockQ5_1, d))), load_half(p + offsetof(BlockQ5_1, m))};
+  }
+};
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K super-block (ref's scale_min_k4).
+inline void scale_min_k4(int j, const uint8_t* sc, int* s, int* m) {
+  if (j < 4) {
+    *s = sc[j] & 63;
+    *m = sc[j + 4] & 63;
+  } else {
+    *s = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
+    *m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+  }
+}
+
+// Sub-block j (0..7) of a Q5_K super-block: as Q4_K, plus bit j of qh[l] as the fifth bit of element l
+// (ref::dequantize_row_q5_k).
+struct WQ5_K {
+  static constexpr bool kUnsigned = true;
+  static constexpr bool kHasMin = true;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + (b / 8) * static_cast<int64_t>(sizeof(BlockQ5_K));
+    const int j = static_cast<int>(b % 8);
+    int s, m;
+    scale_min_k4(j, p + offsetof(BlockQ5_K, scales), &s, &m);
+    const __m256i raw =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + offsetof(BlockQ5_K, qs) + 32 * (j / 2)));
+    const __m256i lo = _mm256_and_si256(j % 2 == 0 ? raw : _mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0F));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + offsetof(BlockQ5_K, qh)));
+    const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(0x01));
+    const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+    const float d = load_half(p + offsetof(BlockQ5_K, d)) * static_cast<float>(s);
+    const float dm = load_half(p + offsetof(BlockQ5_K, dmin)) * static_cast<float>(m);
+    return {q, _mm256_set1_ps(d), -dm};
+  }
+};
+
+// Sub-block j (0..7) of a Q4_K super-block: x = (d * sc) * q - dmin * m, q the low nibbles of
+// qs[32 (j / 2) ..] for even j, the high nibbles for odd j (ref::dequantize_row_q4_k).
+struct WQ4_K {
+  static constexpr bool kUnsigned = true;
+  static constexpr bool kHasMin = true;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + (b / 8) * static_cast<int64_t>(sizeof(BlockQ4_K));
+    const int j = static_cast<int>(b % 8);
+    int s, m;
+    scale_min_k4(j, p + offsetof(BlockQ4_K, scales), &s, &m);
+    const __m256i raw =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + offsetof(BlockQ4_K, qs) + 32 * (j / 2)));
+    const __m256i q = _mm256_and_si256(j % 2 == 0 ? raw : _mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0F));
+    const float d = load_half(p + offsetof(BlockQ4_K, d)) * static_cast<float>(s);
+    const float dm = load_half(p + offsetof(BlockQ4_K, dmin)) * static_cast<float>(m);
+    return {q, _mm256_set1_ps(d), -dm};
+  }
+};
+
+// 32-element chunk c (0..7) of a Q6_K super-block: half h = c / 4, r = c % 4; element l takes nibble
+// r / 2 of ql[64 h + 32 (r % 2) + l] and bits 2r..2r+1 of qh[32 h + l], minus 32; elements 0..15 use
+// scale scales[8 h + 2 r], 16..31 scales[8 h + 2 r + 1] (ref::dequantize_row_q6_k).
+struct WQ6_K {
+  static constexpr bool kUnsigned = false;
+  static constexpr bool kHasMin = false;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + (b / 8) * static_cast<int64_t>(sizeof(BlockQ6_K));
+    const int c = static_cast<int>(b % 8);
+    const int h = c / 4, r = c % 4;
+    const __m256i ql = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(p + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (r % 2)));
+    const __m256i qh =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + offsetof(BlockQ6_K, qh) + 32 * h));
+    const __m256i lo =
+        _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128(4 * (r / 2))), _mm256_set1_epi8(0x0F));
+    const __m256i hi2 =
+        _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * r)), _mm256_set1_epi8(0x03));
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4)), _mm256_set1_epi8(32));
+    const auto* sc = reinterpret_cast<const int8_t*>(p + offsetof(BlockQ6_K, scales)) + 8 * h + 2 * r;
+    const float d = load_half(p + offsetof(BlockQ6_K, d));
+    const float d0 = d * static_cast<float>(sc[0]), d1 = d * static_cast<float>(sc[1]);
+    return {q, _mm256_setr_ps(d0, d0, d0, d0, d1, d1, d1, d1), 0.0f};
+  }
+};
+
+}  // namespace
+}  // namespace llmopt::kernels
