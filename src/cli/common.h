@@ -40,5 +40,6 @@ Command register_convert(CLI::App& app);
 Command register_synth(CLI::App& app);
 Command register_tokenize(CLI::App& app);
 Command register_demo(CLI::App& app);
+Command register_bench(CLI::App& app);
 
 }  // namespace llmopt::cli

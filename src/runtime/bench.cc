@@ -1,0 +1,529 @@
+// run_bench(): ppN / tgN timing over fresh KV caches, the read-bandwidth probe for the roofline,
+// the decode bytes-per-token model, and the md / json / csv renderings of a report.
+#include "runtime/bench.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "core/check.h"
+#include "kernels/kernels.h"
+#include "runtime/kv/block_pool.h"
+
+namespace llmopt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::vector<int32_t> random_tokens(int32_t n, int32_t n_vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, n_vocab - 1);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& t : ids) t = dist(rng);
+  return ids;
+}
+
+// One prefill of `tokens` into a fresh cache; tokens/s.
+double time_prefill(const Model& model, const std::vector<int32_t>& tokens, int32_t block_size, ThreadPool& pool,
+                    ForwardOutput& out) {
+  const ModelConfig& cfg = model.config();
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  const int32_t n_blocks = (n + block_size - 1) / block_size;
+  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size);
+  BlockPool blocks(n_blocks);
+  SeqBlocks seq(blocks, block_size);
+  LLMOPT_CHECK(seq.reserve(n));
+  SeqInput in;
+  in.tokens = tokens;
+  in.pos0 = 0;
+  in.block_table = seq.table();
+  in.logits = LogitsMode::kLast;
+  const auto t0 = Clock::now();
+  model.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
+  const double s = seconds_since(t0);
+  return s > 0 ? n / s : 0.0;
+}
+
+// A 1-token start at position 0 (untimed), then one forward per token of `tokens` at positions
+// 1..N with the cache; tokens/s over the N steps.
+double time_decode(const Model& model, int32_t start_token, const std::vector<int32_t>& tokens, int32_t block_size,
+                   ThreadPool& pool, ForwardOutput& out) {
+  const ModelConfig& cfg = model.config();
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  const int32_t total = n + 1;
+  const int32_t n_blocks = (total + block_size - 1) / block_size;
+  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size);
+  BlockPool blocks(n_blocks);
+  SeqBlocks seq(blocks, block_size);
+  LLMOPT_CHECK(seq.reserve(total));
+  SeqInput in;
+  in.block_table = seq.table();
+  in.logits = LogitsMode::kLast;
+  in.tokens = std::span<const int32_t>(&start_token, 1);
+  in.pos0 = 0;
+  model.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
+  const auto t0 = Clock::now();
+  for (int32_t i = 0; i < n; ++i) {
+    in.tokens = std::span<const int32_t>(tokens.data() + i, 1);
+    in.pos0 = 1 + i;
+    model.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
+  }
+  const double s = seconds_since(t0);
+  return s > 0 ? n / s : 0.0;
+}
+
+uint64_t count_params(const Weights& w) {
+  uint64_t n = 0;
+  auto add = [&](const TensorView& t) {
+    if (t.present()) n += static_cast<uint64_t>(t.numel());
+  };
+  for (const TensorView* t : {&w.tok_embd, &w.pos_embd, &w.output_norm, &w.output_norm_b}) add(*t);
+  if (w.output.data != w.tok_embd.data) add(w.output);
+  for (const LayerWeights& l : w.layers) {
+    for (const TensorView* t : {&l.attn_norm, &l.attn_norm_b, &l.wq, &l.wk, &l.wv, &l.wqkv, &l.bqkv, &l.wo, &l.bo,
+                                &l.ffn_norm, &l.ffn_norm_b, &l.w_gate, &l.w_up, &l.b_up, &l.w_down, &l.b_down}) {
+      add(*t);
+    }
+  }
+  return n;
+}
+
+std::string model_label(const Model& model) {
+  const ModelConfig& cfg = model.config();
+  std::string name = cfg.name.empty() ? std::string(arch_name(cfg.arch)) : cfg.name;
+  const Weights& w = model.weights();
+  if (!w.layers.empty() && w.layers[0].w_up.present()) {
+    std::string t = dtype_name(w.layers[0].w_up.type);
+    for (auto& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    name += " " + t;
+  }
+  return name;
+}
+
+size_t l3_cache_bytes() {
+#ifdef _SC_LEVEL3_CACHE_SIZE
+  long v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (v > 0) return static_cast<size_t>(v);
+#endif
+  std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index3/size");
+  std::string s;
+  if (f >> s && !s.empty()) {
+    size_t mult = 1;
+    if (s.back() == 'K') mult = 1024;
+    if (s.back() == 'M') mult = 1024 * 1024;
+    try {
+      return static_cast<size_t>(std::stoull(s)) * mult;
+    } catch (...) {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+// Sum of words with 8 independent accumulators so the loads, not the adds, set the pace.
+uint64_t read_words(const uint64_t* p, int64_t n) {
+  uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) a[j] += p[i + j];
+  }
+  for (; i < n; ++i) a[0] += p[i];
+  return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+
+volatile uint64_t g_sink = 0;
+
+}  // namespace
+
+void summarize(const std::vector<double>& v, double& mean, double& stddev, double& median) {
+  mean = stddev = median = 0.0;
+  if (v.empty()) return;
+  double sum = 0.0;
+  for (double x : v) sum += x;
+  mean = sum / static_cast<double>(v.size());
+  if (v.size() > 1) {
+    double ss = 0.0;
+    for (double x : v) ss += (x - mean) * (x - mean);
+    stddev = std::sqrt(ss / static_cast<double>(v.size() - 1));
+  }
+  std::vector<double> s = v;
+  std::sort(s.begin(), s.end());
+  const size_t m = s.size() / 2;
+  median = s.size() % 2 == 1 ? s[m] : 0.5 * (s[m - 1] + s[m]);
+}
+
+double tg_mean_context(int32_t n_gen) { return n_gen > 0 ? (static_cast<double>(n_gen) + 3.0) / 2.0 : 0.0; }
+
+DecodeBytes decode_bytes_per_token(const Model& model, double context) {
+  const ModelConfig& cfg = model.config();
+  const Weights& w = model.weights();
+  DecodeBytes b;
+  const bool tied = w.output.data == w.tok_embd.data;
+  double wb = static_cast<double>(w.output.nbytes + w.output_norm.nbytes + w.output_norm_b.nbytes);
+  if (!tied && w.tok_embd.present()) wb += static_cast<double>(w.tok_embd.row_bytes());
+  if (w.pos_embd.present()) wb += static_cast<double>(w.pos_embd.row_bytes());
+  for (const LayerWeights& l : w.layers) {
+    for (const TensorView* t : {&l.attn_norm, &l.attn_norm_b, &l.wq, &l.wk, &l.wv, &l.wqkv, &l.bqkv, &l.wo, &l.bo,
+                                &l.ffn_norm, &l.ffn_norm_b, &l.w_gate, &l.w_up, &l.b_up, &l.w_down, &l.b_down}) {
+      wb += static_cast<double>(t->nbytes);
+    }
+  }
+  b.weight_bytes = wb;
+  // NOTE: KvStore holds f32 K and V; each position costs 2 * kv_dim floats per layer.
+  b.kv_bytes = static_cast<double>(cfg.n_layer) * 2.0 * cfg.kv_dim() * sizeof(float) * context;
+  return b;
+}
+
+Status validate_bench_options(const ModelConfig& cfg, const BenchOptions& opts) {
+  const int32_t n_ctx = cfg.n_ctx_train;
+  if (opts.repetitions < 1) return error("-r must be at least 1 (got " + std::to_string(opts.repetitions) + ")");
+  if (opts.threads.empty()) return error("-t needs at least one thread count");
+  for (int32_t t : opts.threads) {
+    if (t < 1 || t > 1024) return error("-t " + std::to_string(t) + " is out of range (1 to 1024 threads)");
+  }
+  bool any = false;
+  for (int32_t p : opts.n_prompt) {
+    if (p < 0) return error("-p " + std::to_string(p) + " is negative");
+    if (n_ctx > 0 && p > n_ctx) {
+      return error("-p " + std::to_string(p) + " exceeds the model's context of " + std::to_string(n_ctx) + " tokens");
+    }
+    any = any || p > 0;
+  }
+  for (int32_t n : opts.n_gen) {
+    if (n < 0) return error("-n " + std::to_string(n) + " is negative");
+    if (n_ctx > 0 && n + 1 > n_ctx) {
+      return error("-n " + std::to_string(n) + " exceeds the model's context of " + std::to_string(n_ctx) +
+                   " tokens (a tg test needs n + 1 positions)");
+    }
+    any = any || n > 0;
+  }
+  if (!any) return error("nothing to run: every -p and -n value is 0");
+  if (opts.block_size < 1) return error("KV block size must be at least 1");
+  if (opts.roofline && opts.roofline_passes < 1) return error("roofline passes must be at least 1");
+  return Status();
+}
+
+Result<BenchReport> run_bench(const Model& model, const BenchOptions& opts) {
+  const ModelConfig& cfg = model.config();
+  LLMOPT_RETURN_IF_ERROR(validate_bench_options(cfg, opts));
+  BenchReport rep;
+  rep.model = model_label(model);
+  rep.size_bytes = model.weight_bytes();
+  rep.params = count_params(model.weights());
+  rep.backend = kernels::isa_name();
+
+  int32_t start_token = 0;
+  if (model.has_tokenizer() && model.tokenizer().bos() >= 0 && model.tokenizer().bos() < cfg.n_vocab) {
+    start_token = model.tokenizer().bos();
+  }
+  ForwardOutput out;
+  for (int32_t threads : opts.threads) {
+    ThreadPool pool(threads);
+    struct Test {
+      bool prefill;
+      int32_t n;
+    };
+    std::vector<Test> tests;
+    for (int32_t p : opts.n_prompt) {
+      if (p > 0) tests.push_back({true, p});
+    }
+    for (int32_t n : opts.n_gen) {
+      if (n > 0) tests.push_back({false, n});
+    }
+    for (const Test& t : tests) {
+      BenchRow row;
+      row.test = (t.prefill ? "pp" : "tg") + std::to_string(t.n);
+      row.n_prompt = t.prefill ? t.n : 0;
+      row.n_gen = t.prefill ? 0 : t.n;
+      row.threads = threads;
+      if (opts.on_progress) {
+        opts.on_progress(row.test + " @ " + std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") +
+                         ": 1 warm-up + " + std::to_string(opts.repetitions) + " runs");
+      }
+      const std::vector<int32_t> ids = random_tokens(t.n, cfg.n_vocab, opts.seed + static_cast<uint64_t>(t.n));
+      for (int32_t r = 0; r <= opts.repetitions; ++r) {
+        const double tps = t.prefill ? time_prefill(model, ids, opts.block_size, pool, out)
+                                     : time_decode(model, start_token, ids, opts.block_size, pool, out);
+        if (r > 0) row.tps.push_back(tps);  // run 0 is the warm-up
+      }
+      summarize(row.tps, row.mean, row.stddev, row.median);
+      if (!t.prefill) row.bytes_per_token = decode_bytes_per_token(model, tg_mean_context(t.n)).total();
+      rep.rows.push_back(std::move(row));
+    }
+  }
+  // NOTE: taken before the bandwidth probe, whose buffer would otherwise dominate the peak.
+  rep.peak_rss_bytes = peak_rss_bytes();
+
+  if (opts.roofline) {
+    const size_t bytes = opts.roofline_buffer_bytes > 0 ? opts.roofline_buffer_bytes : default_bandwidth_buffer_bytes();
+    for (int32_t threads : opts.threads) {
+      if (opts.on_progress) {
+        opts.on_progress("read bandwidth @ " + std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") +
+                         ": " + std::to_string(opts.roofline_passes) + " passes over " +
+                         std::to_string(bytes >> 20) + " MiB");
+      }
+      ThreadPool pool(threads);
+      BandwidthResult bw = measure_read_bandwidth(pool, bytes, opts.roofline_passes);
+      for (BenchRow& row : rep.rows) {
+        if (row.threads == threads && row.n_gen > 0 && row.bytes_per_token > 0) {
+          row.limit_tps = bw.best_gbs * 1e9 / row.bytes_per_token;
+        }
+      }
+      rep.bandwidth.push_back(bw);
+    }
+  }
+  return rep;
+}
+
+size_t default_bandwidth_buffer_bytes() {
+  const size_t gib = size_t{1} << 30;
+  const size_t l3 = l3_cache_bytes();
+  return l3 > 0 ? std::min(gib, 4 * l3) : gib;
+}
+
+BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int32_t passes) {
+  BandwidthResult r;
+  r.threads = pool.n_threads();
+  const int64_t n_words = static_cast<int64_t>(bytes / 64) * 8;
+  r.buffer_bytes = static_cast<size_t>(n_words) * sizeof(uint64_t);
+  r.passes = std::max(passes, 1);
+  if (n_words == 0) return r;
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[static_cast<size_t>(n_words)]);
+  uint64_t* p = buf.get();
+  // First touch on the threads that will read (pages land near them).
+  pool.parallel_for(n_words, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) p[i] = static_cast<uint64_t>(i);
+  });
+  std::vector<uint64_t> sums(static_cast<size_t>(pool.n_threads()), 0);
+  std::vector<double> gbs;
+  for (int32_t k = 0; k < r.passes; ++k) {
+    const auto t0 = Clock::now();
+    pool.parallel_for(n_words, [&](int64_t b, int64_t e, int t) { sums[static_cast<size_t>(t)] = read_words(p + b, e - b); });
+    const double s = seconds_since(t0);
+    uint64_t x = 0;
+    for (uint64_t v : sums) x ^= v;
+    g_sink = g_sink ^ x;
+    if (s > 0) gbs.push_back(static_cast<double>(r.buffer_bytes) / s / 1e9);
+  }
+  if (!gbs.empty()) {
+    double mean = 0, sd = 0;
+    summarize(gbs, mean, sd, r.median_gbs);
+    r.best_gbs = *std::max_element(gbs.begin(), gbs.end());
+  }
+  return r;
+}
+
+uint64_t peak_rss_bytes() {
+  struct rusage ru {};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+// ---- rendering ----------------------------------------------------------------------------------
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), f, v);
+  return buf;
+}
+
+std::string human_size(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  return fmt(u == 0 ? "%.0f" : "%.2f", bytes) + " " + units[u];
+}
+
+std::string human_params(double n) {
+  if (n >= 1e9) return fmt("%.2f B", n / 1e9);
+  if (n >= 1e6) return fmt("%.2f M", n / 1e6);
+  if (n >= 1e3) return fmt("%.2f K", n / 1e3);
+  return fmt("%.0f", n);
+}
+
+// Display width of UTF-8 text (code points; "±" is one column, two bytes).
+size_t text_width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// A markdown table; column alignment as llama-bench: text left, numbers right.
+std::string md_table(const std::vector<std::string>& head, const std::vector<bool>& right,
+                     const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w(head.size());
+  for (size_t c = 0; c < head.size(); ++c) {
+    w[c] = std::max<size_t>(text_width(head[c]), 3);
+    for (const auto& r : rows) w[c] = std::max(w[c], text_width(r[c]));
+  }
+  auto cell = [&](const std::string& s, size_t c) {
+    const size_t pad = w[c] - text_width(s);
+    return right[c] ? std::string(pad, ' ') + s : s + std::string(pad, ' ');
+  };
+  std::string out = "|";
+  for (size_t c = 0; c < head.size(); ++c) {
+    out += ' ';
+    out += cell(head[c], c);
+    out += " |";
+  }
+  out += "\n|";
+  for (size_t c = 0; c < head.size(); ++c) {
+    out += ' ';
+    out.append(w[c] - 1, '-');
+    out += right[c] ? ':' : '-';
+    out += " |";
+  }
+  out += "\n";
+  for (const auto& r : rows) {
+    out += "|";
+    for (size_t c = 0; c < head.size(); ++c) {
+      out += ' ';
+      out += cell(r[c], c);
+      out += " |";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+const BandwidthResult* bandwidth_for(const BenchReport& rep, int32_t threads) {
+  for (const auto& b : rep.bandwidth) {
+    if (b.threads == threads) return &b;
+  }
+  return nullptr;
+}
+
+std::string csv_quote(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::string to_markdown(const BenchReport& rep) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : rep.rows) {
+    rows.push_back({rep.model, human_size(static_cast<double>(rep.size_bytes)),
+                    human_params(static_cast<double>(rep.params)), rep.backend, std::to_string(r.threads), r.test,
+                    fmt("%.2f", r.mean) + " ± " + fmt("%.2f", r.stddev), fmt("%.2f", r.median)});
+  }
+  std::string out = md_table({"model", "size", "params", "backend", "threads", "test", "t/s", "median t/s"},
+                             {false, true, true, false, true, true, true, true}, rows);
+  out += "\nmodel file: " + (rep.file_bytes > 0 ? human_size(static_cast<double>(rep.file_bytes)) : "n/a") +
+         " | peak RSS: " + human_size(static_cast<double>(rep.peak_rss_bytes)) + "\n";
+  if (!rep.bandwidth.empty()) {
+    out += "\n";
+    for (const auto& b : rep.bandwidth) {
+      out += "read bandwidth @ " + std::to_string(b.threads) + (b.threads == 1 ? " thread: " : " threads: ") + fmt("%.2f", b.best_gbs) +
+             " GB/s best, " + fmt("%.2f", b.median_gbs) + " GB/s median (" + std::to_string(b.passes) +
+             " passes over " + human_size(static_cast<double>(b.buffer_bytes)) + ")\n";
+    }
+    std::vector<std::vector<std::string>> rr;
+    for (const auto& r : rep.rows) {
+      if (r.n_gen == 0 || r.limit_tps <= 0) continue;
+      const BandwidthResult* b = bandwidth_for(rep, r.threads);
+      rr.push_back({std::to_string(r.threads), r.test, b ? fmt("%.2f", b->best_gbs) : "", fmt("%.3f", r.bytes_per_token / 1e6),
+                    fmt("%.2f", r.limit_tps), fmt("%.2f", r.median), fmt("%.1f%%", 100.0 * r.median / r.limit_tps)});
+    }
+    out += "\n" + md_table({"threads", "test", "GB/s", "MB/token", "limit t/s", "median t/s", "% of limit"},
+                           {true, true, true, true, true, true, true}, rr);
+    out += "\nMB/token: weights read per decoded token + K/V at the mean context (n + 3) / 2; limit = GB/s / "
+           "MB/token.\n";
+  }
+  return out;
+}
+
+std::string to_json(const BenchReport& rep) {
+  nlohmann::json j;
+  j["model"] = rep.model;
+  j["size_bytes"] = rep.size_bytes;
+  j["params"] = rep.params;
+  j["backend"] = rep.backend;
+  j["file_bytes"] = rep.file_bytes;
+  j["peak_rss_bytes"] = rep.peak_rss_bytes;
+  j["results"] = nlohmann::json::array();
+  for (const auto& r : rep.rows) {
+    nlohmann::json o;
+    o["model"] = rep.model;
+    o["size_bytes"] = rep.size_bytes;
+    o["params"] = rep.params;
+    o["backend"] = rep.backend;
+    o["threads"] = r.threads;
+    o["test"] = r.test;
+    o["n_prompt"] = r.n_prompt;
+    o["n_gen"] = r.n_gen;
+    o["tps_mean"] = r.mean;
+    o["tps_stddev"] = r.stddev;
+    o["tps_median"] = r.median;
+    o["tps_samples"] = r.tps;
+    if (r.n_gen > 0) o["bytes_per_token"] = r.bytes_per_token;
+    if (r.limit_tps > 0) {
+      o["limit_tps"] = r.limit_tps;
+      o["pct_of_limit"] = 100.0 * r.median / r.limit_tps;
+    }
+    j["results"].push_back(o);
+  }
+  if (!rep.bandwidth.empty()) {
+    j["bandwidth"] = nlohmann::json::array();
+    for (const auto& b : rep.bandwidth) {
+      j["bandwidth"].push_back({{"threads", b.threads},
+                                {"buffer_bytes", b.buffer_bytes},
+                                {"passes", b.passes},
+                                {"best_gbs", b.best_gbs},
+                                {"median_gbs", b.median_gbs}});
+    }
+  }
+  return j.dump(2) + "\n";
+}
+
+std::string to_csv(const BenchReport& rep) {
+  std::ostringstream o;
+  o << "model,size_bytes,params,backend,file_bytes,peak_rss_bytes,threads,test,n_prompt,n_gen,tps_mean,tps_stddev,"
+       "tps_median,tps_samples,bytes_per_token,bandwidth_gbs,limit_tps,pct_of_limit\n";
+  for (const auto& r : rep.rows) {
+    std::string samples;
+    for (size_t i = 0; i < r.tps.size(); ++i) {
+      if (i > 0) samples += ';';
+      samples += fmt("%.4f", r.tps[i]);
+    }
+    const BandwidthResult* b = bandwidth_for(rep, r.threads);
+    o << csv_quote(rep.model) << ',' << rep.size_bytes << ',' << rep.params << ',' << csv_quote(rep.backend) << ','
+      << rep.file_bytes << ',' << rep.peak_rss_bytes << ',' << r.threads << ',' << r.test << ',' << r.n_prompt << ','
+      << r.n_gen << ',' << fmt("%.4f", r.mean) << ',' << fmt("%.4f", r.stddev) << ',' << fmt("%.4f", r.median) << ','
+      << samples << ',' << (r.n_gen > 0 ? fmt("%.0f", r.bytes_per_token) : "") << ','
+      << (b ? fmt("%.4f", b->best_gbs) : "") << ',' << (r.limit_tps > 0 ? fmt("%.4f", r.limit_tps) : "") << ','
+      << (r.limit_tps > 0 ? fmt("%.2f", 100.0 * r.median / r.limit_tps) : "") << '\n';
+  }
+  return o.str();
+}
+
+}  // namespace
+
+std::string format_bench(const BenchReport& report, BenchFormat f) {
+  switch (f) {
+    case BenchFormat::kJson:
+      return to_json(report);
+    case BenchFormat::kCsv:
+      return to_csv(report);
+    case BenchFormat::kMarkdown:
+    default:
+      return to_markdown(report);
+  }
+}
+
+}  // namespace llmopt
