@@ -15,7 +15,7 @@ FUZZ_PACKAGES := clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-asan fuzz clean format
+.PHONY: all deps build run test test-asan fuzz clean format model
 
 all: build
 
@@ -32,6 +32,10 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The default model, SmolLM2-135M-Instruct (Q4_1 GGUF), into .cache/models/ (pinned, sha256-checked).
+model:
+	./tools/fetch_model.sh
 
 # The main job: a demo on the built-in default model (or MODEL=path).
 run: build

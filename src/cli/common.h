@@ -41,5 +41,6 @@ Command register_synth(CLI::App& app);
 Command register_tokenize(CLI::App& app);
 Command register_demo(CLI::App& app);
 Command register_bench(CLI::App& app);
+Command register_chat(CLI::App& app);
 
 }  // namespace llmopt::cli

@@ -13,7 +13,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "llmopt 0.1.0");
   std::vector<Command> commands;
   for (auto reg : {register_generate, register_perplexity, register_info, register_convert, register_synth,
-                   register_tokenize, register_demo, register_bench}) {
+                   register_tokenize, register_demo,
+                   register_bench,
+                   register_chat}) {
     commands.push_back(reg(app));
   }
   try {

@@ -1,7 +1,11 @@
 // GPT-2 byte-level BPE: the bytes_to_unicode map, the GPT-2 pre-tokenizer pattern implemented by hand
 // over code points, and merges by rank within each pre-token. Decoding maps characters back to bytes.
 #include <cstdio>
+#include <mutex>
+#include <set>
 #include <string>
+
+#include "core/log.h"
 
 #include "tokenizer/bpe_merge.h"
 #include "tokenizer/tokenizer_impl.h"
@@ -90,32 +94,80 @@ std::vector<std::string_view> gpt2_pretokenize(std::string_view text) {
   return out;
 }
 
+PreTokenizer pre_tokenizer_for(const std::string& pre) {
+  // llama.cpp (llama-vocab.cpp) gives these "\\p{N}" then the GPT-2 pattern; HF configs say
+  // Sequence[Digits(individual_digits=true), ByteLevel].
+  static const std::set<std::string> kDigits = {"smollm", "starcoder", "refact", "command-r",
+                                                "codeshell", "exaone", "minerva"};
+  static const std::set<std::string> kGpt2 = {"", "gpt-2", "gpt2", "default", "mpt", "olmo", "jais"};
+  if (kDigits.count(pre)) return PreTokenizer::kDigitsThenGpt2;
+  if (!kGpt2.count(pre)) {
+    static std::mutex mu;
+    static std::set<std::string> warned;
+    std::lock_guard<std::mutex> lock(mu);
+    if (warned.insert(pre).second) {
+      log_warn("tokenizer: unknown pre-tokenizer '" + pre + "', using the GPT-2 pattern");
+    }
+  }
+  return PreTokenizer::kGpt2;
+}
+
+std::vector<std::string_view> pretokenize(std::string_view text, PreTokenizer kind) {
+  if (kind == PreTokenizer::kGpt2) return gpt2_pretokenize(text);
+  // Each number character is a piece of its own; the GPT-2 pattern splits the text between them.
+  std::vector<std::string_view> out;
+  size_t frag = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t len;
+    const uint32_t cp = unicode::utf8_decode(text, pos, &len);
+    if (unicode::is_number(cp)) {
+      if (pos > frag) {
+        for (std::string_view w : gpt2_pretokenize(text.substr(frag, pos - frag))) out.push_back(w);
+      }
+      out.push_back(text.substr(pos, len));
+      frag = pos + len;
+    }
+    pos += len;
+  }
+  if (frag < text.size()) {
+    for (std::string_view w : gpt2_pretokenize(text.substr(frag))) out.push_back(w);
+  }
+  return out;
+}
+
 Gpt2Tokenizer::Gpt2Tokenizer(TokenizerSpec spec, VocabIndex index)
-    : Tokenizer(std::move(spec)), index_(std::move(index)) {}
+    : Tokenizer(std::move(spec)), index_(std::move(index)), pre_(pre_tokenizer_for(spec_.pre)) {}
 
 Status Gpt2Tokenizer::init() {
   const auto& b2c = gpt2_byte_to_codepoint();
   codepoint_byte_.assign(512, -1);
+  int n_missing = 0;
+  int first_missing = -1;
   for (int b = 0; b < 256; ++b) {
     codepoint_byte_[b2c[b]] = static_cast<int16_t>(b);
-    const int32_t id = index_.find(unicode::utf8_encode(b2c[b]));
-    if (id < 0) {
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "0x%02X", b);
-      return error(std::string("byte-level vocabulary has no token for byte ") + hex + " ('" +
-                   unicode::utf8_encode(b2c[b]) + "')");
-    }
-    byte_token_[b] = id;
+    byte_token_[b] = index_.find(unicode::utf8_encode(b2c[b]));
+    if (byte_token_[b] < 0 && n_missing++ == 0) first_missing = b;
+  }
+  // NOTE: real vocabularies lack a few bytes that never occur in valid UTF-8 or in training text
+  // (SmolLM2: 21); a vocabulary lacking many is not byte-level at all.
+  constexpr int kMaxMissingBytes = 32;
+  if (n_missing > kMaxMissingBytes) {
+    char hex[8];
+    std::snprintf(hex, sizeof(hex), "0x%02X", first_missing);
+    return error(std::string("byte-level vocabulary has no token for byte ") + hex + " ('" +
+                 unicode::utf8_encode(b2c[first_missing]) + "') and " + std::to_string(n_missing - 1) +
+                 " other bytes");
   }
   return ok_status();
 }
 
 void Gpt2Tokenizer::encode_fragment(std::string_view text, std::vector<int32_t>* out) const {
   std::vector<bpe::Symbol> syms;
-  for (std::string_view word : gpt2_pretokenize(text)) {
+  for (std::string_view word : pretokenize(text, pre_)) {
     syms.clear();
     for (size_t k = 0; k < word.size(); ++k) {
-      bpe::push_symbol(&syms, static_cast<uint32_t>(k), 1, byte_token_[static_cast<uint8_t>(word[k])]);
+      const int32_t id = byte_token_[static_cast<uint8_t>(word[k])];
+      if (id >= 0) bpe::push_symbol(&syms, static_cast<uint32_t>(k), 1, id);  // else dropped, as HF does
     }
     if (syms.empty()) continue;
     if (syms.size() > 1) {

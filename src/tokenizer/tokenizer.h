@@ -22,7 +22,8 @@ enum class TokenType : int32_t {
 struct TokenizerSpec {
   // "gpt2" (byte-level BPE) or "llama" (SentencePiece BPE), as tokenizer.ggml.model.
   std::string model;
-  // Pre-tokenizer name as tokenizer.ggml.pre ("gpt-2", "default", ...); informational for now.
+  // Pre-tokenizer name as tokenizer.ggml.pre ("gpt-2", "smollm", ...): byte-level BPE picks its split
+  // pattern by it (see PreTokenizer in tokenizer_impl.h); unknown names use GPT-2's, with a warning.
   std::string pre;
   std::vector<std::string> tokens;       // pieces as stored (byte-level: GPT-2 unicode-mapped strings)
   std::vector<float> scores;             // SentencePiece: merge priority (higher first); may be empty

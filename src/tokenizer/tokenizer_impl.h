@@ -50,6 +50,15 @@ const std::array<uint32_t, 256>& gpt2_byte_to_codepoint();
 // does (leftmost alternative first, each greedy). Invalid UTF-8 bytes count as "other" characters.
 std::vector<std::string_view> gpt2_pretokenize(std::string_view text);
 
+// Pre-tokenizer variants selected by TokenizerSpec::pre (GGUF tokenizer.ggml.pre), as llama.cpp maps them.
+enum class PreTokenizer {
+  kGpt2,         // the GPT-2 pattern alone ("gpt-2", "default", unknown names)
+  kDigitsThenGpt2,  // every \p{N} character alone first, then GPT-2 on the rest ("smollm", "starcoder", ...)
+};
+// The variant for a pre name; unknown names give kGpt2 and a one-time warning per name.
+PreTokenizer pre_tokenizer_for(const std::string& pre);
+std::vector<std::string_view> pretokenize(std::string_view text, PreTokenizer kind);
+
 class Gpt2Tokenizer final : public Tokenizer {
  public:
   Gpt2Tokenizer(TokenizerSpec spec, VocabIndex index);
@@ -67,7 +76,10 @@ class Gpt2Tokenizer final : public Tokenizer {
   void append_piece(int32_t id, std::string* out) const;
 
   VocabIndex index_;
-  std::array<int32_t, 256> byte_token_{};  // byte -> id of its one-character token
+  PreTokenizer pre_ = PreTokenizer::kGpt2;
+  // byte -> id of its one-character token; -1 for the few bytes some vocabularies lack (SmolLM2 has
+  // no token for 0x04, 0xC0, 0xF5..0xFF, ...): such bytes are dropped, as HF tokenizers does.
+  std::array<int32_t, 256> byte_token_{};
   std::vector<int16_t> codepoint_byte_;    // mapped code point -> byte, -1 if none
 };
 
