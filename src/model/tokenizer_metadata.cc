@@ -200,7 +200,8 @@ void tokenizer_spec_to_metadata(const TokenizerSpec& spec, Metadata& md) {
   md.set(kTokenType,
          MetaValue::from_i32s(spec.token_types.size() == spec.tokens.size() ? spec.token_types
                                                                             : derive_token_types(spec)));
-  if (!spec.merges.empty()) md.set(kMerges, MetaValue::from_strings(spec.merges));
+  // Byte-level BPE needs the key even without merges: llama.cpp refuses a gpt2 vocab that lacks it.
+  if (!spec.merges.empty() || !spm) md.set(kMerges, MetaValue::from_strings(spec.merges));
   // "None" is written as UINT32_MAX where an absent key would mean a default id (SPM's 0/1/2).
   auto put_id = [&](const char* key, int32_t id, bool has_default) {
     if (id >= 0) {

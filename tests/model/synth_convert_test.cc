@@ -360,3 +360,21 @@ TEST(ConvertGguf, RejectsUnsupportedOutType) {
 
 }  // namespace
 }  // namespace llmopt
+
+namespace llmopt {
+namespace {
+
+// llama.cpp refuses a byte-level ("gpt2") vocabulary without tokenizer.ggml.merges, even an empty one.
+TEST(SynthTokenizer, ByteLevelVocabAlwaysHasMergesKey) {
+  SynthOptions o;
+  o.config = *find_synth_preset("gpt2-tiny");
+  auto src = synth_model(o);
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  const MetaValue* merges = (*src)->metadata().find("tokenizer.ggml.merges");
+  ASSERT_NE(merges, nullptr);
+  EXPECT_EQ(merges->type, MetaType::kArray);
+  EXPECT_EQ(merges->elem_type, MetaType::kString);
+}
+
+}  // namespace
+}  // namespace llmopt
