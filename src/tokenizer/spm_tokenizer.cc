@@ -185,14 +185,6 @@ void SpmTokenizer::encode_fragment(std::string_view text, std::vector<int32_t>* 
   }
 }
 
-std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
-  std::vector<int32_t> out;
-  if (add_bos && spec_.bos_id >= 0) out.push_back(spec_.bos_id);
-  encode_fragment(text, &out);
-  if (add_eos && spec_.eos_id >= 0) out.push_back(spec_.eos_id);
-  return out;
-}
-
 void SpmTokenizer::append_piece(int32_t id, std::string* out) const {
   if (id < 0 || id >= n_vocab()) return;
   const TokenType type = token_type(id);

@@ -129,9 +129,12 @@ int32_t Tokenizer::token_to_id(std::string_view piece) const {
   return -1;
 }
 
-void Tokenizer::encode_fragment(std::string_view text, std::vector<int32_t>* out) const {
-  std::vector<int32_t> ids = encode(text, /*add_bos=*/false, /*add_eos=*/false);
-  out->insert(out->end(), ids.begin(), ids.end());
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
+  std::vector<int32_t> out;
+  if (add_bos && spec_.bos_id >= 0) out.push_back(spec_.bos_id);
+  encode_fragment(text, &out);
+  if (add_eos && spec_.eos_id >= 0) out.push_back(spec_.eos_id);
+  return out;
 }
 
 std::vector<int32_t> Tokenizer::encode_with_special(std::string_view text, bool add_bos, bool add_eos) const {

@@ -45,7 +45,7 @@ class Tokenizer {
   static Result<std::unique_ptr<Tokenizer>> create(const TokenizerSpec& spec);
 
   // Text -> ids. add_bos/add_eos are applied only if the model has those tokens.
-  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos = false) const = 0;
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos = false) const;
   // Ids -> text (control tokens such as BOS/EOS render as nothing). Byte tokens are reassembled.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   // The text one token contributes (for streaming); may be a partial UTF-8 sequence.
@@ -70,8 +70,8 @@ class Tokenizer {
 
  protected:
   explicit Tokenizer(TokenizerSpec spec) : spec_(std::move(spec)) {}
-  // Appends the ids of plain text (no BOS/EOS, no special-token parsing). The default calls encode.
-  virtual void encode_fragment(std::string_view text, std::vector<int32_t>* out) const;
+  // Appends the ids of plain text (no BOS/EOS, no special-token parsing): what each tokenizer defines.
+  virtual void encode_fragment(std::string_view text, std::vector<int32_t>* out) const = 0;
   TokenizerSpec spec_;
 };
 

@@ -64,7 +64,6 @@ class Gpt2Tokenizer final : public Tokenizer {
   Gpt2Tokenizer(TokenizerSpec spec, VocabIndex index);
   // Fails if a byte has no single-character token (every byte-level vocabulary has all 256).
   Status init();
-  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
   std::string token_to_piece(int32_t id) const override;
   int32_t token_to_id(std::string_view piece) const override { return index_.find(piece); }
@@ -86,7 +85,6 @@ class Gpt2Tokenizer final : public Tokenizer {
 class SpmTokenizer final : public Tokenizer {
  public:
   SpmTokenizer(TokenizerSpec spec, VocabIndex index);
-  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
   std::string token_to_piece(int32_t id) const override;
   int32_t token_to_id(std::string_view piece) const override { return index_.find(piece); }
