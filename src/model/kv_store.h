@@ -26,6 +26,8 @@ class KvStore {
   float* v(int32_t il, int32_t block, int32_t slot) { return data_.data() + offset(il, 1, block, slot); }
   const float* k(int32_t il, int32_t block, int32_t slot) const { return data_.data() + offset(il, 0, block, slot); }
   const float* v(int32_t il, int32_t block, int32_t slot) const { return data_.data() + offset(il, 1, block, slot); }
+  // Copies every layer's K and V of block src into block dst (copy-on-write).
+  void copy_block(int32_t src, int32_t dst);
 
  private:
   size_t offset(int32_t il, int32_t kv, int32_t block, int32_t slot) const {

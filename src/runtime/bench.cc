@@ -39,7 +39,7 @@ double time_prefill(const Model& model, const std::vector<int32_t>& tokens, int3
                     ForwardOutput& out) {
   const ModelConfig& cfg = model.config();
   const int32_t n = static_cast<int32_t>(tokens.size());
-  const int32_t n_blocks = (n + block_size - 1) / block_size;
+  const int32_t n_blocks = blocks_for_tokens(n, block_size);
   KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size);
   BlockPool blocks(n_blocks);
   SeqBlocks seq(blocks, block_size);
@@ -62,7 +62,7 @@ double time_decode(const Model& model, int32_t start_token, const std::vector<in
   const ModelConfig& cfg = model.config();
   const int32_t n = static_cast<int32_t>(tokens.size());
   const int32_t total = n + 1;
-  const int32_t n_blocks = (total + block_size - 1) / block_size;
+  const int32_t n_blocks = blocks_for_tokens(total, block_size);
   KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size);
   BlockPool blocks(n_blocks);
   SeqBlocks seq(blocks, block_size);

@@ -69,7 +69,7 @@ Result<GenerateResult> generate(const Model& model, std::span<const int32_t> pro
   int32_t max_total = n_ctx;
   if (opts.n_predict >= 0) max_total = std::min(n_ctx, n_prompt + opts.n_predict);
 
-  const int32_t n_blocks = (max_total + opts.block_size - 1) / opts.block_size;
+  const int32_t n_blocks = blocks_for_tokens(max_total, opts.block_size);
   KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, opts.block_size);
   BlockPool pool_blocks(n_blocks);
   SeqBlocks seq(pool_blocks, opts.block_size);

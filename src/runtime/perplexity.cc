@@ -55,7 +55,7 @@ std::string strip(const std::string& s) {
 void score_sequences(const Model& model, const std::vector<std::vector<int32_t>>& seqs, ThreadPool& pool,
                      int32_t block_size, NllAccumulator& acc) {
   const ModelConfig& cfg = model.config();
-  int32_t n_blocks = 0;
+  int32_t n_blocks = 1;  // the null block
   for (const auto& s : seqs) n_blocks += (static_cast<int32_t>(s.size()) + block_size - 1) / block_size;
   KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size);
   BlockPool blocks(n_blocks);
@@ -131,7 +131,7 @@ Result<PerplexityResult> perplexity_chunks(const Model& model, const std::string
   NllAccumulator acc;
   const ModelConfig& cfg = model.config();
   const int32_t block_size = 16;
-  const int32_t n_blocks = (n_ctx + block_size - 1) / block_size;
+  const int32_t n_blocks = blocks_for_tokens(n_ctx, block_size);
   KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size);
   BlockPool blocks(n_blocks);
   SeqBlocks table(blocks, block_size);

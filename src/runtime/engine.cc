@@ -1,0 +1,237 @@
+// Engine: schedule -> forward -> sample -> update.
+#include "runtime/engine.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+
+namespace llmopt {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kEos: return "eos";
+    case FinishReason::kStopToken: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kContext: return "context";
+    case FinishReason::kAborted: return "aborted";
+  }
+  return "?";
+}
+
+Result<std::unique_ptr<Engine>> Engine::create(const Model& model, const EngineConfig& config, ThreadPool& pool) {
+  const ModelConfig& mc = model.config();
+  EngineConfig cfg = config;
+  LLMOPT_RETURN_IF_ERROR(validate(SchedulerConfig{cfg.sched.max_batch_tokens, cfg.sched.max_running,
+                                                  cfg.sched.max_waiting, cfg.sched.batching, KvLayout::kPaged, 0}));
+  if (cfg.block_size <= 0 || cfg.block_size > 4096) return error("KV block size must be in 1..4096 tokens");
+  if (cfg.kv_mem_bytes < 0 || cfg.kv_tokens < 0) return error("the KV budget must not be negative");
+  const int32_t n_ctx = cfg.n_ctx > 0 ? cfg.n_ctx : mc.n_ctx_train;
+  if (n_ctx <= 1) return error("the context must be at least 2 tokens");
+  if (mc.arch == Arch::kGpt2 && n_ctx > mc.n_ctx_train) {
+    return error("context " + std::to_string(n_ctx) + " exceeds the model's " + std::to_string(mc.n_ctx_train) +
+                 " learned positions");
+  }
+  const int64_t block_bytes = static_cast<int64_t>(mc.n_layer) * 2 * cfg.block_size * mc.kv_dim() * 4;
+  int64_t usable = 0;
+  if (cfg.kv_mem_bytes > 0) {
+    usable = cfg.kv_mem_bytes / block_bytes - 1;  // the null block is part of the budget
+  } else if (cfg.kv_tokens > 0) {
+    usable = (cfg.kv_tokens + cfg.block_size - 1) / cfg.block_size;
+  } else {
+    usable = static_cast<int64_t>(cfg.sched.max_running) * ((n_ctx + cfg.block_size - 1) / cfg.block_size);
+  }
+  const int64_t ctx_blocks = (n_ctx + cfg.block_size - 1) / cfg.block_size;
+  if (usable < ctx_blocks) {
+    return error("the KV budget holds " + std::to_string(std::max<int64_t>(usable, 0) * cfg.block_size) +
+                 " tokens, less than one full context of " + std::to_string(n_ctx) +
+                 "; raise the KV memory or lower the context");
+  }
+  if (usable > (int64_t{1} << 30) / cfg.block_size) return error("the KV budget is unreasonably large");
+  if (cfg.sched.kv_layout == KvLayout::kContiguous) {
+    cfg.sched.contiguous_tokens = n_ctx;
+    cfg.prefix_caching = false;  // the baseline has no sharing
+  }
+  LLMOPT_RETURN_IF_ERROR(validate(cfg.sched));
+  return std::unique_ptr<Engine>(new Engine(model, cfg, pool, n_ctx, static_cast<int32_t>(usable + 1)));
+}
+
+Engine::Engine(const Model& model, const EngineConfig& config, ThreadPool& pool, int32_t n_ctx, int32_t n_blocks)
+    : model_(model), config_(config), pool_(pool), n_ctx_(n_ctx) {
+  const ModelConfig& mc = model.config();
+  store_ = std::make_unique<KvStore>(mc.n_layer, mc.kv_dim(), n_blocks, config.block_size);
+  kv_ = std::make_unique<KvManager>(n_blocks, config.block_size, config.prefix_caching);
+  sched_ = std::make_unique<Scheduler>(config.sched, *kv_);
+  metrics_.kv_blocks_total = kv_->pool().n_usable();
+  metrics_.kv_blocks_free = kv_->pool().n_free();
+}
+
+Result<int64_t> Engine::add_request(RequestSpec spec, EventCallback on_event) {
+  const ModelConfig& mc = model_.config();
+  auto reject = [&](std::string msg) -> Result<int64_t> {
+    ++metrics_.requests_rejected;
+    return error(std::move(msg));
+  };
+  if (spec.prompt.empty()) return reject("the prompt is empty (no tokens to start from)");
+  for (int32_t t : spec.prompt) {
+    if (t < 0 || t >= mc.n_vocab) return reject("prompt token id " + std::to_string(t) + " is out of range");
+  }
+  const int32_t n_prompt = static_cast<int32_t>(spec.prompt.size());
+  if (n_prompt >= n_ctx_) {
+    return reject("the prompt is " + std::to_string(n_prompt) + " tokens, longer than the context (" +
+                  std::to_string(n_ctx_) + " tokens, at least one must be left to generate)");
+  }
+  if (spec.max_new_tokens == 0) return reject("max_new_tokens must be positive (or negative for no limit)");
+  if (Status st = validate_sampling(spec.sampling); !st.ok()) return reject(st.message());
+
+  auto slot = std::make_unique<Slot>();
+  Request& r = slot->req;
+  r.id = next_id_;
+  r.tokens = spec.prompt;
+  r.n_prompt = n_prompt;
+  r.max_tokens = spec.max_new_tokens < 0 ? n_ctx_ : std::min<int64_t>(n_ctx_, int64_t{n_prompt} + spec.max_new_tokens);
+  r.tokens.reserve(static_cast<size_t>(r.max_tokens));
+  slot->sampler = make_sampler_chain(spec.sampling);
+  for (int32_t t : spec.prompt) slot->sampler->accept(t);
+  slot->on_event = std::move(on_event);
+  slot->t_arrival = slot->t_last = Clock::now();
+  slot->spec = std::move(spec);
+  if (Status st = sched_->add(&r); !st.ok()) return reject(st.message());
+  ++next_id_;
+  ++metrics_.requests_added;
+  metrics_.prompt_tokens += n_prompt;
+  metrics_.waiting = sched_->n_waiting();
+  const int64_t id = r.id;
+  slots_.emplace(id, std::move(slot));
+  return id;
+}
+
+bool Engine::abort(int64_t id) {
+  auto it = slots_.find(id);
+  if (it == slots_.end()) return false;
+  Slot& s = *it->second;
+  sched_->remove(&s.req);
+  ++metrics_.requests_aborted;
+  TokenEvent ev;
+  ev.id = id;
+  ev.finished = true;
+  ev.reason = FinishReason::kAborted;
+  EventCallback cb = std::move(s.on_event);
+  slots_.erase(it);
+  if (cb) cb(ev);
+  update_gauges(0.0);
+  return true;
+}
+
+FinishReason Engine::check_finished(const Slot& s, int32_t token) const {
+  const Request& r = s.req;
+  if (!s.spec.ignore_eos && model_.has_tokenizer() && token == model_.tokenizer().eos()) return FinishReason::kEos;
+  if (std::find(s.spec.stop_tokens.begin(), s.spec.stop_tokens.end(), token) != s.spec.stop_tokens.end()) {
+    return FinishReason::kStopToken;
+  }
+  if (r.n_tokens() >= r.max_tokens) {
+    const bool by_length = s.spec.max_new_tokens >= 0 && r.n_output() >= s.spec.max_new_tokens;
+    return by_length ? FinishReason::kLength : FinishReason::kContext;
+  }
+  return FinishReason::kNone;
+}
+
+StepStats Engine::step() {
+  const auto t0 = Clock::now();
+  StepStats st;
+  ScheduleOutput out = sched_->schedule();
+  st.n_preempted = static_cast<int32_t>(out.preempted.size());
+  metrics_.preemptions += st.n_preempted;
+  if (out.empty()) {
+    update_gauges(0.0);
+    return st;
+  }
+
+  for (const BlockCopy& c : out.copies) store_->copy_block(c.src, c.dst);
+  inputs_.resize(out.chunks.size());
+  for (size_t i = 0; i < out.chunks.size(); ++i) {
+    const ScheduledChunk& c = out.chunks[i];
+    SeqInput& in = inputs_[i];
+    in.tokens = std::span<const int32_t>(c.req->tokens).subspan(static_cast<size_t>(c.pos0), static_cast<size_t>(c.n_tokens));
+    in.pos0 = c.pos0;
+    in.block_table = c.req->kv.table;
+    in.logits = c.sample ? LogitsMode::kLast : LogitsMode::kNone;
+  }
+  model_.forward(inputs_, *store_, fwd_, pool_);
+  sched_->on_computed(out);
+  st.n_seqs = static_cast<int32_t>(out.chunks.size());
+  st.n_tokens = out.n_tokens;
+  metrics_.computed_tokens += out.n_tokens;
+  metrics_.tokens_per_step.observe(out.n_tokens);
+
+  const int32_t n_vocab = model_.config().n_vocab;
+  const auto now = Clock::now();
+  std::vector<int64_t> done;
+  for (size_t i = 0; i < out.chunks.size(); ++i) {
+    const ScheduledChunk& c = out.chunks[i];
+    Request& r = *c.req;
+    // Prefix-cache statistics, once per request: at its first chunk.
+    if (c.pos0 == r.n_cached_tokens && r.n_preemptions == 0 && r.n_output() == 0) {
+      metrics_.prefix_query_tokens += r.n_prompt;
+      metrics_.prefix_hit_tokens += r.n_cached_tokens;
+    }
+    if (!c.sample) continue;
+    Slot& s = *slots_.at(r.id);
+    const float* logits = fwd_.logits.data() + fwd_.row_offset[i] * n_vocab;
+    const int32_t token = s.sampler->sample(logits, n_vocab);
+    s.sampler->accept(token);
+    r.tokens.push_back(token);
+    ++st.n_sampled;
+    ++metrics_.generated_tokens;
+    const double since_last = std::chrono::duration<double>(now - s.t_last).count();
+    if (r.n_output() == 1) metrics_.ttft_seconds.observe(since_last); else metrics_.itl_seconds.observe(since_last);
+    s.t_last = now;
+    TokenEvent ev;
+    ev.id = r.id;
+    ev.token = token;
+    ev.index = r.n_output() - 1;
+    ev.reason = check_finished(s, token);
+    ev.finished = ev.reason != FinishReason::kNone;
+    if (ev.finished) {
+      sched_->finish(&r);
+      ++metrics_.requests_finished;
+      metrics_.e2e_seconds.observe(std::chrono::duration<double>(now - s.t_arrival).count());
+      done.push_back(r.id);
+      ++st.n_finished;
+    }
+    if (s.on_event) s.on_event(ev);
+  }
+  for (int64_t id : done) slots_.erase(id);
+  st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  ++metrics_.steps;
+  update_gauges(st.seconds);
+  return st;
+}
+
+void Engine::update_gauges(double step_seconds) {
+  metrics_.running = sched_->n_running();
+  metrics_.waiting = sched_->n_waiting();
+  metrics_.kv_blocks_free = kv_->pool().n_free();
+  metrics_.kv_blocks_used = kv_->pool().n_used();
+  if (step_seconds <= 0.0) return;
+  // Real tokens: each owned block counted once, filled up to the furthest computed position of the
+  // sequences sharing it. Reserved: every owned block's slots.
+  const int32_t bs = kv_->block_size();
+  std::vector<int32_t> fill(static_cast<size_t>(kv_->pool().n_blocks()), 0);
+  int64_t real = 0;
+  for (const Request* r : sched_->running()) {
+    for (size_t b = 0; b < r->kv.table.size(); ++b) {
+      const int32_t in_block = std::clamp<int32_t>(r->n_computed - static_cast<int32_t>(b) * bs, 0, bs);
+      int32_t& f = fill[static_cast<size_t>(r->kv.table[b])];
+      if (in_block > f) {
+        real += in_block - f;
+        f = in_block;
+      }
+    }
+  }
+  const int64_t reserved = static_cast<int64_t>(kv_->pool().n_used()) * bs;
+  metrics_.kv_real_token_seconds += static_cast<double>(real) * step_seconds;
+  metrics_.kv_reserved_token_seconds += static_cast<double>(reserved) * step_seconds;
+}
+
+}  // namespace llmopt

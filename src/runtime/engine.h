@@ -1,0 +1,122 @@
+// Engine: many requests at once over one model, continuous batching on a paged KV cache.
+//
+//   step() = schedule -> forward -> sample -> update
+//
+// schedule picks the tokens to compute this step (Scheduler: decodes, prompt chunks, admissions,
+// preemptions); forward runs them as one batch, each sequence reading and writing K/V through its
+// block table; sample draws the next token of every sequence whose scheduled chunk reached its last
+// token, with that request's own sampler chain (own seed); update appends the token, streams it to
+// the request's callback and retires finished requests.
+//
+// Results do not depend on batch composition: the forward pass computes each sequence's rows with
+// the same operations whatever else is in the batch, and every request samples from its own RNG, so
+// a request's output is the same alone, in any batch, after preemption or with prefix-cache hits.
+//
+// Single-threaded: call add_request/abort/step from one thread (a server funnels requests through a
+// queue). Callbacks run inside add_request/step/abort and must not call back into the engine.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "model/model.h"
+#include "runtime/kv/kv_manager.h"
+#include "runtime/metrics.h"
+#include "runtime/sampling/sampler.h"
+#include "runtime/sched/scheduler.h"
+
+namespace llmopt {
+
+enum class FinishReason { kNone, kEos, kStopToken, kLength, kContext, kAborted };
+const char* finish_reason_name(FinishReason r);
+
+struct EngineConfig {
+  SchedulerConfig sched;
+  int32_t block_size = 16;
+  int64_t kv_mem_bytes = 0;   // KV memory budget in bytes; 0: use kv_tokens
+  int32_t kv_tokens = 0;      // or a number of token slots; both 0: room for max_running full contexts
+  bool prefix_caching = true;
+  int32_t n_ctx = 0;          // per-request context (prompt + output); 0: the model's trained context
+};
+
+struct RequestSpec {
+  std::vector<int32_t> prompt;
+  int32_t max_new_tokens = 128;
+  SamplingParams sampling;
+  bool ignore_eos = false;
+  std::vector<int32_t> stop_tokens;
+};
+
+struct TokenEvent {
+  int64_t id = 0;
+  int32_t token = -1;        // the new token; -1 on an event without one (abort)
+  int32_t index = -1;        // its index among the request's outputs
+  bool finished = false;
+  FinishReason reason = FinishReason::kNone;
+};
+using EventCallback = std::function<void(const TokenEvent&)>;
+
+struct StepStats {
+  int32_t n_seqs = 0;        // sequences in the forward batch
+  int32_t n_tokens = 0;      // tokens computed
+  int32_t n_sampled = 0;
+  int32_t n_preempted = 0;
+  int32_t n_finished = 0;
+  double seconds = 0.0;
+};
+
+class Engine {
+ public:
+  // Errors: impossible configuration, or a KV budget smaller than one full context.
+  static Result<std::unique_ptr<Engine>> create(const Model& model, const EngineConfig& config, ThreadPool& pool);
+
+  // Queues a request; errors name the problem (empty prompt, token out of range, prompt longer than
+  // the context, waiting queue full).
+  Result<int64_t> add_request(RequestSpec spec, EventCallback on_event = nullptr);
+  // Removes a request wherever it is and frees its blocks; its callback gets a finished event.
+  bool abort(int64_t id);
+  StepStats step();
+  bool has_unfinished() const { return !slots_.empty(); }
+
+  int32_t n_ctx() const { return n_ctx_; }
+  int32_t n_running() const { return sched_->n_running(); }
+  int32_t n_waiting() const { return sched_->n_waiting(); }
+  const EngineMetrics& metrics() const { return metrics_; }
+  const KvManager& kv() const { return *kv_; }
+  const EngineConfig& config() const { return config_; }
+  size_t kv_bytes() const { return store_->bytes(); }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Slot {
+    Request req;
+    RequestSpec spec;
+    std::unique_ptr<SamplerChain> sampler;
+    EventCallback on_event;
+    Clock::time_point t_arrival, t_last;
+  };
+  Engine(const Model& model, const EngineConfig& config, ThreadPool& pool, int32_t n_ctx, int32_t n_blocks);
+  FinishReason check_finished(const Slot& s, int32_t token) const;
+  void update_gauges(double step_seconds);
+
+  const Model& model_;
+  EngineConfig config_;
+  ThreadPool& pool_;
+  int32_t n_ctx_;
+  std::unique_ptr<KvStore> store_;
+  std::unique_ptr<KvManager> kv_;
+  std::unique_ptr<Scheduler> sched_;
+  std::map<int64_t, std::unique_ptr<Slot>> slots_;
+  int64_t next_id_ = 1;
+  EngineMetrics metrics_;
+  ForwardOutput fwd_;
+  std::vector<SeqInput> inputs_;
+};
+
+}  // namespace llmopt

@@ -1,0 +1,219 @@
+// The batching engine on real tiny models: batched output equals each request alone (greedy and
+// seeded sampling), aborts free every block, preemption and chunked prefill and prefix hits leave
+// outputs unchanged, and bad requests are refused with a reason.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "model/loader.h"
+#include "runtime/engine.h"
+#include "runtime/generate.h"
+#include "test_util.h"
+
+namespace llmopt {
+namespace {
+
+struct ModelCase {
+  const char* name;
+  const char* path;
+};
+
+class EngineTest : public ::testing::TestWithParam<ModelCase> {
+ protected:
+  void SetUp() override {
+    LLMOPT_REQUIRE_DATA(GetParam().path);
+    auto m = load_model(test::data_path(GetParam().path));
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    model_ = std::move(m).value();
+  }
+
+  // 32 varied prompts: different lengths, some sharing a prefix.
+  std::vector<std::vector<int32_t>> prompts(int n, uint32_t seed = 3) const {
+    std::mt19937 rng(seed);
+    const auto base = model_->tokenizer().encode("Once upon a time, there was a little dog named Max. He liked", true);
+    std::vector<std::vector<int32_t>> out;
+    for (int i = 0; i < n; ++i) {
+      std::vector<int32_t> p;
+      if (i % 3 == 0) p = base;
+      else p.push_back(model_->tokenizer().bos() >= 0 ? model_->tokenizer().bos() : 1);
+      const int extra = static_cast<int>(rng() % 40) + 1;
+      for (int k = 0; k < extra; ++k) p.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(model_->config().n_vocab)));
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  // Runs all specs through one engine; returns each request's output tokens.
+  std::vector<std::vector<int32_t>> run(const EngineConfig& cfg, const std::vector<RequestSpec>& specs,
+                                        EngineMetrics* metrics = nullptr) {
+    auto eng = Engine::create(*model_, cfg, pool_);
+    EXPECT_TRUE(eng.ok()) << eng.status().message();
+    if (!eng.ok()) return {};
+    std::map<int64_t, size_t> index;
+    std::vector<std::vector<int32_t>> out(specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      auto id = (*eng)->add_request(specs[i], [&out, i](const TokenEvent& ev) {
+        if (ev.token >= 0) out[i].push_back(ev.token);
+      });
+      EXPECT_TRUE(id.ok()) << id.status().message();
+    }
+    int guard = 0;
+    while ((*eng)->has_unfinished() && guard++ < 100000) (*eng)->step();
+    EXPECT_EQ((*eng)->kv().pool().n_used(), 0);
+    if (metrics != nullptr) *metrics = (*eng)->metrics();
+    return out;
+  }
+
+  std::vector<int32_t> alone(const RequestSpec& spec) {
+    GenerateOptions o;
+    o.n_predict = spec.max_new_tokens;
+    o.sampling = spec.sampling;
+    o.ignore_eos = spec.ignore_eos;
+    auto r = generate(*model_, spec.prompt, o, pool_);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? r->tokens : std::vector<int32_t>{};
+  }
+
+  std::vector<RequestSpec> specs(int n, float temperature) const {
+    std::vector<RequestSpec> out;
+    int i = 0;
+    for (auto& p : prompts(n)) {
+      RequestSpec s;
+      s.prompt = std::move(p);
+      s.max_new_tokens = 8 + (i * 7) % 33;
+      s.sampling.temperature = temperature;
+      s.sampling.seed = 100 + static_cast<uint64_t>(i);
+      s.ignore_eos = true;
+      out.push_back(std::move(s));
+      ++i;
+    }
+    return out;
+  }
+
+  std::unique_ptr<Model> model_;
+  ThreadPool pool_{2};
+};
+
+TEST_P(EngineTest, BatchedGreedyEqualsEachAlone) {
+  const auto sp = specs(32, 0.0f);
+  EngineConfig cfg;
+  cfg.sched.max_batch_tokens = 256;
+  cfg.sched.max_running = 32;
+  EngineMetrics m;
+  const auto batched = run(cfg, sp, &m);
+  ASSERT_EQ(batched.size(), sp.size());
+  for (size_t i = 0; i < sp.size(); ++i) {
+    EXPECT_EQ(batched[i], alone(sp[i])) << "request " << i;
+    EXPECT_EQ(static_cast<int32_t>(batched[i].size()), sp[i].max_new_tokens);
+  }
+  EXPECT_GT(m.tokens_per_step.mean(), 8.0);  // really batched
+  EXPECT_EQ(m.requests_finished, 32);
+}
+
+TEST_P(EngineTest, SeededSamplingIsIndependentOfBatchComposition) {
+  const auto sp = specs(12, 0.9f);
+  EngineConfig cfg;
+  const auto batched = run(cfg, sp);
+  for (size_t i = 0; i < sp.size(); ++i) EXPECT_EQ(batched[i], alone(sp[i])) << "request " << i;
+}
+
+TEST_P(EngineTest, ChunkedPrefillPreemptionAndPrefixHitsKeepOutputs) {
+  auto sp = specs(16, 0.8f);
+  for (auto& s : sp) s.max_new_tokens = 40;
+  EngineConfig big;
+  big.sched.max_batch_tokens = 1024;
+  big.prefix_caching = false;
+  const auto ref = run(big, sp);
+
+  EngineConfig chunked = big;
+  chunked.sched.max_batch_tokens = 7;  // prompts spread over many steps
+  EXPECT_EQ(run(chunked, sp), ref);
+
+  EngineConfig cached = big;
+  cached.prefix_caching = true;
+  cached.block_size = 4;
+  cached.sched.max_running = 4;  // later requests arrive after the shared prefix is cached
+  EngineMetrics mc;
+  EXPECT_EQ(run(cached, sp, &mc), ref);
+  EXPECT_GT(mc.prefix_hit_tokens, 0);
+
+  EngineConfig tight = big;
+  tight.block_size = 8;
+  tight.n_ctx = 128;
+  tight.kv_tokens = 256;  // 32 blocks for 16 requests of up to ~100 tokens
+  tight.prefix_caching = true;
+  EngineMetrics mt;
+  EXPECT_EQ(run(tight, sp, &mt), ref);
+  EXPECT_GT(mt.preemptions, 0);
+}
+
+TEST_P(EngineTest, AbortFreesAllBlocksAndNotifies) {
+  EngineConfig cfg;
+  auto eng = Engine::create(*model_, cfg, pool_);
+  ASSERT_TRUE(eng.ok());
+  const auto sp = specs(4, 0.0f);
+  std::vector<int64_t> ids;
+  FinishReason last = FinishReason::kNone;
+  for (const auto& s : sp) {
+    auto id = (*eng)->add_request(s, [&](const TokenEvent& ev) {
+      if (ev.finished) last = ev.reason;
+    });
+    ASSERT_TRUE(id.ok());
+    ids.push_back(*id);
+  }
+  (*eng)->step();
+  (*eng)->step();
+  EXPECT_GT((*eng)->kv().pool().n_used(), 0);
+  ASSERT_TRUE((*eng)->abort(ids[1]));
+  EXPECT_EQ(last, FinishReason::kAborted);
+  EXPECT_FALSE((*eng)->abort(ids[1]));
+  for (int64_t id : {ids[0], ids[2], ids[3]}) ASSERT_TRUE((*eng)->abort(id));
+  EXPECT_EQ((*eng)->kv().pool().n_used(), 0);
+  EXPECT_FALSE((*eng)->has_unfinished());
+  EXPECT_EQ((*eng)->metrics().requests_aborted, 4);
+}
+
+TEST_P(EngineTest, RefusesBadRequestsAndConfigs) {
+  EngineConfig cfg;
+  cfg.n_ctx = 64;
+  cfg.sched.max_waiting = 1;
+  auto eng = Engine::create(*model_, cfg, pool_);
+  ASSERT_TRUE(eng.ok());
+  RequestSpec s;
+  auto e1 = (*eng)->add_request(s);
+  ASSERT_FALSE(e1.ok());
+  EXPECT_NE(e1.status().message().find("empty"), std::string::npos);
+  s.prompt = {1, model_->config().n_vocab};
+  auto e2 = (*eng)->add_request(s);
+  ASSERT_FALSE(e2.ok());
+  EXPECT_NE(e2.status().message().find("out of range"), std::string::npos);
+  s.prompt.assign(64, 1);
+  auto e3 = (*eng)->add_request(s);
+  ASSERT_FALSE(e3.ok());
+  EXPECT_NE(e3.status().message().find("longer than the context"), std::string::npos);
+  s.prompt.assign(4, 1);
+  ASSERT_TRUE((*eng)->add_request(s).ok());
+  auto e4 = (*eng)->add_request(s);
+  ASSERT_FALSE(e4.ok());
+  EXPECT_NE(e4.status().message().find("waiting queue is full"), std::string::npos);
+  EXPECT_EQ((*eng)->metrics().requests_rejected, 4);
+
+  EngineConfig small;
+  small.n_ctx = 64;
+  small.kv_tokens = 16;
+  auto bad = Engine::create(*model_, small, pool_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("less than one full context"), std::string::npos);
+  EngineConfig zero;
+  zero.sched.max_batch_tokens = 0;
+  EXPECT_FALSE(Engine::create(*model_, zero, pool_).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(, EngineTest,
+                         ::testing::Values(ModelCase{"stories260K", "models/stories260K/stories260K.gguf"},
+                                           ModelCase{"TinyStories656K", "models/tinystories-656k/TinyStories-656K-Q8_0.gguf"}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace llmopt
