@@ -42,5 +42,6 @@ Command register_tokenize(CLI::App& app);
 Command register_demo(CLI::App& app);
 Command register_bench(CLI::App& app);
 Command register_chat(CLI::App& app);
+Command register_serve_bench(CLI::App& app);
 
 }  // namespace llmopt::cli

@@ -3,6 +3,7 @@
 // Every struct is POD with its size pinned by a static_assert.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace llmopt::kernels {
@@ -87,11 +88,12 @@ static_assert(sizeof(BlockQ6_K) == kQK_K / 2 + kQK_K / 4 + kQK_K / 16 + 2, "Bloc
 // Not a file format: f32 activations quantized on the fly for the integer dot products of the fast
 // matmuls (like GGML's block_q8_1, with f32 fields). x[i] = qs[i] * d; s = d * sum(qs) serves the
 // types with an offset (Q4_1). Made by ref::quantize_row_q8_act (and bit-identical ISA versions).
-struct BlockQ8Act {
+// 32-byte aligned so that the SIMD loads of qs never straddle a cache line.
+struct alignas(32) BlockQ8Act {
+  int8_t qs[kQK8_0];
   float d;
   float s;
-  int8_t qs[kQK8_0];
 };
-static_assert(sizeof(BlockQ8Act) == 4 + 4 + kQK8_0, "BlockQ8Act layout");
+static_assert(sizeof(BlockQ8Act) == 64 && offsetof(BlockQ8Act, qs) == 0, "BlockQ8Act layout");
 
 }  // namespace llmopt::kernels
