@@ -23,13 +23,19 @@ Result<int64_t> parse_size(const std::string& s) {
   std::string unit = s.substr(pos);
   for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   double mul = 1;
-  if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KB" || unit == "KIB") mul = 1024.0;
-  else if (unit == "M" || unit == "MB" || unit == "MIB") mul = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GB" || unit == "GIB") mul = 1024.0 * 1024 * 1024;
-  else return error("--kv-mem '" + s + "': unknown unit '" + unit + "' (use K, M or G)");
+  if (unit.empty() || unit == "B")
+    mul = 1;
+  else if (unit == "K" || unit == "KB" || unit == "KIB")
+    mul = 1024.0;
+  else if (unit == "M" || unit == "MB" || unit == "MIB")
+    mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GB" || unit == "GIB")
+    mul = 1024.0 * 1024 * 1024;
+  else
+    return error("--kv-mem '" + s + "': unknown unit '" + unit + "' (use K, M or G)");
   const double bytes = v * mul;
-  if (!std::isfinite(bytes) || bytes <= 0 || bytes > 1e13) return error("--kv-mem '" + s + "' is not a usable size");
+  if (!std::isfinite(bytes) || bytes <= 0 || bytes > 1e13)
+    return error("--kv-mem '" + s + "' is not a usable size");
   return static_cast<int64_t>(bytes);
 }
 
@@ -68,19 +74,27 @@ Command register_serve_bench(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--output-len", args->output_len, "Output tokens per request (same forms as --prompt-len)")
       ->capture_default_str();
-  sub->add_option("--workload", args->workload_file, "File of 'PROMPT_LEN OUTPUT_LEN' lines (overrides the above)");
-  sub->add_option("--rate", args->rate, "Poisson arrivals in requests/s (0: all at once)")->capture_default_str();
-  sub->add_option("--shared-prefix", args->shared_prefix, "Tokens of a common prefix (system prompt) before each prompt")
+  sub->add_option("--workload", args->workload_file,
+                  "File of 'PROMPT_LEN OUTPUT_LEN' lines (overrides the above)");
+  sub->add_option("--rate", args->rate, "Poisson arrivals in requests/s (0: all at once)")
       ->capture_default_str();
-  sub->add_option("--kv-mem", args->kv_mem, "KV cache memory budget, e.g. 512M, 2G (default: --max-seqs full contexts)");
-  sub->add_option("--kv-tokens", args->kv_tokens, "KV cache budget as a number of token slots (instead of --kv-mem)");
+  sub->add_option("--shared-prefix", args->shared_prefix,
+                  "Tokens of a common prefix (system prompt) before each prompt")
+      ->capture_default_str();
+  sub->add_option("--kv-mem", args->kv_mem,
+                  "KV cache memory budget, e.g. 512M, 2G (default: --max-seqs full contexts)");
+  sub->add_option("--kv-tokens", args->kv_tokens,
+                  "KV cache budget as a number of token slots (instead of --kv-mem)");
   sub->add_option("--block-size", args->block_size, "KV block size in tokens")->capture_default_str();
-  sub->add_option("--max-batch-tokens", args->max_batch_tokens, "Tokens computed per engine step")->capture_default_str();
-  sub->add_option("--max-seqs", args->max_seqs, "Requests in the running batch at most")->capture_default_str();
+  sub->add_option("--max-batch-tokens", args->max_batch_tokens, "Tokens computed per engine step")
+      ->capture_default_str();
+  sub->add_option("--max-seqs", args->max_seqs, "Requests in the running batch at most")
+      ->capture_default_str();
   sub->add_option("--max-waiting", args->max_waiting, "Bound of the waiting queue")->capture_default_str();
   sub->add_option("-c,--ctx", args->n_ctx, "Context per request (default: the model's, at most 2048)");
   sub->add_option("--batching", args->batching, "continuous or static")->capture_default_str();
-  sub->add_option("--kv", args->kv, "paged, or contiguous (reserves the whole context per request)")->capture_default_str();
+  sub->add_option("--kv", args->kv, "paged, or contiguous (reserves the whole context per request)")
+      ->capture_default_str();
   sub->add_flag("--no-prefix-cache", args->no_prefix_cache, "Disable prefix caching");
   sub->add_flag("--compare", args->compare,
                 "Run continuous+paged, static+contiguous and one-at-a-time (and no-prefix-cache with "
@@ -88,14 +102,21 @@ Command register_serve_bench(CLI::App& app) {
   sub->add_option("--seed", args->seed, "Workload seed")->capture_default_str();
   sub->add_option("-o,--output", args->output, "Output format: md or json")->capture_default_str();
   return {sub, [args]() -> int {
-            if (args->output != "md" && args->output != "json") return fail("-o " + args->output + " is not md or json");
+            if (args->output != "md" && args->output != "json")
+              return fail("-o " + args->output + " is not md or json");
             EngineConfig base;
-            if (args->batching == "continuous") base.sched.batching = BatchingMode::kContinuous;
-            else if (args->batching == "static") base.sched.batching = BatchingMode::kStatic;
-            else return fail("--batching " + args->batching + " is not continuous or static");
-            if (args->kv == "paged") base.sched.kv_layout = KvLayout::kPaged;
-            else if (args->kv == "contiguous") base.sched.kv_layout = KvLayout::kContiguous;
-            else return fail("--kv " + args->kv + " is not paged or contiguous");
+            if (args->batching == "continuous")
+              base.sched.batching = BatchingMode::kContinuous;
+            else if (args->batching == "static")
+              base.sched.batching = BatchingMode::kStatic;
+            else
+              return fail("--batching " + args->batching + " is not continuous or static");
+            if (args->kv == "paged")
+              base.sched.kv_layout = KvLayout::kPaged;
+            else if (args->kv == "contiguous")
+              base.sched.kv_layout = KvLayout::kContiguous;
+            else
+              return fail("--kv " + args->kv + " is not paged or contiguous");
             if (!args->kv_mem.empty()) {
               auto bytes = parse_size(args->kv_mem);
               if (!bytes.ok()) return fail(bytes.status());
@@ -169,7 +190,8 @@ Command register_serve_bench(CLI::App& app) {
               std::fprintf(stderr, "  running: %s ...\n", label.c_str());
               auto r = run_serve_bench(*model, cfg, *workload, pool, label);
               if (!r.ok()) return fail(label + ": " + r.status().message());
-              std::fprintf(stderr, "  %s: %.1f s, %.1f output tok/s\n", label.c_str(), r->seconds, r->output_tps());
+              std::fprintf(stderr, "  %s: %.1f s, %.1f output tok/s\n", label.c_str(), r->seconds,
+                           r->output_tps());
               rows.push_back(std::move(r).value());
             }
             if (args->output == "json") {
@@ -179,8 +201,9 @@ Command register_serve_bench(CLI::App& app) {
               if (rows.size() > 1) {
                 std::printf("\n");
                 for (size_t i = 1; i < rows.size(); ++i) {
-                  std::printf("%s vs %s: %.2fx output throughput, %.2fx lower mean TTFT\n", rows[0].label.c_str(),
-                              rows[i].label.c_str(), rows[0].output_tps() / std::max(rows[i].output_tps(), 1e-9),
+                  std::printf("%s vs %s: %.2fx output throughput, %.2fx lower mean TTFT\n",
+                              rows[0].label.c_str(), rows[i].label.c_str(),
+                              rows[0].output_tps() / std::max(rows[i].output_tps(), 1e-9),
                               rows[i].ttft.mean / std::max(rows[0].ttft.mean, 1e-9));
                 }
               }

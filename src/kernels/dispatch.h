@@ -40,6 +40,8 @@ struct IsaKernels {
   Isa isa;
   QuantizeActFn quantize_act;
   MatmulKernel (*find_matmul)(DType t);
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
 };
 
 // The kernels selected now, or nullptr when the reference path is selected.

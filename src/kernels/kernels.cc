@@ -78,8 +78,18 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
   });
 }
 
-float dot_f32(const float* a, const float* b, int64_t n) { return ref::dot_f32(a, b, n); }
-void axpy_f32(float a, const float* x, float* y, int64_t n) { ref::axpy_f32(a, x, y, n); }
+float dot_f32(const float* a, const float* b, int64_t n) {
+  const IsaKernels* k = active_isa_kernels();
+  return k != nullptr ? k->dot_f32(a, b, n) : ref::dot_f32(a, b, n);
+}
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  const IsaKernels* k = active_isa_kernels();
+  if (k != nullptr) {
+    k->axpy_f32(a, x, y, n);
+  } else {
+    ref::axpy_f32(a, x, y, n);
+  }
+}
 
 void rms_norm(const float* x, const float* w, float eps, float* out, int64_t n) {
   ref::rms_norm(x, w, eps, out, n);

@@ -9,28 +9,36 @@ namespace llmopt {
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::kNone: return "none";
-    case FinishReason::kEos: return "eos";
-    case FinishReason::kStopToken: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kContext: return "context";
-    case FinishReason::kAborted: return "aborted";
+    case FinishReason::kNone:
+      return "none";
+    case FinishReason::kEos:
+      return "eos";
+    case FinishReason::kStopToken:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kContext:
+      return "context";
+    case FinishReason::kAborted:
+      return "aborted";
   }
   return "?";
 }
 
-Result<std::unique_ptr<Engine>> Engine::create(const Model& model, const EngineConfig& config, ThreadPool& pool) {
+Result<std::unique_ptr<Engine>> Engine::create(const Model& model, const EngineConfig& config,
+                                               ThreadPool& pool) {
   const ModelConfig& mc = model.config();
   EngineConfig cfg = config;
-  LLMOPT_RETURN_IF_ERROR(validate(SchedulerConfig{cfg.sched.max_batch_tokens, cfg.sched.max_running,
-                                                  cfg.sched.max_waiting, cfg.sched.batching, KvLayout::kPaged, 0}));
+  LLMOPT_RETURN_IF_ERROR(
+      validate(SchedulerConfig{cfg.sched.max_batch_tokens, cfg.sched.max_running, cfg.sched.max_waiting,
+                               cfg.sched.batching, KvLayout::kPaged, 0}));
   if (cfg.block_size <= 0 || cfg.block_size > 4096) return error("KV block size must be in 1..4096 tokens");
   if (cfg.kv_mem_bytes < 0 || cfg.kv_tokens < 0) return error("the KV budget must not be negative");
   const int32_t n_ctx = cfg.n_ctx > 0 ? cfg.n_ctx : mc.n_ctx_train;
   if (n_ctx <= 1) return error("the context must be at least 2 tokens");
   if (mc.arch == Arch::kGpt2 && n_ctx > mc.n_ctx_train) {
-    return error("context " + std::to_string(n_ctx) + " exceeds the model's " + std::to_string(mc.n_ctx_train) +
-                 " learned positions");
+    return error("context " + std::to_string(n_ctx) + " exceeds the model's " +
+                 std::to_string(mc.n_ctx_train) + " learned positions");
   }
   const int64_t block_bytes = static_cast<int64_t>(mc.n_layer) * 2 * cfg.block_size * mc.kv_dim() * 4;
   int64_t usable = 0;
@@ -56,7 +64,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const Model& model, const EngineC
   return std::unique_ptr<Engine>(new Engine(model, cfg, pool, n_ctx, static_cast<int32_t>(usable + 1)));
 }
 
-Engine::Engine(const Model& model, const EngineConfig& config, ThreadPool& pool, int32_t n_ctx, int32_t n_blocks)
+Engine::Engine(const Model& model, const EngineConfig& config, ThreadPool& pool, int32_t n_ctx,
+               int32_t n_blocks)
     : model_(model), config_(config), pool_(pool), n_ctx_(n_ctx) {
   const ModelConfig& mc = model.config();
   store_ = std::make_unique<KvStore>(mc.n_layer, mc.kv_dim(), n_blocks, config.block_size);
@@ -89,7 +98,8 @@ Result<int64_t> Engine::add_request(RequestSpec spec, EventCallback on_event) {
   r.id = next_id_;
   r.tokens = spec.prompt;
   r.n_prompt = n_prompt;
-  r.max_tokens = spec.max_new_tokens < 0 ? n_ctx_ : std::min<int64_t>(n_ctx_, int64_t{n_prompt} + spec.max_new_tokens);
+  r.max_tokens =
+      spec.max_new_tokens < 0 ? n_ctx_ : std::min<int64_t>(n_ctx_, int64_t{n_prompt} + spec.max_new_tokens);
   r.tokens.reserve(static_cast<size_t>(r.max_tokens));
   slot->sampler = make_sampler_chain(spec.sampling);
   for (int32_t t : spec.prompt) slot->sampler->accept(t);
@@ -125,7 +135,8 @@ bool Engine::abort(int64_t id) {
 
 FinishReason Engine::check_finished(const Slot& s, int32_t token) const {
   const Request& r = s.req;
-  if (!s.spec.ignore_eos && model_.has_tokenizer() && token == model_.tokenizer().eos()) return FinishReason::kEos;
+  if (!s.spec.ignore_eos && model_.has_tokenizer() && token == model_.tokenizer().eos())
+    return FinishReason::kEos;
   if (std::find(s.spec.stop_tokens.begin(), s.spec.stop_tokens.end(), token) != s.spec.stop_tokens.end()) {
     return FinishReason::kStopToken;
   }
@@ -152,7 +163,8 @@ StepStats Engine::step() {
   for (size_t i = 0; i < out.chunks.size(); ++i) {
     const ScheduledChunk& c = out.chunks[i];
     SeqInput& in = inputs_[i];
-    in.tokens = std::span<const int32_t>(c.req->tokens).subspan(static_cast<size_t>(c.pos0), static_cast<size_t>(c.n_tokens));
+    in.tokens = std::span<const int32_t>(c.req->tokens)
+                    .subspan(static_cast<size_t>(c.pos0), static_cast<size_t>(c.n_tokens));
     in.pos0 = c.pos0;
     in.block_table = c.req->kv.table;
     in.logits = c.sample ? LogitsMode::kLast : LogitsMode::kNone;
@@ -184,7 +196,10 @@ StepStats Engine::step() {
     ++st.n_sampled;
     ++metrics_.generated_tokens;
     const double since_last = std::chrono::duration<double>(now - s.t_last).count();
-    if (r.n_output() == 1) metrics_.ttft_seconds.observe(since_last); else metrics_.itl_seconds.observe(since_last);
+    if (r.n_output() == 1)
+      metrics_.ttft_seconds.observe(since_last);
+    else
+      metrics_.itl_seconds.observe(since_last);
     s.t_last = now;
     TokenEvent ev;
     ev.id = r.id;

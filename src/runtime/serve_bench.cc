@@ -92,7 +92,8 @@ Result<std::vector<std::pair<int32_t, int32_t>>> read_workload_file(const std::s
   return out;
 }
 
-Result<std::vector<WorkloadRequest>> make_workload(const WorkloadSpec& spec, const Model& model, int32_t n_ctx) {
+Result<std::vector<WorkloadRequest>> make_workload(const WorkloadSpec& spec, const Model& model,
+                                                   int32_t n_ctx) {
   const int32_t n = spec.from_file.empty() ? spec.n_requests : static_cast<int32_t>(spec.from_file.size());
   if (n <= 0) return error("the workload needs at least one request");
   if (spec.rate < 0 || !std::isfinite(spec.rate)) return error("the arrival rate must be >= 0 requests/s");
@@ -118,7 +119,8 @@ Result<std::vector<WorkloadRequest>> make_workload(const WorkloadSpec& spec, con
       p_len = draw(spec.prompt_len, i, rng);
       o_len = draw(spec.output_len, i, rng);
     }
-    r.prompt = spec.shared_prefix > 0 ? prefix : (bos >= 0 ? std::vector<int32_t>{bos} : std::vector<int32_t>{});
+    r.prompt =
+        spec.shared_prefix > 0 ? prefix : (bos >= 0 ? std::vector<int32_t>{bos} : std::vector<int32_t>{});
     for (int32_t k = 0; k < p_len; ++k) r.prompt.push_back(random_token());
     r.max_new = o_len;
     const int64_t total = static_cast<int64_t>(r.prompt.size()) + o_len;
@@ -203,8 +205,10 @@ Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig&
     ttft.push_back(tr.token_times.front() - tr.arrival);
     e2e.push_back(tr.token_times.back() - tr.arrival);
     if (tr.token_times.size() > 1) {
-      tpot.push_back((tr.token_times.back() - tr.token_times.front()) / static_cast<double>(tr.token_times.size() - 1));
-      for (size_t k = 1; k < tr.token_times.size(); ++k) itl.push_back(tr.token_times[k] - tr.token_times[k - 1]);
+      tpot.push_back((tr.token_times.back() - tr.token_times.front()) /
+                     static_cast<double>(tr.token_times.size() - 1));
+      for (size_t k = 1; k < tr.token_times.size(); ++k)
+        itl.push_back(tr.token_times[k] - tr.token_times[k - 1]);
     }
   }
   res.ttft = summarize(ttft);
@@ -214,8 +218,9 @@ Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig&
   const EngineMetrics& m = engine->metrics();
   res.kv_utilization = m.kv_utilization();
   res.preemptions = m.preemptions;
-  res.prefix_hit_rate =
-      m.prefix_query_tokens > 0 ? static_cast<double>(m.prefix_hit_tokens) / static_cast<double>(m.prefix_query_tokens) : 0.0;
+  res.prefix_hit_rate = m.prefix_query_tokens > 0 ? static_cast<double>(m.prefix_hit_tokens) /
+                                                        static_cast<double>(m.prefix_query_tokens)
+                                                  : 0.0;
   res.mean_tokens_per_step = m.tokens_per_step.mean();
   return res;
 }
@@ -226,10 +231,11 @@ std::string serve_bench_markdown(const std::vector<ServeBenchResult>& rows) {
       "E2E mean / p99 (s) | KV util | preempt | prefix hit | tok/step |\n"
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
-    s += "| " + r.label + " | " + fmt("%.2f", r.request_throughput()) + " | " + fmt("%.1f", r.output_tps()) + " | " +
-         fmt("%.0f", r.ttft.mean * 1e3) + " / " + fmt("%.0f", r.ttft.p50 * 1e3) + " / " + fmt("%.0f", r.ttft.p99 * 1e3) +
-         " | " + fmt("%.1f", r.tpot.mean * 1e3) + " | " + fmt("%.1f", r.itl.p50 * 1e3) + " / " +
-         fmt("%.1f", r.itl.p99 * 1e3) + " | " + fmt("%.2f", r.e2e.mean) + " / " + fmt("%.2f", r.e2e.p99) + " | " +
+    s += "| " + r.label + " | " + fmt("%.2f", r.request_throughput()) + " | " + fmt("%.1f", r.output_tps()) +
+         " | " + fmt("%.0f", r.ttft.mean * 1e3) + " / " + fmt("%.0f", r.ttft.p50 * 1e3) + " / " +
+         fmt("%.0f", r.ttft.p99 * 1e3) + " | " + fmt("%.1f", r.tpot.mean * 1e3) + " | " +
+         fmt("%.1f", r.itl.p50 * 1e3) + " / " + fmt("%.1f", r.itl.p99 * 1e3) + " | " +
+         fmt("%.2f", r.e2e.mean) + " / " + fmt("%.2f", r.e2e.p99) + " | " +
          fmt("%.1f%%", r.kv_utilization * 100) + " | " + std::to_string(r.preemptions) + " | " +
          fmt("%.1f%%", r.prefix_hit_rate * 100) + " | " + fmt("%.1f", r.mean_tokens_per_step) + " |\n";
   }

@@ -13,11 +13,15 @@ namespace {
 using test::run_command;
 
 const char* kStory260K = "models/stories260K/stories260K.gguf";
-std::string cmd() { return test::llmopt_binary() + " serve-bench -m '" + test::data_path(kStory260K) + "' -t 2"; }
+std::string cmd() {
+  return test::llmopt_binary() + " serve-bench -m '" + test::data_path(kStory260K) + "' -t 2";
+}
 
 TEST(ServeBenchCliTest, CompareJsonHasEveryModeAndConsistentCounts) {
   LLMOPT_REQUIRE_DATA(kStory260K);
-  auto r = run_command(cmd() + " -n 12 --prompt-len 20:60 --output-len 10,50,100,20 --shared-prefix 32 -c 256 --compare -o json");
+  auto r = run_command(
+      cmd() +
+      " -n 12 --prompt-len 20:60 --output-len 10,50,100,20 --shared-prefix 32 -c 256 --compare -o json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j.size(), 4u);

@@ -21,32 +21,49 @@ std::vector<float> random_vec(int64_t n, std::mt19937& rng, float lo = -1.0f, fl
   return v;
 }
 
-TEST(KernelsOps, DotMatchesDouble) {
-  std::mt19937 rng(1);
-  for (int64_t n : {0, 1, 5, 15, 16, 17, 31, 100, 1000, 4099}) {
-    auto a = random_vec(n, rng), b = random_vec(n, rng);
-    double ref = 0.0, mag = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-      ref += static_cast<double>(a[i]) * b[i];
-      mag += std::fabs(static_cast<double>(a[i]) * b[i]);
-    }
-    // f32 with 16 partial sums: error <= (n/16 + 6) * 2^-24 * sum|a*b| (< 2e-5 for n = 4099).
-    EXPECT_NEAR(dot_f32(a.data(), b.data(), n), ref, 2e-5 * mag + 1e-30) << "n=" << n;
+// Runs body once per ISA this CPU has, restoring the default afterwards.
+template <class F>
+void for_each_isa(F body) {
+  const Isa saved = active_isa();
+  for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    set_isa(isa);
+    SCOPED_TRACE(isa_name(isa));
+    body();
   }
+  set_isa(saved);
+}
+
+TEST(KernelsOps, DotMatchesDouble) {
+  for_each_isa([] {
+    std::mt19937 rng(1);
+    for (int64_t n : {0, 1, 5, 15, 16, 17, 31, 100, 1000, 4099}) {
+      auto a = random_vec(n, rng), b = random_vec(n, rng);
+      double ref = 0.0, mag = 0.0;
+      for (int64_t i = 0; i < n; ++i) {
+        ref += static_cast<double>(a[i]) * b[i];
+        mag += std::fabs(static_cast<double>(a[i]) * b[i]);
+      }
+      // f32 with 16 partial sums: error <= (n/16 + 6) * 2^-24 * sum|a*b| (< 2e-5 for n = 4099).
+      EXPECT_NEAR(dot_f32(a.data(), b.data(), n), ref, 2e-5 * mag + 1e-30) << "n=" << n;
+    }
+  });
 }
 
 TEST(KernelsOps, AxpyAndAdd) {
-  std::mt19937 rng(2);
-  const int64_t n = 37;
-  auto x = random_vec(n, rng), y = random_vec(n, rng);
-  auto y_axpy = y, y_add = y;
-  axpy_f32(0.75f, x.data(), y_axpy.data(), n);
-  add_inplace(y_add.data(), x.data(), n);
-  for (int64_t i = 0; i < n; ++i) {
-    // One rounding each (the product 0.75 * x is exact up to one rounding, then the sum).
-    EXPECT_NEAR(y_axpy[i], static_cast<double>(y[i]) + 0.75 * x[i], 1.2e-7);
-    EXPECT_EQ(y_add[i], y[i] + x[i]);
-  }
+  for_each_isa([] {
+    std::mt19937 rng(2);
+    const int64_t n = 37;
+    auto x = random_vec(n, rng), y = random_vec(n, rng);
+    auto y_axpy = y, y_add = y;
+    axpy_f32(0.75f, x.data(), y_axpy.data(), n);
+    add_inplace(y_add.data(), x.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      // One rounding each (the product 0.75 * x is exact up to one rounding, then the sum).
+      EXPECT_NEAR(y_axpy[i], static_cast<double>(y[i]) + 0.75 * x[i], 1.2e-7);
+      EXPECT_EQ(y_add[i], y[i] + x[i]);
+    }
+  });
 }
 
 TEST(KernelsOps, RmsNorm) {

@@ -1,13 +1,14 @@
 // The batching engine on real tiny models: batched output equals each request alone (greedy and
 // seeded sampling), aborts free every block, preemption and chunked prefill and prefix hits leave
 // outputs unchanged, and bad requests are refused with a reason.
+#include "runtime/engine.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <random>
 
 #include "model/loader.h"
-#include "runtime/engine.h"
 #include "runtime/generate.h"
 #include "test_util.h"
 
@@ -31,14 +32,18 @@ class EngineTest : public ::testing::TestWithParam<ModelCase> {
   // 32 varied prompts: different lengths, some sharing a prefix.
   std::vector<std::vector<int32_t>> prompts(int n, uint32_t seed = 3) const {
     std::mt19937 rng(seed);
-    const auto base = model_->tokenizer().encode("Once upon a time, there was a little dog named Max. He liked", true);
+    const auto base =
+        model_->tokenizer().encode("Once upon a time, there was a little dog named Max. He liked", true);
     std::vector<std::vector<int32_t>> out;
     for (int i = 0; i < n; ++i) {
       std::vector<int32_t> p;
-      if (i % 3 == 0) p = base;
-      else p.push_back(model_->tokenizer().bos() >= 0 ? model_->tokenizer().bos() : 1);
+      if (i % 3 == 0)
+        p = base;
+      else
+        p.push_back(model_->tokenizer().bos() >= 0 ? model_->tokenizer().bos() : 1);
       const int extra = static_cast<int>(rng() % 40) + 1;
-      for (int k = 0; k < extra; ++k) p.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(model_->config().n_vocab)));
+      for (int k = 0; k < extra; ++k)
+        p.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(model_->config().n_vocab)));
       out.push_back(std::move(p));
     }
     return out;
@@ -212,7 +217,8 @@ TEST_P(EngineTest, RefusesBadRequestsAndConfigs) {
 
 INSTANTIATE_TEST_SUITE_P(, EngineTest,
                          ::testing::Values(ModelCase{"stories260K", "models/stories260K/stories260K.gguf"},
-                                           ModelCase{"TinyStories656K", "models/tinystories-656k/TinyStories-656K-Q8_0.gguf"}),
+                                           ModelCase{"TinyStories656K",
+                                                     "models/tinystories-656k/TinyStories-656K-Q8_0.gguf"}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

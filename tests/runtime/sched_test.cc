@@ -3,12 +3,12 @@
 // contiguous reservation, the bounded queue, and a randomized invariant check.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <numeric>
 #include <random>
 #include <set>
-#include <cstdio>
 
 #include "runtime/kv/kv_manager.h"
 #include "runtime/sched/scheduler.h"
@@ -74,7 +74,7 @@ TEST(KvManagerTest, FreedPrefixIsRevivedAndPlanningHasNoSideEffects) {
   EXPECT_EQ(kv.cached_prefix_blocks(longer), 3);
   EXPECT_EQ(kv.blocks_needed(b, longer, 12, 13), 4);  // 3 revived + 1 fresh
   EXPECT_TRUE(kv.can_allocate(b, longer, 12, 13));
-  EXPECT_EQ(kv.pool().n_free(), 5);                    // unchanged by planning
+  EXPECT_EQ(kv.pool().n_free(), 5);  // unchanged by planning
   EXPECT_EQ(kv.pool().stats().prefix_queries, stats.prefix_queries);
   ASSERT_TRUE(kv.allocate(b, longer, 13));
   EXPECT_EQ(b.n_cached_tokens, 12);
@@ -192,12 +192,13 @@ TEST(SchedulerTest, RunningCapAndBoundedQueue) {
 TEST(SchedulerTest, PreemptsNewestAndResumesWithSameTokens) {
   SchedulerConfig c;
   c.max_batch_tokens = 64;
-  Sim s(c, 7, 4, false);  // 6 usable blocks of 4 tokens = 24 slots
-  Request* a = s.add(iota_tokens(8, 0), 8);     // grows to 16 tokens = 4 blocks
-  Request* b = s.add(iota_tokens(8, 100), 8);   // also 4 blocks: both cannot finish together
+  Sim s(c, 7, 4, false);                       // 6 usable blocks of 4 tokens = 24 slots
+  Request* a = s.add(iota_tokens(8, 0), 8);    // grows to 16 tokens = 4 blocks
+  Request* b = s.add(iota_tokens(8, 100), 8);  // also 4 blocks: both cannot finish together
   std::vector<int32_t> b_tokens_at_preemption;
   bool preempted = false;
-  for (int i = 0; i < 100 && (a->state != RequestState::kFinished || b->state != RequestState::kFinished); ++i) {
+  for (int i = 0; i < 100 && (a->state != RequestState::kFinished || b->state != RequestState::kFinished);
+       ++i) {
     const std::vector<int32_t> before = b->tokens;
     auto o = s.step();
     if (!o.preempted.empty()) {
@@ -352,9 +353,10 @@ TEST(SchedulerTest, RandomizedTenThousandRequestsWithAbortsLeakNothing) {
   EXPECT_GT(s.sched.n_preemptions(), 10);
   EXPECT_GT(s.kv.pool().stats().prefix_hits, 100);
   EXPECT_LT(refused, 2000);  // most requests get in: the queue bound only trims bursts
-  std::printf("steps %d, refused %d, aborted %d, preemptions %lld, prefix hits %lld, evictions %lld\n", steps, refused,
-              aborted, static_cast<long long>(s.sched.n_preemptions()),
-              static_cast<long long>(s.kv.pool().stats().prefix_hits), static_cast<long long>(s.kv.pool().stats().evictions));
+  std::printf("steps %d, refused %d, aborted %d, preemptions %lld, prefix hits %lld, evictions %lld\n", steps,
+              refused, aborted, static_cast<long long>(s.sched.n_preemptions()),
+              static_cast<long long>(s.kv.pool().stats().prefix_hits),
+              static_cast<long long>(s.kv.pool().stats().evictions));
 }
 
 }  // namespace

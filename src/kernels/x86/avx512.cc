@@ -3,6 +3,7 @@
 // vpdpbusd (u8 x s8, 4 products summed into each int32 lane, no int16 saturation step).
 #if defined(__x86_64__) || defined(__i386__)
 #include "kernels/x86/matmul_x86.h"
+#include "kernels/x86/vec_x86.h"
 
 namespace llmopt::kernels {
 namespace {
@@ -17,7 +18,7 @@ MatmulKernel find_matmul_avx512(DType t) { return find_matmul_x86<Avx512VnniOps>
 
 namespace avx512 {
 const IsaKernels& kernels() {
-  static constexpr IsaKernels k{Isa::kAvx512, quantize_act_row_x86, find_matmul_avx512};
+  static constexpr IsaKernels k{Isa::kAvx512, quantize_act_row_x86, find_matmul_avx512, dot_f32_x86, axpy_f32_x86};
   return k;
 }
 }  // namespace avx512

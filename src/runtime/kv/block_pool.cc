@@ -7,7 +7,8 @@
 
 namespace llmopt {
 
-BlockPool::BlockPool(int32_t n_blocks) : n_blocks_(n_blocks), meta_(static_cast<size_t>(std::max(n_blocks, 1))) {
+BlockPool::BlockPool(int32_t n_blocks)
+    : n_blocks_(n_blocks), meta_(static_cast<size_t>(std::max(n_blocks, 1))) {
   LLMOPT_CHECK_MSG(n_blocks >= 1, "a block pool needs at least the null block");
   meta_[kNullBlock].refs = 1;  // pinned forever
   for (int32_t b = 1; b < n_blocks; ++b) list_push_tail(b);
@@ -24,7 +25,10 @@ void BlockPool::list_push_tail(int32_t b) {
   m.in_free = true;
   m.prev = tail_;
   m.next = -1;
-  if (tail_ >= 0) meta_[static_cast<size_t>(tail_)].next = b; else head_ = b;
+  if (tail_ >= 0)
+    meta_[static_cast<size_t>(tail_)].next = b;
+  else
+    head_ = b;
   tail_ = b;
   ++n_free_;
 }
@@ -32,8 +36,14 @@ void BlockPool::list_push_tail(int32_t b) {
 void BlockPool::list_remove(int32_t b) {
   Meta& m = meta_[static_cast<size_t>(b)];
   LLMOPT_CHECK(m.in_free);
-  if (m.prev >= 0) meta_[static_cast<size_t>(m.prev)].next = m.next; else head_ = m.next;
-  if (m.next >= 0) meta_[static_cast<size_t>(m.next)].prev = m.prev; else tail_ = m.prev;
+  if (m.prev >= 0)
+    meta_[static_cast<size_t>(m.prev)].next = m.next;
+  else
+    head_ = m.next;
+  if (m.next >= 0)
+    meta_[static_cast<size_t>(m.next)].prev = m.prev;
+  else
+    tail_ = m.prev;
   m.prev = m.next = -1;
   m.in_free = false;
   --n_free_;
@@ -84,7 +94,8 @@ uint64_t BlockPool::chain_hash(uint64_t parent, std::span<const int32_t> tokens)
     return x;
   };
   uint64_t h = mix(parent + 0x9e3779b97f4a7c15ULL);
-  for (int32_t t : tokens) h = mix(h ^ (static_cast<uint64_t>(static_cast<uint32_t>(t)) + 0x9e3779b97f4a7c15ULL));
+  for (int32_t t : tokens)
+    h = mix(h ^ (static_cast<uint64_t>(static_cast<uint32_t>(t)) + 0x9e3779b97f4a7c15ULL));
   return h;
 }
 

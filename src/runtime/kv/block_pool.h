@@ -81,7 +81,7 @@ class BlockPool {
     bool registered = false;
     uint64_t hash = 0;
     uint64_t parent = 0;
-    std::vector<int32_t> tokens;   // the block's tokens while registered
+    std::vector<int32_t> tokens;  // the block's tokens while registered
   };
   void list_push_tail(int32_t b);
   void list_remove(int32_t b);

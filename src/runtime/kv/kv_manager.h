@@ -22,9 +22,9 @@
 namespace llmopt {
 
 struct SeqKv {
-  std::vector<int32_t> table;    // block ids covering positions [0, table.size() * block_size)
-  std::vector<uint64_t> keys;    // chain hash of each leading full block already committed
-  int32_t n_cached_tokens = 0;   // tokens taken from the prefix cache at the first allocation
+  std::vector<int32_t> table;   // block ids covering positions [0, table.size() * block_size)
+  std::vector<uint64_t> keys;   // chain hash of each leading full block already committed
+  int32_t n_cached_tokens = 0;  // tokens taken from the prefix cache at the first allocation
   bool empty() const { return table.empty(); }
 };
 
@@ -46,8 +46,10 @@ class KvManager {
   int32_t cached_prefix_blocks(std::span<const int32_t> tokens) const;
   // Free-list blocks that allocate(seq, tokens, n_tokens) followed by make_writable(seq, write_from,
   // n_tokens) would consume (cached hits that are currently free count too).
-  int32_t blocks_needed(const SeqKv& seq, std::span<const int32_t> tokens, int32_t write_from, int32_t n_tokens) const;
-  bool can_allocate(const SeqKv& seq, std::span<const int32_t> tokens, int32_t write_from, int32_t n_tokens) const {
+  int32_t blocks_needed(const SeqKv& seq, std::span<const int32_t> tokens, int32_t write_from,
+                        int32_t n_tokens) const;
+  bool can_allocate(const SeqKv& seq, std::span<const int32_t> tokens, int32_t write_from,
+                    int32_t n_tokens) const {
     return blocks_needed(seq, tokens, write_from, n_tokens) <= pool_.n_free();
   }
 

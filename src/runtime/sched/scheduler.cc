@@ -22,7 +22,8 @@ Scheduler::Scheduler(const SchedulerConfig& config, KvManager& kv) : config_(con
 Status Scheduler::add(Request* r) {
   LLMOPT_CHECK(r != nullptr && r->kv.empty());
   if (n_waiting() >= config_.max_waiting) {
-    return error("the waiting queue is full (" + std::to_string(config_.max_waiting) + " requests); try again later");
+    return error("the waiting queue is full (" + std::to_string(config_.max_waiting) +
+                 " requests); try again later");
   }
   r->state = RequestState::kWaiting;
   waiting_.push_back(r);
