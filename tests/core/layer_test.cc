@@ -18,9 +18,10 @@ TEST(LayerTest, IncludesPointOneWay) {
       {"kernels", {"core", "kernels"}},
       {"formats", {"core", "formats"}},
       {"tokenizer", {"core", "tokenizer"}},
-      {"model", {"core", "kernels", "formats", "tokenizer", "model"}},
-      {"runtime", {"core", "kernels", "formats", "tokenizer", "model", "runtime"}},
-      {"cli", {"core", "kernels", "formats", "tokenizer", "model", "runtime", "cli"}},
+      {"quant", {"core", "kernels", "quant"}},
+      {"model", {"core", "kernels", "formats", "tokenizer", "quant", "model"}},
+      {"runtime", {"core", "kernels", "formats", "tokenizer", "quant", "model", "runtime"}},
+      {"cli", {"core", "kernels", "formats", "tokenizer", "quant", "model", "runtime", "cli"}},
   };
   const std::filesystem::path src = std::filesystem::path(llmopt::test::source_dir()) / "src";
   const std::regex inc(R"re(^\s*#\s*include\s*"([a-z_]+)/)re");

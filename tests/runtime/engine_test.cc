@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <random>
 
@@ -151,6 +152,41 @@ TEST_P(EngineTest, ChunkedPrefillPreemptionAndPrefixHitsKeepOutputs) {
   EngineMetrics mt;
   EXPECT_EQ(run(tight, sp, &mt), ref);
   EXPECT_GT(mt.preemptions, 0);
+}
+
+// The logits of a prompt computed in chunks of 5 tokens (each chunk attending to the cached K/V of
+// the ones before, through a paged block table) equal those of one whole prefill.
+TEST_P(EngineTest, ChunkedPrefillGivesTheSameLogitsAsOnePrefill) {
+  const auto prompt = prompts(1)[0];
+  const int32_t n = static_cast<int32_t>(prompt.size());
+  const int32_t n_vocab = model_->config().n_vocab;
+  auto logits_of = [&](int32_t chunk) {
+    KvManager kvm(64, 4, false);
+    const ModelConfig& mc = model_->config();
+    KvStore store(mc.n_layer, mc.kv_dim(), 64, 4);
+    SeqKv seq;
+    EXPECT_TRUE(kvm.allocate(seq, prompt, n));
+    std::vector<float> all;
+    ForwardOutput out;
+    for (int32_t p = 0; p < n; p += chunk) {
+      SeqInput in;
+      in.tokens = std::span<const int32_t>(prompt).subspan(static_cast<size_t>(p),
+                                                           static_cast<size_t>(std::min(chunk, n - p)));
+      in.pos0 = p;
+      in.block_table = seq.table;
+      in.logits = LogitsMode::kAll;
+      model_->forward(std::span<const SeqInput>(&in, 1), store, out, pool_);
+      all.insert(all.end(), out.logits.begin(), out.logits.end());
+    }
+    return all;
+  };
+  const auto whole = logits_of(n);
+  const auto chunked = logits_of(5);
+  ASSERT_EQ(whole.size(), static_cast<size_t>(n) * n_vocab);
+  ASSERT_EQ(chunked.size(), whole.size());
+  float max_diff = 0.0f;
+  for (size_t i = 0; i < whole.size(); ++i) max_diff = std::max(max_diff, std::fabs(whole[i] - chunked[i]));
+  EXPECT_LE(max_diff, 1e-5f);
 }
 
 TEST_P(EngineTest, AbortFreesAllBlocksAndNotifies) {

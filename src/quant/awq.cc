@@ -1,0 +1,196 @@
+// AWQ: the activation-aware scale search and the per-group clipping search.
+#include "quant/awq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+#include "kernels/kernels.h"
+
+namespace llmopt::quant {
+
+namespace {
+
+// Output errors of weight differences on the calibration inputs, through the kernels' f32 matmul
+// (sums of squares in double).
+class OutputError {
+ public:
+  OutputError(const float* x, int64_t n, int64_t cols, ThreadPool& pool) : x_(x), n_(n), cols_(cols), pool_(pool) {}
+
+  // ||x d^T||_F^2 for d [rows][cols].
+  double total(const float* d, int64_t rows) {
+    y_.resize(static_cast<size_t>(n_ * rows));
+    kernels::matmul(view(d, rows, cols_), x_, n_, y_.data(), pool_);
+    double e = 0.0;
+    for (float v : y_) e += static_cast<double>(v) * v;
+    return e;
+  }
+
+  // For column blocks of width len: out[r * (cols / len) + b] = ||x[:, block b] · d[r, block b]^T||^2,
+  // the error of each group's partial output (the group numbering of AffineSpec).
+  void per_group(const float* d, int64_t rows, int64_t len, std::vector<double>& out) {
+    const int64_t blocks = cols_ / len;
+    out.assign(static_cast<size_t>(rows * blocks), 0.0);
+    if (blocks > 1 && x_blocks_.empty()) {  // the input columns of every block, made contiguous once
+      x_blocks_.resize(static_cast<size_t>(n_ * cols_));
+      for (int64_t b = 0; b < blocks; ++b) {
+        for (int64_t i = 0; i < n_; ++i) {
+          std::copy_n(x_ + i * cols_ + b * len, len, x_blocks_.data() + (b * n_ + i) * len);
+        }
+      }
+    }
+    y_.resize(static_cast<size_t>(n_ * rows));
+    d_block_.resize(static_cast<size_t>(rows * len));
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* xb = blocks > 1 ? x_blocks_.data() + b * n_ * len : x_;
+      const float* db = d;
+      if (blocks > 1) {
+        for (int64_t r = 0; r < rows; ++r) std::copy_n(d + r * cols_ + b * len, len, d_block_.data() + r * len);
+        db = d_block_.data();
+      }
+      kernels::matmul(view(db, rows, len), xb, n_, y_.data(), pool_);
+      for (int64_t i = 0; i < n_; ++i) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const double v = y_[i * rows + r];
+          out[r * blocks + b] += v * v;
+        }
+      }
+    }
+  }
+
+ private:
+  static TensorView view(const float* d, int64_t rows, int64_t cols) {
+    TensorView v;
+    v.type = DType::kF32;
+    v.shape = {rows, cols};
+    v.data = reinterpret_cast<const uint8_t*>(d);
+    v.nbytes = static_cast<size_t>(rows * cols) * sizeof(float);
+    return v;
+  }
+
+  const float* x_;
+  int64_t n_, cols_;
+  ThreadPool& pool_;
+  std::vector<float> y_, x_blocks_, d_block_;
+};
+
+std::vector<float> clip_ratio_list(const AwqOptions& opt) {
+  std::vector<float> out;
+  for (int k = 0;; ++k) {
+    const float r = 1.0f - static_cast<float>(k) * opt.clip_step;
+    if (r < opt.min_clip - 1e-6f || r <= 0.0f) break;
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<AwqResult> quantize_awq(const float* w, int64_t rows, int64_t cols, const float* x, int64_t n,
+                               const AffineSpec& spec, const AwqOptions& opt) {
+  LLMOPT_RETURN_IF_ERROR(validate_spec(spec, rows, cols));
+  if (n <= 0 || x == nullptr) return error("empty calibration: AWQ needs at least one activation row");
+  if (opt.grid < 1) return error("AWQ grid " + std::to_string(opt.grid) + " must be >= 1");
+  if (opt.clip_search && !(opt.clip_step > 0.0f && opt.min_clip > 0.0f && opt.min_clip <= 1.0f)) {
+    return error("AWQ clipping needs clip_step > 0 and min_clip in (0, 1]");
+  }
+  LLMOPT_RETURN_IF_ERROR(check_finite(w, rows, cols));
+  LLMOPT_RETURN_IF_ERROR(check_finite(x, n, cols, "calibration activations"));
+
+  std::unique_ptr<ThreadPool> own_pool;
+  if (opt.pool == nullptr) own_pool = std::make_unique<ThreadPool>(1);
+  OutputError meter(x, n, cols, opt.pool != nullptr ? *opt.pool : *own_pool);
+
+  std::vector<double> mean_abs(static_cast<size_t>(cols), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < cols; ++j) mean_abs[j] += std::fabs(static_cast<double>(x[i * cols + j]));
+  }
+  for (double& m : mean_abs) m /= static_cast<double>(n);
+
+  std::vector<float> ws(static_cast<size_t>(rows * cols));
+  std::vector<float> d(static_cast<size_t>(rows * cols));
+  // d = w - deq(Q(w · s)) / s for the given clipping ratios (nullptr: none); returns Q.
+  auto quantize_scaled = [&](const std::vector<float>& s, const std::vector<float>* clips) -> Result<AffineTensor> {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) ws[r * cols + c] = w[r * cols + c] * s[c];
+    }
+    Result<AffineTensor> t = clips != nullptr ? quantize_rtn_clipped(ws.data(), rows, cols, spec, *clips)
+                                              : quantize_rtn(ws.data(), rows, cols, spec);
+    if (!t.ok()) return t.status();
+    dequantize(*t, d.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) d[r * cols + c] = w[r * cols + c] - d[r * cols + c] / s[c];
+    }
+    return t;
+  };
+
+  // 1. Scale search.
+  AwqResult best;
+  best.output_error = -1.0;
+  std::vector<float> s(static_cast<size_t>(cols));
+  for (int k = 0; k <= opt.grid; ++k) {
+    const float alpha = static_cast<float>(k) / static_cast<float>(opt.grid);
+    float smax = 0.0f, smin = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) {
+      s[j] = std::max(static_cast<float>(std::pow(mean_abs[j], static_cast<double>(alpha))), 1e-4f);
+      smax = j == 0 ? s[j] : std::max(smax, s[j]);
+      smin = j == 0 ? s[j] : std::min(smin, s[j]);
+    }
+    const float norm = std::sqrt(smax * smin);
+    for (int64_t j = 0; j < cols; ++j) s[j] /= norm;
+    LLMOPT_ASSIGN_OR_RETURN(AffineTensor t, quantize_scaled(s, nullptr));
+    const double err = meter.total(d.data(), rows);
+    if (k == 0) best.rtn_error = err;
+    if (best.output_error < 0.0 || err < best.output_error) {
+      best.output_error = err;
+      best.alpha = alpha;
+      best.scales = s;
+      best.quantized = std::move(t);
+    }
+  }
+  const int64_t groups = group_count(spec, rows, cols);
+  best.clip_ratios.assign(static_cast<size_t>(groups), 1.0f);
+  if (!opt.clip_search || spec.granularity == AffineSpec::kTensor) return best;
+
+  // 2. Clipping search: every ratio is tried on all groups at once; each group keeps its best.
+  const int64_t len = spec.granularity == AffineSpec::kChannel ? cols : spec.group_size;
+  std::vector<float> clips(static_cast<size_t>(groups), 1.0f);
+  std::vector<double> best_err, err;
+  for (float ratio : clip_ratio_list(opt)) {
+    const std::vector<float> same(static_cast<size_t>(groups), ratio);
+    LLMOPT_RETURN_IF_ERROR(quantize_scaled(best.scales, &same).status());
+    meter.per_group(d.data(), rows, len, err);
+    if (best_err.empty()) {
+      best_err = err;
+      std::fill(clips.begin(), clips.end(), ratio);
+      continue;
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      if (err[g] < best_err[g]) {
+        best_err[g] = err[g];
+        clips[g] = ratio;
+      }
+    }
+  }
+  LLMOPT_ASSIGN_OR_RETURN(AffineTensor clipped, quantize_scaled(best.scales, &clips));
+  const double clipped_err = meter.total(d.data(), rows);
+  if (clipped_err < best.output_error) {
+    best.output_error = clipped_err;
+    best.quantized = std::move(clipped);
+    best.clip_ratios = std::move(clips);
+  }
+  return best;
+}
+
+std::vector<float> awq_effective_weights(const AwqResult& r) {
+  std::vector<float> out = dequantize(r.quantized);
+  const int64_t cols = r.quantized.cols;
+  for (int64_t i = 0; i < r.quantized.rows; ++i) {
+    for (int64_t c = 0; c < cols; ++c) out[i * cols + c] /= r.scales[c];
+  }
+  return out;
+}
+
+}  // namespace llmopt::quant
