@@ -1,5 +1,6 @@
 // Kernel benchmarks: matmul throughput as GB/s of weight bytes streamed, per weight type and per
-// ISA the CPU supports (ref, avx2, avx512), for one activation row (decode) and a small batch.
+// ISA the CPU supports (ref, avx2, avx512), for one activation row (decode) and batches of 8-64 rows
+// (batched decode, prefill), as GB/s of weights and GMAC/s per core.
 //   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DLLMOPT_BENCH=ON -DLLMOPT_TESTS=OFF
 //   cmake --build build-bench --target bench_kernels && build-bench/bench/bench_kernels
 // The weight matrix (4096 x 4096 by default) is far larger than the caches, so m = 1 measures
@@ -89,6 +90,9 @@ void bm_matmul(benchmark::State& state, DType t, Isa isa, int64_t m, int n_threa
   // NOTE: bytes per second of CPU time summed over all threads: the per-core rate, which stays
   // meaningful on a loaded machine where wall-clock rates are not.
   state.counters["GB/s/core"] = cpu > 0 ? bytes / cpu / 1e9 : 0.0;
+  // Multiply-adds per second of CPU time: the compute rate that bounds batched decode and prefill.
+  const double macs = static_cast<double>(m) * kNOut * kK * static_cast<double>(state.iterations());
+  state.counters["GMAC/s/core"] = cpu > 0 ? macs / cpu / 1e9 : 0.0;
   state.SetLabel(std::string(isa_name(isa)));
 }
 
@@ -97,7 +101,7 @@ void register_all() {
                   DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
       if (!isa_supported(isa)) continue;
-      for (int64_t m : {1, 8}) {
+      for (int64_t m : {1, 8, 16, 64}) {
         for (int n_threads : {1, 2}) {
           const std::string name = std::string("matmul/") + dtype_name(t) + "/" + isa_name(isa) +
                                    "/m:" + std::to_string(m) + "/threads:" + std::to_string(n_threads);
