@@ -41,15 +41,16 @@ model:
 run: build
 	./$(BUILD)/llmopt demo $(if $(MODEL),-m $(MODEL),) $(if $(TOKENIZER),--tokenizer $(TOKENIZER),)
 
-# Every test: the Release suite, then the parsers and tokenizers again under ASan/UBSan.
+# Every test: the Release suite, then the parsers, tokenizers, KV block pool, scheduler and quantizers
+# again under ASan/UBSan.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) --no-print-directory test-asan
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DLLMOPT_SANITIZE=ON >/dev/null
-	cmake --build $(BUILD_ASAN) -j $(JOBS) --target llmopt test_formats test_tokenizer
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -R '^(Gguf|Safetensors|Llama2c|Tokenizer|Bpe|Spm|Metadata|BadInput)'
+	cmake --build $(BUILD_ASAN) -j $(JOBS) --target llmopt test_formats test_tokenizer test_runtime test_quant
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -R '^(Gguf|Safetensors|Llama2c|Tokenizer|Bpe|Spm|Metadata|BadInput|BlockPool|KvManager|Scheduler|Affine|RoundTrip|Gptq|Hessian|Linalg|SmoothQuant|W8A8|Metrics)'
 
 # libFuzzer over the GGUF and safetensors parsers, FUZZ_SECONDS each.
 fuzz: deps
