@@ -42,6 +42,9 @@ struct IsaKernels {
   MatmulKernel (*find_matmul)(DType t);
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
+  void (*attn_scores)(const float* q, const float* k, int64_t stride, int32_t n, int64_t hd, float scale,
+                      float* scores);
+  void (*attn_accumulate)(const float* p, const float* v, int64_t stride, int32_t n, int64_t hd, float* out);
 };
 
 // The kernels selected now, or nullptr when the reference path is selected.

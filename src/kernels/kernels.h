@@ -48,6 +48,10 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
 float dot_f32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 void axpy_f32(float a, const float* x, float* y, int64_t n);
+// Attention over one KV block of n slots whose rows (hd floats) are `stride` floats apart:
+// scores[s] = scale * (q . k_s), and out[0:hd] += sum_s p[s] * v_s.
+void attn_scores(const float* q, const float* k, int64_t stride, int32_t n, int64_t hd, float scale, float* scores);
+void attn_accumulate(const float* p, const float* v, int64_t stride, int32_t n, int64_t hd, float* out);
 
 // ---- elementwise / row ops (all f32, in place where the name says so) ---------------------------
 // out = x / sqrt(mean(x^2) + eps) * w

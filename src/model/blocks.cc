@@ -115,7 +115,7 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
       for (int32_t start = 0, b = 0; start < n_ctx; start += bs, ++b) {
         const float* k = cache.k(il, table[b], 0) + kv_off;  // [block_size][kv_dim], slots in order
         const int32_t n = std::min(bs, n_ctx - start);
-        for (int32_t s = 0; s < n; ++s) scores[start + s] = kernels::dot_f32(q, k + s * kv_dim, hd) * scale;
+        kernels::attn_scores(q, k, kv_dim, n, hd, scale, scores + start);
       }
       kernels::softmax_inplace(scores, n_ctx);
 
@@ -124,7 +124,7 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
       for (int32_t start = 0, b = 0; start < n_ctx; start += bs, ++b) {
         const float* v = cache.v(il, table[b], 0) + kv_off;
         const int32_t n = std::min(bs, n_ctx - start);
-        for (int32_t s = 0; s < n; ++s) kernels::axpy_f32(scores[start + s], v + s * kv_dim, out, hd);
+        kernels::attn_accumulate(scores + start, v, kv_dim, n, hd, out);
       }
     }
   });

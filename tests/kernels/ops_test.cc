@@ -50,6 +50,42 @@ TEST(KernelsOps, DotMatchesDouble) {
   });
 }
 
+// One KV block of attention: scores and the weighted sum of values, for head sizes that are and are
+// not multiples of the register tile (64), rows `stride` apart.
+TEST(KernelsOps, AttentionBlockMatchesDouble) {
+  for_each_isa([] {
+    std::mt19937 rng(5);
+    for (int64_t hd : {8, 64, 80, 128, 13}) {
+      const int32_t n = 11;
+      const int64_t stride = hd * 3 + 5;
+      auto q = random_vec(hd, rng), kv = random_vec(stride * n, rng), p = random_vec(n, rng);
+      std::vector<float> scores(static_cast<size_t>(n));
+      attn_scores(q.data(), kv.data(), stride, n, hd, 0.125f, scores.data());
+      auto out = random_vec(hd, rng);
+      const auto out0 = out;
+      attn_accumulate(p.data(), kv.data(), stride, n, hd, out.data());
+      for (int32_t s = 0; s < n; ++s) {
+        double ref = 0.0, mag = 0.0;
+        for (int64_t i = 0; i < hd; ++i) {
+          ref += static_cast<double>(q[i]) * kv[s * stride + i];
+          mag += std::fabs(static_cast<double>(q[i]) * kv[s * stride + i]);
+        }
+        // As DotMatchesDouble, times the exact scale 1/8.
+        EXPECT_NEAR(scores[s], 0.125 * ref, 0.125 * (2e-6 * mag) + 1e-30) << "hd=" << hd << " s=" << s;
+      }
+      for (int64_t i = 0; i < hd; ++i) {
+        double ref = out0[i], mag = std::fabs(out0[i]);
+        for (int32_t s = 0; s < n; ++s) {
+          ref += static_cast<double>(p[s]) * kv[s * stride + i];
+          mag += std::fabs(static_cast<double>(p[s]) * kv[s * stride + i]);
+        }
+        // n sequential fused multiply-adds: at most n + 1 roundings of partial sums <= mag.
+        EXPECT_NEAR(out[i], ref, (n + 1) * 6e-8 * mag) << "hd=" << hd << " i=" << i;
+      }
+    }
+  });
+}
+
 TEST(KernelsOps, AxpyAndAdd) {
   for_each_isa([] {
     std::mt19937 rng(2);

@@ -21,7 +21,8 @@ MatmulKernel find_matmul_avx2(DType t) { return find_matmul_x86<Avx2Ops>(t); }
 
 namespace avx2 {
 const IsaKernels& kernels() {
-  static constexpr IsaKernels k{Isa::kAvx2, quantize_act_row_x86, find_matmul_avx2, dot_f32_x86, axpy_f32_x86};
+  static constexpr IsaKernels k{Isa::kAvx2, quantize_act_row_x86, find_matmul_avx2, dot_f32_x86, axpy_f32_x86,
+                                attn_scores_x86, attn_accumulate_x86};
   return k;
 }
 }  // namespace avx2

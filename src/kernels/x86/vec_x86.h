@@ -34,5 +34,28 @@ void axpy_f32_x86(float alpha, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += alpha * x[i];
 }
 
+void attn_scores_x86(const float* q, const float* k, int64_t stride, int32_t n, int64_t hd, float scale,
+                     float* scores) {
+  for (int32_t s = 0; s < n; ++s) scores[s] = dot_f32_x86(q, k + s * stride, hd) * scale;
+}
+
+// out is kept in registers 64 floats at a time while all n value rows are added in.
+void attn_accumulate_x86(const float* p, const float* v, int64_t stride, int32_t n, int64_t hd, float* out) {
+  int64_t c = 0;
+  for (; c + 64 <= hd; c += 64) {
+    __m256 acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = _mm256_loadu_ps(out + c + 8 * j);
+    for (int32_t s = 0; s < n; ++s) {
+      const __m256 ps = _mm256_set1_ps(p[s]);
+      const float* vs = v + s * stride + c;
+      for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(ps, _mm256_loadu_ps(vs + 8 * j), acc[j]);
+    }
+    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out + c + 8 * j, acc[j]);
+  }
+  if (c < hd) {
+    for (int32_t s = 0; s < n; ++s) axpy_f32_x86(p[s], v + s * stride + c, out + c, hd - c);
+  }
+}
+
 }  // namespace
 }  // namespace llmopt::kernels
