@@ -2,7 +2,9 @@
 #include <cstdio>
 
 #include "cli/common.h"
+#include "cli/spec_args.h"
 #include "runtime/generate.h"
+#include "runtime/spec/spec_decode.h"
 
 namespace llmopt::cli {
 
@@ -17,6 +19,7 @@ Command register_generate(CLI::App& app) {
     bool ignore_eos = false;
     bool no_bos = false;
     std::vector<std::string> stop;
+    SpecArgs spec;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("generate", "Generate a continuation of a prompt");
@@ -39,6 +42,7 @@ Command register_generate(CLI::App& app) {
   sub->add_flag("--no-kv-cache", args->no_kv_cache, "Recompute the whole prefix every step (baseline)");
   sub->add_flag("--ignore-eos", args->ignore_eos, "Keep generating after the end-of-sequence token");
   sub->add_flag("--no-bos", args->no_bos, "Do not put BOS before the prompt");
+  add_spec_args(sub, args->spec);
   return {sub, [args]() -> int {
             auto model = load_or_report(args->model);
             if (!model) return 1;
@@ -52,17 +56,34 @@ Command register_generate(CLI::App& app) {
             opts.ignore_eos = args->ignore_eos;
             opts.stop = args->stop;
             ThreadPool pool(resolve_threads(args->model.threads));
-            auto res = generate(*model, prompt, opts, pool, [](const std::string& piece) {
+            const int32_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : model->config().n_ctx_train;
+            auto drafter = make_drafter(args->spec, *model, n_ctx, opts.sampling.seed + 1, pool);
+            if (!drafter.ok()) return fail(drafter.status());
+            auto stream = [](const std::string& piece) {
               std::fwrite(piece.data(), 1, piece.size(), stdout);
               std::fflush(stdout);
               return true;
-            });
+            };
+            SpecStats spec_stats;
+            Result<GenerateResult> res =
+                *drafter ? generate_speculative(*model, **drafter, prompt, opts, SpecOptions{args->spec.k, args->spec.adaptive},
+                                                pool, &spec_stats, stream)
+                         : generate(*model, prompt, opts, pool, stream);
             if (!res.ok()) return fail(res.status().with_context(args->model.model));
             std::fputc('\n', stdout);
             const GenerateStats& st = res->stats;
             std::fprintf(stderr, "prompt: %d tokens, %.1f tokens/s | generation: %d tokens, %.1f tokens/s | stop: %s%s\n",
                          st.n_prompt, st.prompt_tps(), st.n_generated, st.gen_tps(), res->stop_reason.c_str(),
                          opts.kv_cache ? "" : " | KV cache off");
+            if (*drafter) {
+              std::fprintf(stderr,
+                           "speculative (%s, k %s%d): %lld drafted, %lld accepted (%.1f%%), %.2f tokens per target "
+                           "pass, %lld target passes\n",
+                           (*drafter)->name().c_str(), args->spec.adaptive ? "<= " : "", args->spec.k,
+                           static_cast<long long>(spec_stats.drafted), static_cast<long long>(spec_stats.accepted),
+                           100.0 * spec_stats.acceptance_rate(), spec_stats.tokens_per_pass(),
+                           static_cast<long long>(spec_stats.target_passes));
+            }
             return 0;
           }};
 }

@@ -43,5 +43,8 @@ Command register_demo(CLI::App& app);
 Command register_bench(CLI::App& app);
 Command register_chat(CLI::App& app);
 Command register_serve_bench(CLI::App& app);
+Command register_bench_spec(CLI::App& app);
+Command register_eval(CLI::App& app);
+Command register_quantize(CLI::App& app);
 
 }  // namespace llmopt::cli

@@ -79,7 +79,7 @@ std::string stem(const std::string& p) {
 
 // Converts a plain-float tensor row by row into `to`; the result lives in `keep`.
 Result<TensorView> convert_tensor(const std::string& name, const TensorView& v, DType to,
-                                  std::vector<std::unique_ptr<Storage>>& keep) {
+                                  std::vector<std::unique_ptr<Storage>>& keep, ThreadPool* pool) {
   const int64_t cols = v.cols(), rows = v.rows();
   auto in_row = dtype_row_bytes(v.type, cols);
   auto out_row = dtype_row_bytes(to, cols);
@@ -88,15 +88,24 @@ Result<TensorView> convert_tensor(const std::string& name, const TensorView& v, 
                  shape_to_string(v.shape) + " of type " + dtype_name(v.type));
   }
   auto storage = std::make_unique<Storage>(*out_row * static_cast<size_t>(rows));
-  std::vector<float> tmp(static_cast<size_t>(cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* src = v.data + static_cast<size_t>(r) * *in_row;
-    const float* f32 = reinterpret_cast<const float*>(src);
-    if (v.type != DType::kF32) {
-      kernels::dequantize_row(v.type, src, tmp.data(), cols);
-      f32 = tmp.data();
+  uint8_t* dst = storage->data();
+  const size_t in_bytes = *in_row, out_bytes = *out_row;
+  auto run_rows = [&](int64_t r0, int64_t r1) {
+    std::vector<float> tmp(static_cast<size_t>(cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* src = v.data + static_cast<size_t>(r) * in_bytes;
+      const float* f32 = reinterpret_cast<const float*>(src);
+      if (v.type != DType::kF32) {
+        kernels::dequantize_row(v.type, src, tmp.data(), cols);
+        f32 = tmp.data();
+      }
+      kernels::quantize_row(to, f32, dst + static_cast<size_t>(r) * out_bytes, cols);
     }
-    kernels::quantize_row(to, f32, storage->data() + static_cast<size_t>(r) * *out_row, cols);
+  };
+  if (pool != nullptr && rows > 1) {
+    pool->parallel_for(rows, [&](int64_t r0, int64_t r1, int) { run_rows(r0, r1); });
+  } else {
+    run_rows(0, rows);
   }
   TensorView out;
   out.type = to;
@@ -130,34 +139,41 @@ Status write_gguf_model(const WeightSource& src, const std::string& path, const 
   for (size_t i = 0; i < tensors.size(); ++i) {
     const NamedTensor& t = tensors[i];
     if (!t.view.present()) return error(src.origin() + ": tensor '" + t.name + "' has no data");
+    DType written = t.view.type;
     if (dtype_info(t.view.type).quantized) {
       any_quantized = true;
       w.add_tensor(t.name, t.view);
     } else if (is_plain(t.view.type)) {
       DType to = DType::kF32;
       if (t.view.shape.size() >= 2) {
-        to = matrix_type_for(opts.outtype, t.view.cols());
-        if (to != opts.outtype) {
+        const DType want = opts.type_for ? opts.type_for(t.name, opts.outtype) : opts.outtype;
+        if (!is_plain(want) && !kernels::can_quantize(want)) {
+          return error(std::string("tensor '") + t.name + "': cannot write type " + dtype_name(want));
+        }
+        to = matrix_type_for(want, t.view.cols());
+        if (to != want) {
           log_warn("convert: tensor '" + t.name + "' has rows of " + std::to_string(t.view.cols()) +
-                   " elements, not a multiple of the " + dtype_name(opts.outtype) + " block size " +
-                   std::to_string(dtype_info(opts.outtype).block_size) + "; writing it as " + dtype_name(to));
+                   " elements, not a multiple of the " + dtype_name(want) + " block size " +
+                   std::to_string(dtype_info(want).block_size) + "; writing it as " + dtype_name(to));
         }
       }
       if (to == t.view.type) {
         w.add_tensor(t.name, t.view);
       } else {
-        Result<TensorView> conv = convert_tensor(t.name, t.view, to, keep);
+        Result<TensorView> conv = convert_tensor(t.name, t.view, to, keep, opts.pool);
         if (!conv.ok()) return conv.status().with_context(src.origin());
         w.add_tensor(t.name, *conv);
       }
+      written = to;
     } else {
       w.add_tensor(t.name, t.view);  // integer tensors pass through
     }
     if (opts.progress) opts.progress(i, tensors.size(), t.name);
+    if (opts.on_tensor) opts.on_tensor(i, tensors.size(), t.name, written);
   }
   // A source with quantized tensors keeps its own "mostly X" file type.
   if (!any_quantized || !md.contains("general.file_type")) {
-    md.set("general.file_type", MetaValue::from_u32(*file_type));
+    md.set("general.file_type", MetaValue::from_u32(opts.file_type ? *opts.file_type : *file_type));
   }
   return w.write(path);
 }

@@ -117,6 +117,49 @@ Result<PerplexityResult> perplexity_docs(const Model& model, const std::string& 
 
 Result<PerplexityResult> perplexity_chunks(const Model& model, const std::string& text, const PerplexityOptions& opts,
                                            ThreadPool& pool, const PerplexityProgress& progress) {
+  auto scorer = ChunkScorer::create(model, text, opts);
+  if (!scorer.ok()) return scorer.status();
+  ForwardOutput out;
+  ChunkScorer& sc = **scorer;
+  for (int32_t c = 0; c < sc.n_chunks(); ++c) {
+    sc.run_chunk(c, out, pool);
+    if (progress) progress(c + 1, sc.n_chunks(), sc.running_ppl());
+  }
+  return sc.result();
+}
+
+}  // namespace
+
+struct ChunkScorer::State {
+  State(const ModelConfig& cfg, int32_t n_ctx)
+      : kv(cfg.n_layer, cfg.kv_dim(), blocks_for_tokens(n_ctx, kBlockSize), kBlockSize),
+        blocks(blocks_for_tokens(n_ctx, kBlockSize)),
+        table(blocks, kBlockSize) {
+    LLMOPT_CHECK(table.reserve(n_ctx));
+  }
+  static constexpr int32_t kBlockSize = 16;
+  KvStore kv;
+  BlockPool blocks;
+  SeqBlocks table;
+  NllAccumulator acc;
+};
+
+ChunkScorer::ChunkScorer(const Model& model, std::vector<int32_t> ids, int32_t n_ctx, int32_t n_chunks, bool use_bos)
+    : model_(model), ids_(std::move(ids)), n_ctx_(n_ctx), n_chunks_(n_chunks), use_bos_(use_bos) {
+  state_ = std::make_unique<State>(model.config(), n_ctx);
+}
+
+ChunkScorer::~ChunkScorer() = default;
+
+Result<std::unique_ptr<ChunkScorer>> ChunkScorer::create(const Model& model, const std::string& text,
+                                                         const PerplexityOptions& opts) {
+  if (!model.has_tokenizer()) return error("model has no tokenizer");
+  if (opts.n_ctx < 2) return error("context must be at least 2 tokens, got " + std::to_string(opts.n_ctx));
+  const ModelConfig& cfg = model.config();
+  if (cfg.arch == Arch::kGpt2 && opts.n_ctx > cfg.n_ctx_train) {
+    return error("context " + std::to_string(opts.n_ctx) + " exceeds the model's " +
+                 std::to_string(cfg.n_ctx_train) + " learned positions");
+  }
   const Tokenizer& tok = model.tokenizer();
   const bool use_bos = tok.add_bos_default() && tok.bos() >= 0;
   std::vector<int32_t> ids = tok.encode(text, use_bos);
@@ -127,38 +170,31 @@ Result<PerplexityResult> perplexity_chunks(const Model& model, const std::string
                  std::to_string(n_ctx) + " (use a longer text or a smaller -c)");
   }
   if (opts.n_chunks > 0) n_chunks = std::min(n_chunks, opts.n_chunks);
-  const int32_t first = n_ctx / 2;
-  NllAccumulator acc;
-  const ModelConfig& cfg = model.config();
-  const int32_t block_size = 16;
-  const int32_t n_blocks = blocks_for_tokens(n_ctx, block_size);
-  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size);
-  BlockPool blocks(n_blocks);
-  SeqBlocks table(blocks, block_size);
-  LLMOPT_CHECK(table.reserve(n_ctx));
-  ForwardOutput out;
-  for (int32_t c = 0; c < n_chunks; ++c) {
-    std::vector<int32_t> chunk(ids.begin() + static_cast<int64_t>(c) * n_ctx,
-                               ids.begin() + static_cast<int64_t>(c + 1) * n_ctx);
-    if (use_bos) chunk[0] = tok.bos();
-    SeqInput in;
-    in.tokens = chunk;
-    in.pos0 = 0;
-    in.block_table = table.table();
-    in.logits = LogitsMode::kAll;
-    model.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
-    // Score positions first .. n_ctx-2 predicting the next token (llama.cpp's perplexity).
-    for (int32_t j = first; j < n_ctx - 1; ++j) {
-      const int64_t target_index = static_cast<int64_t>(c) * n_ctx + j + 1;
-      acc.add(token_nll(out.logits.data() + static_cast<int64_t>(j) * cfg.n_vocab, cfg.n_vocab,
-                        ids[static_cast<size_t>(target_index)]));
-    }
-    if (progress) progress(c + 1, n_chunks, std::exp(acc.mean()));
-  }
-  return acc.result(n_chunks);
+  return std::unique_ptr<ChunkScorer>(new ChunkScorer(model, std::move(ids), n_ctx, n_chunks, use_bos));
 }
 
-}  // namespace
+void ChunkScorer::run_chunk(int32_t c, ForwardOutput& out, ThreadPool& pool) {
+  LLMOPT_CHECK(c >= 0 && c < n_chunks_);
+  const ModelConfig& cfg = model_.config();
+  std::vector<int32_t> chunk(ids_.begin() + static_cast<int64_t>(c) * n_ctx_,
+                             ids_.begin() + static_cast<int64_t>(c + 1) * n_ctx_);
+  if (use_bos_) chunk[0] = model_.tokenizer().bos();
+  SeqInput in;
+  in.tokens = chunk;
+  in.pos0 = 0;
+  in.block_table = state_->table.table();
+  in.logits = LogitsMode::kAll;
+  model_.forward(std::span<const SeqInput>(&in, 1), state_->kv, out, pool);
+  // Score positions first .. n_ctx-2 predicting the next token (llama.cpp's perplexity).
+  for (int32_t j = first_scored(); j < n_ctx_ - 1; ++j) {
+    state_->acc.add(token_nll(out.logits.data() + static_cast<int64_t>(j) * cfg.n_vocab, cfg.n_vocab, target(c, j)));
+  }
+  ++n_run_;
+}
+
+PerplexityResult ChunkScorer::result() const { return state_->acc.result(n_run_); }
+
+double ChunkScorer::running_ppl() const { return std::exp(state_->acc.mean()); }
 
 Result<PerplexityResult> perplexity(const Model& model, const std::string& text, const PerplexityOptions& opts,
                                     ThreadPool& pool, const PerplexityProgress& progress) {

@@ -1,0 +1,133 @@
+// `llmopt quantize`: an F32/F16/BF16 model to a quantized GGUF, either one type for every weight matrix
+// or one of llama.cpp's mixed K-quant file types (q4_k_m, q5_k_m; rules in model/quant_mix.cc).
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <regex>
+
+#include "cli/common.h"
+#include "core/thread_pool.h"
+#include "model/convert.h"
+#include "model/loader.h"
+#include "model/quant_mix.h"
+#include "runtime/eval.h"
+
+namespace llmopt::cli {
+namespace {
+
+const char* kTypes = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m, q5_k_m";
+
+bool is_plain(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+double bpw(const Model& m) {
+  const uint64_t n = weight_elements(m);
+  return n > 0 ? static_cast<double>(m.weight_bytes()) * 8.0 / static_cast<double>(n) : 0.0;
+}
+
+}  // namespace
+
+Command register_quantize(CLI::App& app) {
+  struct Args {
+    std::string input;
+    std::string output;
+    std::string type;
+    std::string keep;
+    std::string tokenizer;
+    int threads = 0;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand(
+      "quantize",
+      "Quantize an F32/F16/BF16 model (GGUF, Hugging Face directory or llama2.c checkpoint) to GGUF with "
+      "llama.cpp's reference quantizers");
+  sub->add_option("input", args->input, "Input model (file or Hugging Face directory)")->required();
+  sub->add_option("output", args->output, "Output .gguf path")->required();
+  sub->add_option("--type", args->type,
+                  std::string("Output type: ") + kTypes +
+                      ". A single type is used for every weight matrix (vectors stay f32); q4_k_m and q5_k_m "
+                      "choose the type per tensor like llama-quantize")
+      ->required();
+  sub->add_option("--keep", args->keep,
+                  "Regular expression (ECMAScript, searched in the tensor name): matching weight matrices are "
+                  "written as f16 instead");
+  sub->add_option("--tokenizer", args->tokenizer, "Tokenizer file for llama2.c checkpoints (tokenizer.bin)");
+  sub->add_option("-t,--threads", args->threads, "Threads (default: number of physical cores)")
+      ->check(CLI::Range(0, 1024));
+  return {sub, [args]() -> int {
+            // The type and the regex are checked before anything is read.
+            std::optional<QuantMix> mix = quant_mix_from_name(args->type);
+            DType outtype = DType::kF16;
+            if (mix) {
+              outtype = quant_mix_base_type(*mix);
+            } else {
+              std::string t = args->type;
+              for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+              const bool known = t == "f16" || t == "bf16" || t == "q8_0" || t == "q4_0" || t == "q4_1" ||
+                                 t == "q5_0" || t == "q5_1" || t == "q4_k" || t == "q5_k" || t == "q6_k";
+              if (!known) return fail("unknown type '" + args->type + "' (use one of: " + kTypes + ")");
+              outtype = *dtype_from_name(t);
+            }
+            std::optional<std::regex> keep;
+            if (!args->keep.empty()) {
+              try {
+                keep.emplace(args->keep, std::regex::ECMAScript);
+              } catch (const std::regex_error& e) {
+                return fail("--keep '" + args->keep + "' is not a valid regular expression: " + e.what());
+              }
+            }
+            {
+              std::error_code ec;
+              if (std::filesystem::equivalent(args->input, args->output, ec)) {
+                return fail("the output " + args->output + " is the input; write to another file");
+              }
+            }
+            LoadOptions lo;
+            lo.tokenizer_path = args->tokenizer;
+            auto src = open_model_source(args->input, lo);
+            if (!src.ok()) return fail(src.status());
+            std::map<std::string, std::pair<DType, int64_t>> src_types;  // type, row length
+            for (const NamedTensor& t : (*src)->tensors()) {
+              if (t.view.shape.size() >= 2 && !is_plain(t.view.type)) {
+                return fail(args->input + " is already quantized (" + dtype_name(t.view.type) +
+                            "); quantize from an F32/F16/BF16 model");
+              }
+              src_types[t.name] = {t.view.type, t.view.cols()};
+            }
+            // Loading the full model checks that what we write is computable and has a tokenizer.
+            auto model = load_model(args->input, lo);
+            if (!model.ok()) return fail(model.status());
+
+            ConvertOptions opts;
+            opts.outtype = outtype;
+            const QuantMixModelInfo info = quant_mix_model_info(**src);
+            opts.type_for = [&](const std::string& name, DType dflt) -> DType {
+              if (keep && std::regex_search(name, *keep)) return DType::kF16;
+              if (!mix) return dflt;
+              auto it = src_types.find(name);
+              if (it == src_types.end()) return dflt;
+              std::optional<DType> t = quant_mix_tensor_type(*mix, name, it->second.second, info);
+              return t ? *t : it->second.first;  // llama.cpp leaves it in its own type
+            };
+            if (mix) opts.file_type = quant_mix_file_type(*mix);
+            ThreadPool pool(resolve_threads(args->threads));
+            opts.pool = &pool;
+            opts.on_tensor = [](size_t i, size_t n, const std::string& name, DType type) {
+              std::fprintf(stderr, "[%zu/%zu] %s %s\n", i + 1, n, name.c_str(), dtype_name(type));
+              std::fflush(stderr);
+            };
+            Status st = write_gguf_model(**src, args->output, opts);
+            if (!st.ok()) return fail(st);
+            auto out_model = load_model(args->output);
+            if (!out_model.ok()) return fail(out_model.status().with_context("reading back " + args->output));
+            const uint64_t in_bytes = path_bytes(args->input), out_bytes = path_bytes(args->output);
+            std::fprintf(stderr, "wrote %s (%s)\n", args->output.c_str(),
+                         mix ? quant_mix_name(*mix) : dtype_name(outtype));
+            std::fprintf(stderr, "size: %s -> %s (%.2fx smaller)\n", human_bytes(static_cast<double>(in_bytes)).c_str(),
+                         human_bytes(static_cast<double>(out_bytes)).c_str(),
+                         out_bytes > 0 ? static_cast<double>(in_bytes) / static_cast<double>(out_bytes) : 0.0);
+            std::fprintf(stderr, "bits per weight: %.2f -> %.2f\n", bpw(**model), bpw(**out_model));
+            return 0;
+          }};
+}
+
+}  // namespace llmopt::cli
