@@ -1,8 +1,12 @@
 // A persistent pool of worker threads used by matmuls and attention.
 // parallel_for splits [0, n) into contiguous chunks, one per thread, and blocks until all are done.
 // The calling thread takes part as worker 0, so a pool of 1 runs everything inline.
+// Hand-off is spin-then-sleep: between jobs a worker spins on an atomic generation counter for a
+// short while (a forward pass issues hundreds of jobs, microseconds apart) and only then sleeps on a
+// condition variable; the caller waits for the workers the same way.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -33,10 +37,10 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_start_;
   std::condition_variable cv_done_;
-  const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<const std::function<void(int)>*> job_{nullptr};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // Number of physical cores (falls back to logical CPUs when topology is unknown).

@@ -73,9 +73,9 @@ struct FloatKernel {
 
 template <class W, class Ops>
 struct QuantKernel {
-  // Batched tile: 2 weight rows x 4 activation rows (bound by the integer dot-product ops per pair;
-  // other shapes measured the same within noise).
-  static constexpr int kTileR = 2, kTileM = 4;
+  // Batched tile: 1 weight row x 8 activation rows (bound by the integer dot-product ops per pair;
+  // one weight load per block for 8 pairs measured ~10% faster than 2 x 4 at 16 rows).
+  static constexpr int kTileR = 1, kTileM = 8;
   template <int R, int M>
   static void tile(const MatmulArgs& a, int64_t r0, int64_t i0) {
     const int64_t nb = a.k / kQK8_0;
