@@ -9,6 +9,7 @@
 
 #include "cli/common.h"
 #include "cli/spec_args.h"
+#include "runtime/chat.h"
 #include "runtime/generate.h"
 #include "runtime/spec/spec_decode.h"
 
@@ -37,6 +38,7 @@ Command register_bench_spec(CLI::App& app) {
     int32_t max_prompts = 0;
     SamplingParams sampling;
     bool json = false;
+    bool chat = false;
   };
   auto args = std::make_shared<Args>();
   args->sampling.temperature = 0.0f;
@@ -53,6 +55,8 @@ Command register_bench_spec(CLI::App& app) {
   sub->add_option("--top-p", args->sampling.top_p, "Top-p (1: off)")->capture_default_str();
   sub->add_option("-s,--seed", args->sampling.seed, "Random seed")->capture_default_str();
   sub->add_flag("--json", args->json, "JSON instead of a markdown table");
+  sub->add_flag("--chat", args->chat,
+                "Each line is a user message: wrap it in the model's ChatML template (with its default system prompt)");
   return {sub, [args]() -> int {
             if (!args->spec.any()) return fail("bench-spec needs a drafter: --draft, --draft-self or --draft-ngram");
             for (int32_t k : args->ks) {
@@ -90,7 +94,15 @@ Command register_bench_spec(CLI::App& app) {
                          pool.n_threads());
             using Clock = std::chrono::steady_clock;
             for (size_t pi = 0; pi < prompts.size(); ++pi) {
-              const auto ids = model->tokenizer().encode(prompts[pi], model->tokenizer().add_bos_default());
+              std::vector<int32_t> ids;
+              if (args->chat) {
+                ChatHistory h(default_system_prompt(
+                    model->source().metadata().get_string("tokenizer.chat_template").value_or("")));
+                h.add("user", prompts[pi]);
+                ids = model->tokenizer().encode_with_special(h.prompt(), model->tokenizer().add_bos_default());
+              } else {
+                ids = model->tokenizer().encode(prompts[pi], model->tokenizer().add_bos_default());
+              }
               for (Row& row : rows) {
                 const auto t0 = Clock::now();
                 Result<GenerateResult> r = error("unset");

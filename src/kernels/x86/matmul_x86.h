@@ -137,17 +137,70 @@ void run_row_group(const MatmulArgs& a, int64_t r) {
   }
 }
 
+// Weight rows [r, r + 4) against activation rows [i, m), m - i < K::kTileM: the leftover
+// activation rows get a tile shape that still keeps 6-8 accumulators busy (small batches, the
+// k + 1 rows of a speculative verify pass).
+template <class K>
+void run_tail4(const MatmulArgs& a, int64_t r, int64_t i) {
+  switch (a.m - i) {
+    case 0:
+      break;
+    case 1:
+      K::template tile<4, 1>(a, r, i);
+      break;
+    case 2:
+      K::template tile<4, 2>(a, r, i);
+      break;
+    case 3:
+      K::template tile<2, 3>(a, r, i);
+      K::template tile<2, 3>(a, r + 2, i);
+      break;
+    case 4:
+      K::template tile<2, 4>(a, r, i);
+      K::template tile<2, 4>(a, r + 2, i);
+      break;
+    default:
+      run_row_group<K, 1>(a, r);  // unreachable for kTileM <= 4
+      break;
+    case 5:
+    case 6:
+    case 7:
+      for (int64_t rr = 0; rr < 4; ++rr) {
+        switch (a.m - i) {
+          case 5:
+            K::template tile<1, 5>(a, r + rr, i);
+            break;
+          case 6:
+            K::template tile<1, 6>(a, r + rr, i);
+            break;
+          default:
+            K::template tile<1, 7>(a, r + rr, i);
+            break;
+        }
+      }
+      break;
+  }
+}
+
 // NOTE: for one activation row (decode) 4 weight rows per tile give 4 independent accumulators;
 // with several activation rows each kernel's kTileR weight rows x kTileM activation rows keep all
-// accumulators in registers. A weight row's blocks stay in L1 between the activation-row groups.
+// accumulators in registers, and the leftover rows use run_tail4's shapes. A weight row's blocks
+// stay in L1 between the activation-row groups. Every output element is computed by the same
+// sequence of operations whatever the tile, so batch composition never changes a result.
 template <class K>
 void run_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   int64_t r = r0;
   if (a.m == 1) {
     for (; r + 4 <= r1; r += 4) K::template tile<4, 1>(a, r, 0);
   } else {
-    for (; r + K::kTileR <= r1; r += K::kTileR) run_row_group<K, K::kTileR>(a, r);
-    for (; r + 2 <= r1; r += 2) run_row_group<K, 2>(a, r);
+    static_assert(4 % K::kTileR == 0, "weight-row tiles must divide 4");
+    for (; r + 4 <= r1; r += 4) {
+      int64_t i = 0;
+      for (; i + K::kTileM <= a.m; i += K::kTileM) {
+        for (int64_t rr = 0; rr < 4; rr += K::kTileR) K::template tile<K::kTileR, K::kTileM>(a, r + rr, i);
+      }
+      run_tail4<K>(a, r, i);
+    }
   }
   for (; r < r1; ++r) run_row_group<K, 1>(a, r);
 }
