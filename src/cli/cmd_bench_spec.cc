@@ -11,6 +11,7 @@
 #include "cli/spec_args.h"
 #include "runtime/chat.h"
 #include "runtime/generate.h"
+#include "runtime/spec/adaptive_k.h"
 #include "runtime/spec/spec_decode.h"
 
 namespace llmopt::cli {
@@ -92,6 +93,8 @@ Command register_bench_spec(CLI::App& app) {
             std::fprintf(stderr, "bench-spec: %s, drafter %s, %zu prompts x %d tokens, %d threads\n",
                          args->model.model.c_str(), (*drafter)->name().c_str(), prompts.size(), args->n_predict,
                          pool.n_threads());
+            // The adaptive row keeps its estimates across prompts, as a server would per drafter.
+            AdaptiveK adaptive_state(k_max, true);
             using Clock = std::chrono::steady_clock;
             for (size_t pi = 0; pi < prompts.size(); ++pi) {
               std::vector<int32_t> ids;
@@ -110,7 +113,8 @@ Command register_bench_spec(CLI::App& app) {
                 if (row.k == 0) {
                   r = generate(*model, ids, opts, pool);
                 } else {
-                  r = generate_speculative(*model, **drafter, ids, opts, SpecOptions{row.k, row.adaptive}, pool, &st);
+                  SpecOptions so{row.k, row.adaptive, row.adaptive ? &adaptive_state : nullptr};
+                  r = generate_speculative(*model, **drafter, ids, opts, so, pool, &st);
                 }
                 if (!r.ok()) return fail("prompt " + std::to_string(pi + 1) + ": " + r.status().message());
                 row.seconds += std::chrono::duration<double>(Clock::now() - t0).count();

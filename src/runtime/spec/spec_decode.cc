@@ -75,7 +75,8 @@ Result<GenerateResult> generate_speculative(const Model& target, Drafter& drafte
     target.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
   }
 
-  AdaptiveK chooser(spec.k, spec.adaptive);
+  AdaptiveK local_chooser(spec.k, spec.adaptive);
+  AdaptiveK& chooser = spec.adaptive && spec.adaptive_state != nullptr ? *spec.adaptive_state : local_chooser;
   SpecRng rng(opts.sampling.seed);
   DraftProposal prop;
   std::vector<TokenDistribution> p(static_cast<size_t>(spec.k) + 1);

@@ -16,9 +16,14 @@
 
 namespace llmopt {
 
+class AdaptiveK;
+
 struct SpecOptions {
   int32_t k = 4;          // tokens drafted per round (the upper bound with adaptive)
   bool adaptive = false;  // choose k per round from acceptance and measured costs (0 = off)
+  // With adaptive: estimates kept across requests of the same target/drafter pair (nullptr: fresh
+  // per request). Must have been made with the same k.
+  AdaptiveK* adaptive_state = nullptr;
 };
 
 struct SpecStats {
