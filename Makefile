@@ -3,6 +3,7 @@
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 MODEL      ?=
@@ -15,7 +16,7 @@ FUZZ_PACKAGES := clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-asan fuzz clean format model
+.PHONY: all deps build run test test-asan test-tsan fuzz clean format model
 
 all: build
 
@@ -46,11 +47,19 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-tsan
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DLLMOPT_SANITIZE=ON >/dev/null
 	cmake --build $(BUILD_ASAN) -j $(JOBS) --target llmopt test_formats test_tokenizer test_runtime test_quant
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -R '^(Gguf|Safetensors|Llama2c|Tokenizer|Bpe|Spm|Metadata|BadInput|BlockPool|KvManager|Scheduler|Affine|RoundTrip|Gptq|Hessian|Linalg|SmoothQuant|W8A8|Metrics)'
+
+# The threaded parts under ThreadSanitizer: the thread pool's hand-off, and the multi-threaded matmul
+# and attention kernels on every ISA.
+test-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLMOPT_TSAN=ON >/dev/null
+	cmake --build $(BUILD_TSAN) -j $(JOBS) --target test_core test_kernels
+	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) -R '(CoreThreadPool|KernelsFastMatmul|KernelsOps)'
 
 # libFuzzer over the GGUF and safetensors parsers, FUZZ_SECONDS each.
 fuzz: deps
