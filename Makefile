@@ -11,7 +11,7 @@ TOKENIZER  ?=
 FUZZ_SECONDS ?= 60
 
 APT_PACKAGES := build-essential cmake pkg-config libgtest-dev googletest nlohmann-json3-dev \
-                libcli11-dev python3 python3-numpy
+                libcli11-dev python3 python3-numpy python3-pip
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -35,12 +35,15 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 # The default model, SmolLM2-135M-Instruct (Q4_1 GGUF), into .cache/models/ (pinned, sha256-checked).
-model:
+model: deps
 	./tools/fetch_model.sh
 
-# The main job: a demo on the built-in default model (or MODEL=path).
+# The main job: the optimization story of the built-in default model, SmolLM2-135M-Instruct (fetched
+# by `make model`), or of MODEL=path.
+DEFAULT_MODEL := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 run: build
-	./$(BUILD)/llmopt demo $(if $(MODEL),-m $(MODEL),) $(if $(TOKENIZER),--tokenizer $(TOKENIZER),)
+	@if [ -z "$(MODEL)" ]; then $(MAKE) --no-print-directory model; fi
+	./$(BUILD)/llmopt demo -m $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL)) $(if $(TOKENIZER),--tokenizer $(TOKENIZER),)
 
 # Every test: the Release suite, then the parsers, tokenizers, KV block pool, scheduler and quantizers
 # again under ASan/UBSan.

@@ -1,9 +1,13 @@
-// `llmopt demo` (what `make run` runs): load a model (by default a synthesized GPT-2-shaped model with
-// random weights), generate with and without the KV cache, and print size, speeds and the speed-up.
+// `llmopt demo` (what `make run` runs, on SmolLM2-135M-Instruct): the optimization story of one model —
+// KV cache on vs off, weight types (size, perplexity, speed), speculative decoding, batched serving
+// and a chat answer. Without -m it synthesizes a small GPT-2-shaped model with random weights.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "cli/common.h"
+#include "cli/demo_sections.h"
 #include "model/convert.h"
 #include "model/loader.h"
 #include "model/synth.h"
@@ -27,36 +31,9 @@ ModelConfig demo_config() {
   return c;
 }
 
-// Re-writes the model's weights as F32, F16, Q8_0 and Q4_0 and measures each: the size/speed trade.
-Status print_type_table(const Model& model, const std::vector<int32_t>& prompt, int32_t n_predict, ThreadPool& pool) {
-  std::printf("\nweight types (same model re-written by llmopt convert; KV cache on, greedy, %d tokens):\n\n",
-              n_predict);
-  std::printf("| %-6s | %10s | %12s | %14s | %10s |\n", "type", "weights", "prefill t/s", "generation t/s",
-              "vs F32");
-  std::printf("|--------|------------|--------------|----------------|------------|\n");
-  double f32_tps = 0.0;
-  for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
-    const std::string path =
-        (std::filesystem::temp_directory_path() / (std::string("llmopt-demo-") + dtype_name(t) + ".gguf")).string();
-    ConvertOptions co;
-    co.outtype = t;
-    LLMOPT_RETURN_IF_ERROR(write_gguf_model(model.source(), path, co));
-    auto m = load_model(path);
-    if (!m.ok()) return m.status();
-    GenerateOptions o;
-    o.n_predict = n_predict;
-    o.sampling.temperature = 0.0f;
-    o.ignore_eos = true;
-    auto r = generate(**m, prompt, o, pool);
-    if (!r.ok()) return r.status();
-    std::filesystem::remove(path);
-    const double tps = r->stats.gen_tps();
-    if (t == DType::kF32) f32_tps = tps;
-    std::printf("| %-6s | %10s | %12.1f | %14.1f | %9.2fx |\n", dtype_name(t),
-                human_bytes(static_cast<double>((*m)->weight_bytes())).c_str(), r->stats.prompt_tps(), tps,
-                f32_tps > 0 ? tps / f32_tps : 0.0);
-  }
-  return ok_status();
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 }  // namespace
@@ -68,6 +45,7 @@ Command register_demo(CLI::App& app) {
     int threads = 0;
     int n_predict = 64;
     bool no_types = false;
+    std::string text = "data/demo/eval.txt";
     std::string prompt =
         "Once upon a time, in a small town by the sea, there lived an old clockmaker who repaired every clock in "
         "town and listened to the stories people told while they waited.";
@@ -82,7 +60,9 @@ Command register_demo(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   sub->add_option("-p,--prompt", args->prompt, "Prompt");
-  sub->add_flag("--no-types", args->no_types, "Skip the table of weight types (F32, F16, Q8_0, Q4_0)");
+  sub->add_flag("--no-types", args->no_types, "Skip everything after the KV-cache table");
+  sub->add_option("--text", args->text, "Text for the perplexity column (skipped when the file is missing)")
+      ->capture_default_str();
   return {sub, [args]() -> int {
             std::string path = args->model;
             if (path.empty()) {
@@ -146,7 +126,12 @@ Command register_demo(CLI::App& app) {
             std::printf("\ncontinuation (KV cache on):\n%s%s\n", args->prompt.c_str(), with_cache->text.c_str());
             if (with_cache->tokens != without->tokens) return 1;
             if (!args->no_types) {
-              Status st = print_type_table(model, prompt, opts.n_predict, pool);
+              std::string eval_text;
+              if (!args->model.empty() && std::filesystem::exists(args->text)) eval_text = read_text_file(args->text);
+              Status st = demo_types(model, path, prompt, opts.n_predict, eval_text, pool);
+              if (st.ok()) st = demo_speculative(model, pool);
+              if (st.ok()) st = demo_batching(model, pool);
+              if (st.ok()) st = demo_chat(model, pool);
               if (!st.ok()) return fail(st);
             }
             return 0;

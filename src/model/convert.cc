@@ -140,10 +140,11 @@ Status write_gguf_model(const WeightSource& src, const std::string& path, const 
     const NamedTensor& t = tensors[i];
     if (!t.view.present()) return error(src.origin() + ": tensor '" + t.name + "' has no data");
     DType written = t.view.type;
-    if (dtype_info(t.view.type).quantized) {
+    const bool quantized = dtype_info(t.view.type).quantized;
+    if (quantized && !opts.requantize) {
       any_quantized = true;
       w.add_tensor(t.name, t.view);
-    } else if (is_plain(t.view.type)) {
+    } else if (is_plain(t.view.type) || quantized) {
       DType to = DType::kF32;
       if (t.view.shape.size() >= 2) {
         const DType want = opts.type_for ? opts.type_for(t.name, opts.outtype) : opts.outtype;

@@ -33,9 +33,13 @@ struct ConvertOptions {
   std::function<void(size_t, size_t, const std::string&, DType)> on_tensor;
   // When set, the rows of each converted tensor are split over this pool.
   ThreadPool* pool = nullptr;
+  // Re-quantize: matrices already in a quantized type are dequantized and written in the requested
+  // type like float ones (the result carries the first quantization's error too). Off: copied as is.
+  bool requantize = false;
 };
 
-// Converts and writes `src` to `path`. Tensors already in a quantized type are copied as they are.
+// Converts and writes `src` to `path`. Tensors already in a quantized type are copied as they are
+// (unless opts.requantize).
 Status write_gguf_model(const WeightSource& src, const std::string& path, const ConvertOptions& opts);
 
 }  // namespace llmopt

@@ -178,3 +178,51 @@ TEST(ConvertQuant, LlamaTinyLoadsAndComputesForEveryType) {
 
 }  // namespace
 }  // namespace llmopt
+
+namespace llmopt {
+namespace {
+
+// requantize: a quantized source's matrices are dequantized and re-written. To F32 that is exact:
+// every value equals the dequantized source value; without requantize they are copied as they are.
+TEST(ConvertRequantize, QuantizedSourceDequantizesExactlyToF32) {
+  LLMOPT_REQUIRE_DATA("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
+  auto src = GgufFile::open(test::data_path("models/tinystories-656k/TinyStories-656K-Q8_0.gguf"));
+  ASSERT_TRUE(src.ok());
+  const std::string path = test::temp_dir() + "/requant-f32.gguf";
+  ConvertOptions o;
+  o.outtype = DType::kF32;
+  o.requantize = true;
+  ASSERT_TRUE(write_gguf_model(**src, path, o).ok());
+  auto got = GgufFile::open(path);
+  ASSERT_TRUE(got.ok());
+  int n_quantized = 0;
+  for (const NamedTensor& t : (*src)->tensors()) {
+    const NamedTensor* g = nullptr;
+    for (const NamedTensor& c : (*got)->tensors()) {
+      if (c.name == t.name) g = &c;
+    }
+    ASSERT_NE(g, nullptr) << t.name;
+    if (t.view.type != DType::kQ8_0) continue;
+    ++n_quantized;
+    ASSERT_EQ(g->view.type, DType::kF32) << t.name;
+    const int64_t cols = t.view.cols();
+    std::vector<float> row(static_cast<size_t>(cols));
+    const size_t in_row = *dtype_row_bytes(t.view.type, cols);
+    for (int64_t r = 0; r < t.view.rows(); ++r) {
+      kernels::dequantize_row(t.view.type, t.view.data + r * in_row, row.data(), cols);
+      ASSERT_EQ(std::memcmp(row.data(), g->view.data + r * cols * 4, static_cast<size_t>(cols) * 4), 0) << t.name;
+    }
+  }
+  EXPECT_GT(n_quantized, 5);
+  // Without requantize the quantized tensors pass through unchanged.
+  o.requantize = false;
+  ASSERT_TRUE(write_gguf_model(**src, path, o).ok());
+  auto same = GgufFile::open(path);
+  ASSERT_TRUE(same.ok());
+  for (const NamedTensor& c : (*same)->tensors()) {
+    if (c.name == "blk.0.attn_q.weight") EXPECT_EQ(c.view.type, DType::kQ8_0);
+  }
+}
+
+}  // namespace
+}  // namespace llmopt
