@@ -14,7 +14,13 @@ namespace {
 // About 50-100 microseconds of spinning before sleeping.
 constexpr int kSpinIterations = 20000;
 
-inline void cpu_relax() {
+// One spin step. Every 64th step yields the core, so that on an oversubscribed machine a spinning
+// thread does not hold the CPU that the thread it waits for needs.
+inline void spin_step(int spin) {
+  if ((spin & 63) == 63) {
+    std::this_thread::yield();
+    return;
+  }
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #else
@@ -41,7 +47,7 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen && !stop_.load(std::memory_order_relaxed) && spin < kSpinIterations; ++spin) {
-      cpu_relax();
+      spin_step(spin);
       g = generation_.load(std::memory_order_acquire);
     }
     if (g == seen) {
@@ -75,7 +81,7 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
   }
   cv_start_.notify_all();
   fn(0);
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0 && spin < kSpinIterations; ++spin) cpu_relax();
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0 && spin < kSpinIterations; ++spin) spin_step(spin);
   if (pending_.load(std::memory_order_acquire) != 0) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });

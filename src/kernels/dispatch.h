@@ -52,6 +52,8 @@ const IsaKernels* active_isa_kernels();
 
 // Row kernels hand out work in multiples of this many output rows.
 constexpr int64_t kMatmulRowAlign = 4;
+// Matmuls smaller than this many multiply-adds run on the calling thread alone.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
 
 // Entry points of the ISA translation units.
 namespace avx2 {

@@ -72,6 +72,12 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
     for (int64_t i = 0; i < m; ++i) isa->quantize_act(x + i * a.k, xq.data() + i * nb, a.k);
     a.xq = xq.data();
   }
+  // NOTE: below ~256K multiply-adds (tens of microseconds) handing work to other threads costs more
+  // than it saves; results are the same either way (rows are computed independently).
+  if (m * a.n_out * a.k < kMinParallelMacs) {
+    kernel.rows(a, 0, a.n_out);
+    return;
+  }
   const int64_t n_groups = (a.n_out + kMatmulRowAlign - 1) / kMatmulRowAlign;
   pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
     kernel.rows(a, g0 * kMatmulRowAlign, std::min(g1 * kMatmulRowAlign, a.n_out));

@@ -50,7 +50,7 @@ void rms_norm_rows(const float* x, const TensorView& w, float eps, int64_t n_row
 
 void rope(const ModelConfig& cfg, const TokenBatch& batch, const Qkv& qkv, ThreadPool& pool) {
   const int64_t hd = cfg.head_dim;
-  pool.parallel_for(batch.n_tok(), [&](int64_t begin, int64_t end, int) {
+  auto rows = [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t pos = batch.pos[t];
       for (int32_t h = 0; h < cfg.n_head; ++h) {
@@ -62,7 +62,13 @@ void rope(const ModelConfig& cfg, const TokenBatch& batch, const Qkv& qkv, Threa
                               cfg.rope_layout);
       }
     }
-  });
+  };
+  // A few decode tokens are cheaper on the calling thread than handed out.
+  if (batch.n_tok() * (cfg.n_head + cfg.n_head_kv) * hd < (int64_t{1} << 16)) {
+    rows(0, batch.n_tok(), 0);
+  } else {
+    pool.parallel_for(batch.n_tok(), rows);
+  }
 }
 
 namespace {
@@ -97,12 +103,15 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t n_items = batch.n_tok() * n_head;
   const size_t score_stride = static_cast<size_t>(batch.max_pos) + 1;
-  const int n_threads = pool.n_threads();
-  LLMOPT_CHECK(act.scores.size() >= score_stride * n_threads);
+  // NOTE: a small batch (a few decode tokens of a small model) is cheaper on one thread than the
+  // hand-off to others; the per-item arithmetic is the same either way.
+  const int64_t work = n_items * (static_cast<int64_t>(batch.max_pos) + 1) * hd;
+  const int n_threads = work < (int64_t{1} << 16) ? 1 : pool.n_threads();
+  LLMOPT_CHECK(act.scores.size() >= score_stride * static_cast<size_t>(n_threads));
 
   // NOTE: items (token, head) are dealt round-robin rather than in contiguous chunks: later tokens
   // of a prefill attend over more positions, and striding keeps the threads evenly loaded.
-  pool.run_on_all([&](int tid) {
+  auto body = [&](int tid) {
     float* scores = act.scores.data() + tid * score_stride;  // [pos + 1]
     for (int64_t item = tid; item < n_items; item += n_threads) {
       const int64_t t = item / n_head;
@@ -127,7 +136,12 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
         kernels::attn_accumulate(scores + start, v, kv_dim, n, hd, out);
       }
     }
-  });
+  };
+  if (n_threads == 1) {
+    body(0);
+  } else {
+    pool.run_on_all(body);
+  }
 }
 
 void ffn_gelu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
