@@ -5,29 +5,11 @@
 #include <filesystem>
 
 #include "cli/common.h"
+#include "core/bytes.h"
 #include "kernels/kernels.h"
 #include "runtime/bench.h"
 
 namespace llmopt::cli {
-namespace {
-
-uint64_t path_bytes(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::is_regular_file(path, ec)) {
-    const auto n = fs::file_size(path, ec);
-    return ec ? 0 : n;
-  }
-  uint64_t total = 0;
-  if (fs::is_directory(path, ec)) {
-    for (const auto& e : fs::directory_iterator(path, ec)) {
-      if (e.is_regular_file(ec)) total += e.file_size(ec);
-    }
-  }
-  return total;
-}
-
-}  // namespace
 
 Command register_bench(CLI::App& app) {
   struct Args {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/bytes.h"
 #include "core/status.h"
 #include "model/model.h"
 
@@ -24,8 +25,6 @@ std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokeni
 // Prints "error: <message>" to stderr and returns 1.
 int fail(const Status& st);
 int fail(const std::string& msg);
-// Human-readable sizes: "1.13 MiB".
-std::string human_bytes(double bytes);
 
 // Each subcommand registers itself and returns the action to run after parsing.
 using Action = std::function<int()>;
@@ -46,5 +45,6 @@ Command register_serve_bench(CLI::App& app);
 Command register_bench_spec(CLI::App& app);
 Command register_eval(CLI::App& app);
 Command register_quantize(CLI::App& app);
+Command register_train(CLI::App& app);
 
 }  // namespace llmopt::cli

@@ -2,6 +2,8 @@
 // chunk, sizes, and pp/tg speed through runtime/bench.
 #include "runtime/eval.h"
 
+#include "core/bytes.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -52,17 +54,6 @@ double kl_rows(const float* p, const RowStats& ps, const float* q, const RowStat
 
 uint64_t numel(const TensorView& t) { return t.present() ? static_cast<uint64_t>(t.numel()) : 0; }
 
-std::string size_str(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) {
-    bytes /= 1024.0;
-    ++u;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
-  return buf;
-}
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -89,21 +80,6 @@ uint64_t weight_elements(const Model& model) {
   return total;
 }
 
-uint64_t path_bytes(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::is_regular_file(path, ec)) {
-    const auto n = fs::file_size(path, ec);
-    return ec ? 0 : n;
-  }
-  uint64_t total = 0;
-  if (fs::is_directory(path, ec)) {
-    for (const auto& e : fs::directory_iterator(path, ec)) {
-      if (e.is_regular_file(ec)) total += e.file_size(ec);
-    }
-  }
-  return total;
-}
 
 Result<std::vector<EvalRow>> run_eval(const std::vector<EvalModel>& models, const std::string& text,
                                       const EvalOptions& opts, const EvalProgress& progress) {
@@ -228,7 +204,7 @@ std::string format_eval_table(const std::vector<EvalRow>& rows) {
   std::vector<std::vector<std::string>> cells;
   for (const EvalRow& r : rows) {
     std::vector<std::string> c = {r.name,
-                                  size_str(static_cast<double>(r.file_bytes)),
+                                  human_bytes(static_cast<double>(r.file_bytes)),
                                   fmt("%.2fx", r.ratio),
                                   fmt("%.2f", r.bpw),
                                   fmt("%.4f", r.ppl.ppl) + " ± " + fmt("%.4f", r.ppl.ppl_stderr),

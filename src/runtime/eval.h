@@ -65,8 +65,6 @@ double kl_divergence_logits(const float* p_logits, const float* q_logits, int32_
 
 // Number of elements of the tensors counted by Model::weight_bytes.
 uint64_t weight_elements(const Model& model);
-// Bytes on disk of a file, or the sum of the regular files in a directory (0 if neither).
-uint64_t path_bytes(const std::string& path);
 
 std::string format_eval_table(const std::vector<EvalRow>& rows);  // markdown
 std::string format_eval_json(const std::vector<EvalRow>& rows);   // a JSON array, one object per row
