@@ -63,6 +63,8 @@ Command register_serve_bench(CLI::App& app) {
     bool compare = false;
     uint64_t seed = 1;
     std::string output = "md";
+    int32_t spec_ngram = 0;
+    int32_t spec_k = 4;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -100,6 +102,12 @@ Command register_serve_bench(CLI::App& app) {
                 "Run continuous+paged, static+contiguous and one-at-a-time (and no-prefix-cache with "
                 "--shared-prefix) on the same workload and KV budget; one table");
   sub->add_option("--seed", args->seed, "Workload seed")->capture_default_str();
+  sub->add_option("--spec-ngram", args->spec_ngram,
+                  "Every request speculates with prompt-lookup drafts (n-grams up to N tokens; 0: off)")
+      ->check(CLI::Range(0, 16));
+  sub->add_option("--spec-k", args->spec_k, "Drafted tokens per request and step (with --spec-ngram)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   sub->add_option("-o,--output", args->output, "Output format: md or json")->capture_default_str();
   return {sub, [args]() -> int {
             if (args->output != "md" && args->output != "json")
@@ -188,7 +196,7 @@ Command register_serve_bench(CLI::App& app) {
             std::vector<ServeBenchResult> rows;
             for (const auto& [label, cfg] : runs) {
               std::fprintf(stderr, "  running: %s ...\n", label.c_str());
-              auto r = run_serve_bench(*model, cfg, *workload, pool, label);
+              auto r = run_serve_bench(*model, cfg, *workload, pool, label, args->spec_ngram, args->spec_k);
               if (!r.ok()) return fail(label + ": " + r.status().message());
               std::fprintf(stderr, "  %s: %.1f s, %.1f output tok/s\n", label.c_str(), r->seconds,
                            r->output_tps());

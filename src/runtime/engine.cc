@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "runtime/spec/verifier.h"
 
 namespace llmopt {
 
@@ -92,6 +93,11 @@ Result<int64_t> Engine::add_request(RequestSpec spec, EventCallback on_event) {
   }
   if (spec.max_new_tokens == 0) return reject("max_new_tokens must be positive (or negative for no limit)");
   if (Status st = validate_sampling(spec.sampling); !st.ok()) return reject(st.message());
+  if (spec.spec_ngram < 0 || spec.spec_ngram > 16) return reject("spec_ngram must be in 0..16");
+  if (spec.spec_ngram > 0 && (spec.spec_k < 1 || spec.spec_k > 16)) return reject("spec_k must be in 1..16");
+  if (spec.spec_ngram > 0 && spec.sampling.repeat_penalty != 1.0f) {
+    return reject("speculative decoding does not support a repetition penalty");
+  }
 
   auto slot = std::make_unique<Slot>();
   Request& r = slot->req;
@@ -104,6 +110,10 @@ Result<int64_t> Engine::add_request(RequestSpec spec, EventCallback on_event) {
   slot->sampler = make_sampler_chain(spec.sampling);
   for (int32_t t : spec.prompt) slot->sampler->accept(t);
   slot->on_event = std::move(on_event);
+  if (spec.spec_ngram > 0) {
+    slot->drafter = std::make_unique<NgramDrafter>(spec.spec_ngram, mc.n_vocab);
+    slot->spec_rng = std::make_unique<SpecRng>(spec.sampling.seed);
+  }
   slot->t_arrival = slot->t_last = Clock::now();
   slot->spec = std::move(spec);
   if (Status st = sched_->add(&r); !st.ok()) return reject(st.message());
@@ -150,7 +160,9 @@ FinishReason Engine::check_finished(const Slot& s, int32_t token) const {
 StepStats Engine::step() {
   const auto t0 = Clock::now();
   StepStats st;
+  const std::vector<Request*> drafted = draft_speculative();
   ScheduleOutput out = sched_->schedule();
+  trim_unscheduled_drafts(drafted, out);
   st.n_preempted = static_cast<int32_t>(out.preempted.size());
   metrics_.preemptions += st.n_preempted;
   if (out.empty()) {
@@ -167,7 +179,7 @@ StepStats Engine::step() {
                     .subspan(static_cast<size_t>(c.pos0), static_cast<size_t>(c.n_tokens));
     in.pos0 = c.pos0;
     in.block_table = c.req->kv.table;
-    in.logits = c.sample ? LogitsMode::kLast : LogitsMode::kNone;
+    in.logits = !c.sample ? LogitsMode::kNone : c.req->n_draft > 0 ? LogitsMode::kAll : LogitsMode::kLast;
   }
   model_.forward(inputs_, *store_, fwd_, pool_);
   sched_->on_computed(out);
@@ -189,38 +201,130 @@ StepStats Engine::step() {
     }
     if (!c.sample) continue;
     Slot& s = *slots_.at(r.id);
-    const float* logits = fwd_.logits.data() + fwd_.row_offset[i] * n_vocab;
-    const int32_t token = s.sampler->sample(logits, n_vocab);
-    s.sampler->accept(token);
-    r.tokens.push_back(token);
-    ++st.n_sampled;
-    ++metrics_.generated_tokens;
-    const double since_last = std::chrono::duration<double>(now - s.t_last).count();
-    if (r.n_output() == 1)
-      metrics_.ttft_seconds.observe(since_last);
-    else
-      metrics_.itl_seconds.observe(since_last);
-    s.t_last = now;
-    TokenEvent ev;
-    ev.id = r.id;
-    ev.token = token;
-    ev.index = r.n_output() - 1;
-    ev.reason = check_finished(s, token);
-    ev.finished = ev.reason != FinishReason::kNone;
-    if (ev.finished) {
-      sched_->finish(&r);
-      ++metrics_.requests_finished;
-      metrics_.e2e_seconds.observe(std::chrono::duration<double>(now - s.t_arrival).count());
-      done.push_back(r.id);
-      ++st.n_finished;
+    std::vector<int32_t> tokens;
+    if (r.n_draft > 0) {
+      tokens = verify_drafts(s, r, c, i);
+    } else {
+      const float* logits = fwd_.logits.data() + fwd_.row_offset[i] * n_vocab;
+      tokens.push_back(s.sampler->sample(logits, n_vocab));
+      s.sampler->accept(tokens.back());
     }
-    if (s.on_event) s.on_event(ev);
+    for (int32_t token : tokens) {
+      if (emit(s, r, token, now, st)) {
+        done.push_back(r.id);
+        break;
+      }
+    }
   }
   for (int64_t id : done) slots_.erase(id);
   st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   ++metrics_.steps;
   update_gauges(st.seconds);
   return st;
+}
+
+std::vector<Request*> Engine::draft_speculative() {
+  std::vector<Request*> drafted;
+  for (Request* r : sched_->running()) {
+    Slot& s = *slots_.at(r->id);
+    if (!s.drafter || r->n_draft != 0 || r->n_uncomputed() != 1) continue;
+    // Accepting all k drafts adds k + 1 tokens: stay within the request's limit.
+    const int32_t k = std::min(s.spec.spec_k, r->max_tokens - r->n_tokens() - 1);
+    if (k <= 0) continue;
+    s.drafter->propose(r->tokens, k, s.spec.sampling, s.proposal);
+    if (s.proposal.tokens.empty()) continue;
+    r->tokens.insert(r->tokens.end(), s.proposal.tokens.begin(), s.proposal.tokens.end());
+    r->n_draft = static_cast<int32_t>(s.proposal.tokens.size());
+    drafted.push_back(r);
+  }
+  return drafted;
+}
+
+void Engine::trim_unscheduled_drafts(const std::vector<Request*>& drafted, ScheduleOutput& out) {
+  for (Request* r : drafted) {
+    ScheduledChunk* chunk = nullptr;
+    for (ScheduledChunk& c : out.chunks) {
+      if (c.req == r) chunk = &c;
+    }
+    if (chunk == nullptr) {  // not scheduled this step (budget) or preempted: drafts are dropped
+      r->tokens.resize(r->tokens.size() - static_cast<size_t>(r->n_draft));
+      r->n_draft = 0;
+      continue;
+    }
+    // The chunk starts at the last real token; a short budget may cut off some drafts.
+    const int32_t end = chunk->pos0 + chunk->n_tokens;
+    const int32_t cut = r->n_tokens() - end;
+    LLMOPT_CHECK(cut >= 0 && cut <= r->n_draft);
+    r->tokens.resize(static_cast<size_t>(end));
+    r->n_draft -= cut;
+    chunk->sample = true;
+  }
+}
+
+std::vector<int32_t> Engine::verify_drafts(Slot& s, Request& r, const ScheduledChunk& c, size_t chunk_index) {
+  const int32_t n_vocab = model_.config().n_vocab;
+  const int32_t m = r.n_draft;
+  const int32_t n_real = r.n_tokens() - m;  // tokens before the drafts
+  const std::vector<int32_t> drafts(r.tokens.end() - m, r.tokens.end());
+  // The chunk's last m + 1 rows: after the last real token, then after each draft.
+  const float* rows = fwd_.logits.data() + (fwd_.row_offset[chunk_index] + c.n_tokens - (m + 1)) * n_vocab;
+  Verdict v;
+  if (s.spec.sampling.temperature <= 0.0f) {
+    std::vector<int32_t> argmax(static_cast<size_t>(m) + 1);
+    for (int32_t j = 0; j <= m; ++j) {
+      const float* row = rows + static_cast<size_t>(j) * n_vocab;
+      argmax[static_cast<size_t>(j)] = static_cast<int32_t>(std::max_element(row, row + n_vocab) - row);
+    }
+    v = verify_greedy(drafts, argmax);
+  } else {
+    if (spec_p_.size() < static_cast<size_t>(m) + 1) spec_p_.resize(static_cast<size_t>(m) + 1);
+    std::vector<const TokenDistribution*> p, q;
+    for (int32_t j = 0; j <= m; ++j) {
+      spec_p_[static_cast<size_t>(j)].from_logits(rows + static_cast<size_t>(j) * n_vocab, n_vocab, s.spec.sampling);
+      p.push_back(&spec_p_[static_cast<size_t>(j)]);
+      if (j < m) q.push_back(&s.proposal.q[static_cast<size_t>(j)]);
+    }
+    v = verify_sampled(drafts, p, q, *s.spec_rng);
+  }
+  metrics_.spec_drafted_tokens += m;
+  metrics_.spec_accepted_tokens += v.n_accepted;
+  // Roll back: K/V stay valid through the accepted drafts; later blocks go back to the pool.
+  r.tokens.resize(static_cast<size_t>(n_real));
+  r.n_draft = 0;
+  r.n_computed = n_real + v.n_accepted;
+  kv_->truncate(r.kv, r.n_computed + 1);
+  std::vector<int32_t> out(drafts.begin(), drafts.begin() + v.n_accepted);
+  out.push_back(v.next);
+  // Tokens are appended by emit(); the accepted drafts' K/V are already computed.
+  return out;
+}
+
+bool Engine::emit(Slot& s, Request& r, int32_t token, Clock::time_point now, StepStats& st) {
+  r.tokens.push_back(token);
+  kv_->commit_computed(r.kv, r.tokens, std::min(r.n_computed, r.n_tokens()));
+  ++st.n_sampled;
+  ++metrics_.generated_tokens;
+  const double since_last = std::chrono::duration<double>(now - s.t_last).count();
+  if (r.n_output() == 1) {
+    metrics_.ttft_seconds.observe(since_last);
+  } else {
+    metrics_.itl_seconds.observe(since_last);
+  }
+  s.t_last = now;
+  TokenEvent ev;
+  ev.id = r.id;
+  ev.token = token;
+  ev.index = r.n_output() - 1;
+  ev.reason = check_finished(s, token);
+  ev.finished = ev.reason != FinishReason::kNone;
+  if (ev.finished) {
+    sched_->finish(&r);
+    ++metrics_.requests_finished;
+    metrics_.e2e_seconds.observe(std::chrono::duration<double>(now - s.t_arrival).count());
+    ++st.n_finished;
+  }
+  if (s.on_event) s.on_event(ev);
+  return ev.finished;
 }
 
 void Engine::update_gauges(double step_seconds) {

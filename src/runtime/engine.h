@@ -30,6 +30,7 @@
 #include "runtime/metrics.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/sched/scheduler.h"
+#include "runtime/spec/drafter.h"
 
 namespace llmopt {
 
@@ -51,6 +52,11 @@ struct RequestSpec {
   SamplingParams sampling;
   bool ignore_eos = false;
   std::vector<int32_t> stop_tokens;
+  // Speculative decoding for this request with prompt lookup (n-grams of up to spec_ngram tokens,
+  // 0 = off): up to spec_k drafted tokens ride along with its decode token in the step's batch (and
+  // count against the step's token budget); the verified prefix is kept, the rest rolled back.
+  int32_t spec_ngram = 0;
+  int32_t spec_k = 4;
 };
 
 struct TokenEvent {
@@ -100,9 +106,20 @@ class Engine {
     std::unique_ptr<SamplerChain> sampler;
     EventCallback on_event;
     Clock::time_point t_arrival, t_last;
+    std::unique_ptr<NgramDrafter> drafter;  // speculative requests only
+    std::unique_ptr<SpecRng> spec_rng;
+    DraftProposal proposal;
   };
   Engine(const Model& model, const EngineConfig& config, ThreadPool& pool, int32_t n_ctx, int32_t n_blocks);
   FinishReason check_finished(const Slot& s, int32_t token) const;
+  // Drafts tokens for speculative requests about to decode; returns those requests.
+  std::vector<Request*> draft_speculative();
+  // Drops the drafts the schedule does not cover (whole or in part).
+  void trim_unscheduled_drafts(const std::vector<Request*>& drafted, ScheduleOutput& out);
+  // Verifies a speculative chunk against its logits rows; returns the tokens to emit.
+  std::vector<int32_t> verify_drafts(Slot& s, Request& r, const ScheduledChunk& c, size_t chunk_index);
+  // Appends one generated token and streams it; true when the request finished.
+  bool emit(Slot& s, Request& r, int32_t token, Clock::time_point now, StepStats& st);
   void update_gauges(double step_seconds);
 
   const Model& model_;
@@ -117,6 +134,7 @@ class Engine {
   EngineMetrics metrics_;
   ForwardOutput fwd_;
   std::vector<SeqInput> inputs_;
+  std::vector<TokenDistribution> spec_p_;
 };
 
 }  // namespace llmopt

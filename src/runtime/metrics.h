@@ -43,6 +43,8 @@ struct EngineMetrics {
   int64_t generated_tokens = 0;
   int64_t computed_tokens = 0;       // tokens through the forward pass (includes recompute)
   int64_t steps = 0;
+  int64_t spec_drafted_tokens = 0;   // speculative tokens drafted into steps
+  int64_t spec_accepted_tokens = 0;  // of those, verified and kept
   // gauges (as of the last step)
   int32_t running = 0;
   int32_t waiting = 0;

@@ -156,7 +156,7 @@ LatencySummary summarize(std::vector<double> v) {
 
 Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig& config,
                                          const std::vector<WorkloadRequest>& workload, ThreadPool& pool,
-                                         const std::string& label) {
+                                         const std::string& label, int32_t spec_ngram, int32_t spec_k) {
   LLMOPT_ASSIGN_OR_RETURN(auto engine, Engine::create(model, config, pool));
   struct Track {
     double arrival = 0;
@@ -180,6 +180,8 @@ Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig&
       spec.max_new_tokens = w.max_new;
       spec.sampling.temperature = 0.0f;
       spec.ignore_eos = true;
+      spec.spec_ngram = spec_ngram;
+      spec.spec_k = spec_k;
       Track* tr = &tracks[next];
       tr->arrival = std::max(w.arrival, 0.0);
       auto id = engine->add_request(std::move(spec), [tr, &now](const TokenEvent& ev) {
@@ -222,6 +224,8 @@ Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig&
                                                         static_cast<double>(m.prefix_query_tokens)
                                                   : 0.0;
   res.mean_tokens_per_step = m.tokens_per_step.mean();
+  res.spec_drafted = m.spec_drafted_tokens;
+  res.spec_accepted = m.spec_accepted_tokens;
   return res;
 }
 
@@ -264,7 +268,9 @@ std::string serve_bench_json(const std::vector<ServeBenchResult>& rows) {
                    {"kv_bytes", r.kv_bytes},
                    {"preemptions", r.preemptions},
                    {"prefix_hit_rate", r.prefix_hit_rate},
-                   {"mean_tokens_per_step", r.mean_tokens_per_step}});
+                   {"mean_tokens_per_step", r.mean_tokens_per_step},
+                   {"spec_drafted_tokens", r.spec_drafted},
+                   {"spec_accepted_tokens", r.spec_accepted}});
   }
   return arr.dump(2) + "\n";
 }

@@ -64,12 +64,14 @@ struct ServeBenchResult {
   double prefix_hit_rate = 0.0;  // prompt tokens served from the cache / prompt tokens
   double mean_tokens_per_step = 0.0;
   size_t kv_bytes = 0;
+  int64_t spec_drafted = 0, spec_accepted = 0;
 };
 
 // Runs the workload in real time (arrivals by the wall clock) through a fresh engine.
+// spec_ngram > 0: every request speculates with prompt-lookup drafts of up to spec_k tokens.
 Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig& config,
                                          const std::vector<WorkloadRequest>& workload, ThreadPool& pool,
-                                         const std::string& label);
+                                         const std::string& label, int32_t spec_ngram = 0, int32_t spec_k = 4);
 
 std::string serve_bench_markdown(const std::vector<ServeBenchResult>& rows);
 std::string serve_bench_json(const std::vector<ServeBenchResult>& rows);

@@ -251,6 +251,57 @@ TEST_P(EngineTest, RefusesBadRequestsAndConfigs) {
   EXPECT_FALSE(Engine::create(*model_, zero, pool_).ok());
 }
 
+// Speculation inside the batching engine (prompt-lookup drafts per request, counted in the step's
+// token budget): greedy output stays exactly each request's plain output, also when the budget cuts
+// drafts off and when blocks run out (preemption); rejected drafts give their blocks back.
+TEST_P(EngineTest, SpeculativeRequestsKeepGreedyOutputs) {
+  auto sp = specs(16, 0.0f);
+  for (auto& s : sp) {
+    s.max_new_tokens = 48;
+    s.spec_ngram = 3;
+    s.spec_k = 4;
+  }
+  std::vector<std::vector<int32_t>> ref;
+  for (const auto& s : sp) ref.push_back(alone(s));
+  EngineConfig big;
+  big.sched.max_batch_tokens = 512;
+  EngineMetrics m;
+  EXPECT_EQ(run(big, sp, &m), ref);
+  EXPECT_GT(m.spec_drafted_tokens, 50);
+  EXPECT_GT(m.spec_accepted_tokens, 0);
+  EXPECT_LE(m.spec_accepted_tokens, m.spec_drafted_tokens);
+
+  EngineConfig small = big;
+  small.sched.max_batch_tokens = 6;  // drafts get cut by the budget
+  EXPECT_EQ(run(small, sp), ref);
+
+  EngineConfig tight = big;
+  tight.block_size = 8;
+  tight.n_ctx = 128;
+  tight.kv_tokens = 256;
+  EngineMetrics mt;
+  EXPECT_EQ(run(tight, sp, &mt), ref);
+  EXPECT_GT(mt.preemptions, 0);
+}
+
+TEST_P(EngineTest, SpeculativeSamplingRunsAndRefusesRepetitionPenalty) {
+  auto sp = specs(8, 0.8f);
+  for (auto& s : sp) {
+    s.max_new_tokens = 32;
+    s.spec_ngram = 2;
+  }
+  EngineConfig cfg;
+  const auto out = run(cfg, sp);
+  for (size_t i = 0; i < sp.size(); ++i) EXPECT_EQ(static_cast<int32_t>(out[i].size()), 32) << i;
+  auto eng = Engine::create(*model_, cfg, pool_);
+  ASSERT_TRUE(eng.ok());
+  RequestSpec bad = sp[0];
+  bad.sampling.repeat_penalty = 1.2f;
+  auto r = (*eng)->add_request(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("repetition penalty"), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(, EngineTest,
                          ::testing::Values(ModelCase{"stories260K", "models/stories260K/stories260K.gguf"},
                                            ModelCase{"TinyStories656K",

@@ -115,6 +115,14 @@ void KvManager::commit_computed(SeqKv& seq, std::span<const int32_t> tokens, int
   }
 }
 
+void KvManager::truncate(SeqKv& seq, int32_t n_tokens) {
+  const size_t keep = static_cast<size_t>((n_tokens + block_size_ - 1) / block_size_);
+  if (seq.table.size() <= keep) return;
+  pool_.free(std::span<const int32_t>(seq.table).subspan(keep));
+  seq.table.resize(keep);
+  if (seq.keys.size() > keep) seq.keys.resize(keep);
+}
+
 void KvManager::fork(const SeqKv& src, SeqKv& dst) {
   LLMOPT_CHECK(dst.empty());
   for (int32_t b : src.table) pool_.incref(b);

@@ -61,6 +61,8 @@ class KvManager {
   bool make_writable(SeqKv& seq, int32_t from, int32_t to, std::vector<BlockCopy>& copies);
   // Tokens [0, n_computed) are now in the cache: registers the newly completed full blocks.
   void commit_computed(SeqKv& seq, std::span<const int32_t> tokens, int32_t n_computed);
+  // Drops the blocks past the first n_tokens positions (speculative tokens that were rejected).
+  void truncate(SeqKv& seq, int32_t n_tokens);
   // dst (empty) shares every block of src.
   void fork(const SeqKv& src, SeqKv& dst);
   void free(SeqKv& seq);

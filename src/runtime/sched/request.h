@@ -24,6 +24,9 @@ struct Request {
   int32_t n_preemptions = 0;
   int32_t n_cached_tokens = 0;  // prompt tokens served by the prefix cache at first admission
   bool admitted_once = false;
+  // Speculative tokens at the end of `tokens` (drafted, not yet verified). They are computed like any
+  // other token but never registered in the prefix cache; the engine removes the rejected ones.
+  int32_t n_draft = 0;
 
   int32_t n_tokens() const { return static_cast<int32_t>(tokens.size()); }
   int32_t n_output() const { return n_tokens() - n_prompt; }

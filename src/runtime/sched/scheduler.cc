@@ -128,7 +128,7 @@ void Scheduler::on_computed(const ScheduleOutput& out) {
     Request* r = c.req;
     LLMOPT_CHECK(r->n_computed == c.pos0);
     r->n_computed += c.n_tokens;
-    kv_.commit_computed(r->kv, r->tokens, r->n_computed);
+    kv_.commit_computed(r->kv, r->tokens, std::min(r->n_computed, r->n_tokens() - r->n_draft));
   }
 }
 
