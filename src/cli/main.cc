@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   for (auto reg : {register_generate, register_perplexity, register_info, register_convert, register_synth,
                    register_tokenize, register_demo,
                    register_bench,
-                   register_chat, register_serve_bench, register_bench_spec, register_eval, register_quantize}) {
+                   register_chat, register_serve_bench, register_bench_spec, register_eval, register_quantize,
+                   register_train}) {
     commands.push_back(reg(app));
   }
   try {

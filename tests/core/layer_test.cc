@@ -21,7 +21,8 @@ TEST(LayerTest, IncludesPointOneWay) {
       {"quant", {"core", "kernels", "quant"}},
       {"model", {"core", "kernels", "formats", "tokenizer", "quant", "model"}},
       {"runtime", {"core", "kernels", "formats", "tokenizer", "quant", "model", "runtime"}},
-      {"cli", {"core", "kernels", "formats", "tokenizer", "quant", "model", "runtime", "cli"}},
+      {"train", {"core", "kernels", "formats", "tokenizer", "quant", "model", "train"}},
+      {"cli", {"core", "kernels", "formats", "tokenizer", "quant", "model", "runtime", "train", "cli"}},
   };
   const std::filesystem::path src = std::filesystem::path(llmopt::test::source_dir()) / "src";
   const std::regex inc(R"re(^\s*#\s*include\s*"([a-z_]+)/)re");

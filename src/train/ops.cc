@@ -1,0 +1,224 @@
+// Row-op forward/backward for training (see ops.h; the linear layer is in linear.cc). Forward formulas follow
+// kernels/ref/ops.cc operation for operation in float, so the training loss matches the inference engine's.
+#include "train/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/check.h"
+
+namespace llmopt::train {
+
+template <class S>
+void rmsnorm_forward(const S* x, const S* w, S eps, int64_t n, int64_t d, S* y, S* rstd) {
+  for (int64_t r = 0; r < n; ++r) {
+    const S* xr = x + r * d;
+    double sum = 0.0;
+    for (int64_t i = 0; i < d; ++i) sum += static_cast<double>(xr[i]) * xr[i];
+    const S mean = static_cast<S>(sum / static_cast<double>(d));
+    const S scale = S(1) / std::sqrt(mean + eps);
+    for (int64_t i = 0; i < d; ++i) y[r * d + i] = (xr[i] * scale) * w[i];
+    rstd[r] = scale;
+  }
+}
+
+template <class S>
+void rmsnorm_backward(const S* dy, const S* x, const S* w, const S* rstd, int64_t n, int64_t d, S* dx,
+                      S* dw) {
+  // y_i = x_i r w_i with r = (mean(x²) + eps)^(-1/2), so dr/dx_j = -r³ x_j / d and
+  // dx_j = r w_j dy_j - x_j r³ / d · Σ_i dy_i w_i x_i.
+  for (int64_t r = 0; r < n; ++r) {
+    const S* xr = x + r * d;
+    const S* g = dy + r * d;
+    const S rs = rstd[r];
+    S s = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      s += g[i] * w[i] * xr[i];
+      dw[i] += g[i] * xr[i] * rs;
+    }
+    const S c = s * rs * rs * rs / static_cast<S>(d);
+    S* dxr = dx + r * d;
+    for (int64_t i = 0; i < d; ++i) dxr[i] += rs * w[i] * g[i] - c * xr[i];
+  }
+}
+
+template <class S>
+void layernorm_forward(const S* x, const S* w, const S* b, S eps, int64_t n, int64_t d, S* y, S* mean,
+                       S* rstd) {
+  for (int64_t r = 0; r < n; ++r) {
+    const S* xr = x + r * d;
+    double sum = 0.0;
+    for (int64_t i = 0; i < d; ++i) sum += xr[i];
+    const double mu = sum / static_cast<double>(d);
+    double var = 0.0;
+    for (int64_t i = 0; i < d; ++i) {
+      const double dv = xr[i] - mu;
+      var += dv * dv;
+    }
+    var /= static_cast<double>(d);
+    const S m = static_cast<S>(mu);
+    const S scale = S(1) / std::sqrt(static_cast<S>(var) + eps);
+    for (int64_t i = 0; i < d; ++i) y[r * d + i] = (xr[i] - m) * scale * w[i] + b[i];
+    mean[r] = m;
+    rstd[r] = scale;
+  }
+}
+
+template <class S>
+void layernorm_backward(const S* dy, const S* x, const S* w, const S* mean, const S* rstd, int64_t n,
+                        int64_t d, S* dx, S* dw, S* db) {
+  // With xhat = (x - mean) r and g = dy w: dx = r (g - mean(g) - xhat · mean(g xhat)).
+  for (int64_t r = 0; r < n; ++r) {
+    const S* xr = x + r * d;
+    const S* gy = dy + r * d;
+    const S m = mean[r], rs = rstd[r];
+    S sg = 0, sgx = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      const S xh = (xr[i] - m) * rs;
+      const S g = gy[i] * w[i];
+      sg += g;
+      sgx += g * xh;
+      dw[i] += gy[i] * xh;
+      db[i] += gy[i];
+    }
+    sg /= static_cast<S>(d);
+    sgx /= static_cast<S>(d);
+    S* dxr = dx + r * d;
+    for (int64_t i = 0; i < d; ++i) {
+      const S xh = (xr[i] - m) * rs;
+      dxr[i] += rs * (gy[i] * w[i] - sg - xh * sgx);
+    }
+  }
+}
+
+RopeTable make_rope_table(int64_t n_pos, int64_t n_rot, float base) {
+  RopeTable t;
+  t.n_rot = n_rot;
+  const int64_t half = n_rot / 2;
+  t.cos.resize(static_cast<size_t>(n_pos * half));
+  t.sin.resize(static_cast<size_t>(n_pos * half));
+  for (int64_t p = 0; p < n_pos; ++p) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double theta =
+          static_cast<double>(p) *
+          std::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+      t.cos[static_cast<size_t>(p * half + i)] = static_cast<float>(std::cos(theta));
+      t.sin[static_cast<size_t>(p * half + i)] = static_cast<float>(std::sin(theta));
+    }
+  }
+  return t;
+}
+
+template <class S>
+void rope_rows(S* x, int64_t n_rows, int64_t seq_len, int64_t n_heads, int64_t head_dim,
+               const RopeTable& table, kernels::RopeLayout layout, bool inverse) {
+  const int64_t half = table.n_rot / 2;
+  const int64_t stride = layout == kernels::RopeLayout::kAdjacent ? 2 : 1;
+  const int64_t offset = layout == kernels::RopeLayout::kAdjacent ? 1 : half;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const int64_t pos = r % seq_len;
+    const float* cs = table.cos.data() + pos * half;
+    const float* sn = table.sin.data() + pos * half;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      S* v = x + (r * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        S* p0 = v + i * stride;
+        S* p1 = p0 + offset;
+        const S c = static_cast<S>(cs[i]);
+        const S s = inverse ? -static_cast<S>(sn[i]) : static_cast<S>(sn[i]);
+        const S x0 = *p0, x1 = *p1;
+        *p0 = x0 * c - x1 * s;
+        *p1 = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+namespace {
+template <class S>
+constexpr S kSqrt2OverPi = static_cast<S>(0.79788456080286535588);
+template <class S>
+constexpr S kGeluCoef = static_cast<S>(0.044715);
+}  // namespace
+
+template <class S>
+void gelu_forward(const S* u, S* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const S v = u[i];
+    out[i] = S(0.5) * v * (S(1) + std::tanh(kSqrt2OverPi<S> * v * (S(1) + kGeluCoef<S> * v * v)));
+  }
+}
+
+template <class S>
+void gelu_backward(const S* u, const S* dout, S* du, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const S v = u[i];
+    const S th = std::tanh(kSqrt2OverPi<S> * v * (S(1) + kGeluCoef<S> * v * v));
+    const S dinner = kSqrt2OverPi<S> * (S(1) + S(3) * kGeluCoef<S> * v * v);
+    du[i] = dout[i] * (S(0.5) * (S(1) + th) + S(0.5) * v * (S(1) - th * th) * dinner);
+  }
+}
+
+template <class S>
+void swiglu_forward(const S* g, const S* u, S* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = g[i] / (S(1) + std::exp(-g[i])) * u[i];
+}
+
+template <class S>
+void swiglu_backward(const S* g, const S* u, const S* dout, S* dg, S* du, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const S sig = S(1) / (S(1) + std::exp(-g[i]));
+    const S silu = g[i] * sig;
+    dg[i] = dout[i] * u[i] * sig * (S(1) + g[i] * (S(1) - sig));
+    du[i] = dout[i] * silu;
+  }
+}
+
+template <class S>
+double cross_entropy(S* logits, const int32_t* targets, int64_t n, int64_t vocab, bool want_grad,
+                     S grad_scale, ThreadPool& pool) {
+  std::vector<double> row_loss(static_cast<size_t>(n));
+  pool.parallel_for(n, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      S* l = logits + r * vocab;
+      const int32_t tgt = targets[r];
+      LLMOPT_CHECK(tgt >= 0 && tgt < vocab);
+      S mx = -std::numeric_limits<S>::infinity();
+      for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, l[i]);
+      double sum = 0.0;
+      for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(l[i] - mx));
+      row_loss[static_cast<size_t>(r)] =
+          std::log(sum) + static_cast<double>(mx) - static_cast<double>(l[tgt]);
+      if (want_grad) {
+        const double inv = 1.0 / sum;
+        for (int64_t i = 0; i < vocab; ++i) {
+          l[i] = static_cast<S>(std::exp(static_cast<double>(l[i] - mx)) * inv) * grad_scale;
+        }
+        l[tgt] -= grad_scale;
+      }
+    }
+  });
+  double total = 0.0;
+  for (double v : row_loss) total += v;
+  return total;
+}
+
+#define LLMOPT_TRAIN_OPS_INSTANTIATE(S)                                                                     \
+  template void rmsnorm_forward<S>(const S*, const S*, S, int64_t, int64_t, S*, S*);                        \
+  template void rmsnorm_backward<S>(const S*, const S*, const S*, const S*, int64_t, int64_t, S*, S*);      \
+  template void layernorm_forward<S>(const S*, const S*, const S*, S, int64_t, int64_t, S*, S*, S*);        \
+  template void layernorm_backward<S>(const S*, const S*, const S*, const S*, const S*, int64_t, int64_t,   \
+                                      S*, S*, S*);                                                          \
+  template void rope_rows<S>(S*, int64_t, int64_t, int64_t, int64_t, const RopeTable&, kernels::RopeLayout, \
+                             bool);                                                                         \
+  template void gelu_forward<S>(const S*, S*, int64_t);                                                     \
+  template void gelu_backward<S>(const S*, const S*, S*, int64_t);                                          \
+  template void swiglu_forward<S>(const S*, const S*, S*, int64_t);                                         \
+  template void swiglu_backward<S>(const S*, const S*, const S*, S*, S*, int64_t);                          \
+  template double cross_entropy<S>(S*, const int32_t*, int64_t, int64_t, bool, S, ThreadPool&);
+
+LLMOPT_TRAIN_OPS_INSTANTIATE(float)
+LLMOPT_TRAIN_OPS_INSTANTIATE(double)
+
+}  // namespace llmopt::train
