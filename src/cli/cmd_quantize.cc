@@ -1,16 +1,30 @@
-// `llmopt quantize`: an F32/F16/BF16 model to a quantized GGUF, either one type for every weight matrix
-// or one of llama.cpp's mixed K-quant file types (q4_k_m, q5_k_m; rules in model/quant_mix.cc).
+// `llmopt quantize`: an F32/F16/BF16 model to a quantized GGUF, either
+//   --type: one type for every weight matrix or one of llama.cpp's mixed K-quant file types (q4_k_m,
+//           q5_k_m; rules in model/quant_mix.cc), with llama.cpp's reference quantizers; or
+//   --method rtn|gptq|awq: the quant library's methods on the grids of Q4_0 / Q4_1 / Q8_0 blocks
+//           (quant/gguf_grid.h), calibrated on a text, layer by layer (see run_method below).
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <numeric>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include "cli/common.h"
+#include "cli/quantize_method.h"
+#include "core/log.h"
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "model/convert.h"
 #include "model/loader.h"
 #include "model/quant_mix.h"
+#include "quant/gguf_grid.h"
+#include "quant/hessian.h"
 #include "runtime/eval.h"
+
 
 namespace llmopt::cli {
 namespace {
@@ -19,10 +33,7 @@ const char* kTypes = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k,
 
 bool is_plain(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
-double bpw(const Model& m) {
-  const uint64_t n = weight_elements(m);
-  return n > 0 ? static_cast<double>(m.weight_bytes()) * 8.0 / static_cast<double>(n) : 0.0;
-}
+
 
 }  // namespace
 
@@ -34,19 +45,33 @@ Command register_quantize(CLI::App& app) {
     std::string keep;
     std::string tokenizer;
     int threads = 0;
+    MethodArgs m;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
       "quantize",
-      "Quantize an F32/F16/BF16 model (GGUF, Hugging Face directory or llama2.c checkpoint) to GGUF with "
-      "llama.cpp's reference quantizers");
+      "Quantize an F32/F16/BF16 model (GGUF, Hugging Face directory or llama2.c checkpoint) to GGUF, with "
+      "llama.cpp's reference quantizers (--type) or with RTN, GPTQ or AWQ on the Q4_0/Q4_1/Q8_0 grids (--method)");
   sub->add_option("input", args->input, "Input model (file or Hugging Face directory)")->required();
   sub->add_option("output", args->output, "Output .gguf path")->required();
   sub->add_option("--type", args->type,
                   std::string("Output type: ") + kTypes +
                       ". A single type is used for every weight matrix (vectors stay f32); q4_k_m and q5_k_m "
-                      "choose the type per tensor like llama-quantize")
-      ->required();
+                      "choose the type per tensor like llama-quantize");
+  sub->add_option("--method", args->m.method,
+                  "rtn, gptq or awq: quantize every linear layer of the blocks with this method on the grid of a GGUF "
+                  "block type (4-bit sym: q4_0, 4-bit asym: q4_1, 8-bit sym: q8_0), layer by layer with calibration "
+                  "inputs from the already quantized layers before it; embeddings and the head stay as in the input");
+  sub->add_option("--bits", args->m.bits, "--method: 4 or 8 (default 4)");
+  sub->add_option("--granularity", args->m.granularity,
+                  "--method: group (one scale per --group-size inputs) or channel (one per output row); groups "
+                  "longer than 32 repeat their parameters in every 32-block (default group)");
+  sub->add_option("--group-size", args->m.group_size, "--method: 32, 64 or 128 (default 32)");
+  sub->add_flag("--sym", args->m.sym, "--method: symmetric grid (the default; q4_0 / q8_0)");
+  sub->add_flag("--asym", args->m.asym, "--method: asymmetric grid (4-bit only: q4_1)");
+  sub->add_option("--calib", args->m.calib, "--method gptq|awq: calibration text file");
+  sub->add_option("--calib-samples", args->m.calib_samples, "--method: calibration windows (default 32)");
+  sub->add_option("--calib-seq-len", args->m.calib_seq_len, "--method: tokens per calibration window (default 128)");
   sub->add_option("--keep", args->keep,
                   "Regular expression (ECMAScript, searched in the tensor name): matching weight matrices are "
                   "written as f16 instead");
@@ -54,6 +79,11 @@ Command register_quantize(CLI::App& app) {
   sub->add_option("-t,--threads", args->threads, "Threads (default: number of physical cores)")
       ->check(CLI::Range(0, 1024));
   return {sub, [args]() -> int {
+            if (!args->m.method.empty()) {
+              if (!args->type.empty()) return fail("use either --type or --method, not both");
+              return run_quantize_method(args->input, args->output, args->keep, args->tokenizer, args->threads, args->m);
+            }
+            if (args->type.empty()) return fail("quantize needs --type or --method");
             // The type and the regex are checked before anything is read.
             std::optional<QuantMix> mix = quant_mix_from_name(args->type);
             DType outtype = DType::kF16;
@@ -125,7 +155,7 @@ Command register_quantize(CLI::App& app) {
             std::fprintf(stderr, "size: %s -> %s (%.2fx smaller)\n", human_bytes(static_cast<double>(in_bytes)).c_str(),
                          human_bytes(static_cast<double>(out_bytes)).c_str(),
                          out_bytes > 0 ? static_cast<double>(in_bytes) / static_cast<double>(out_bytes) : 0.0);
-            std::fprintf(stderr, "bits per weight: %.2f -> %.2f\n", bpw(**model), bpw(**out_model));
+            std::fprintf(stderr, "bits per weight: %.2f -> %.2f\n", bits_per_weight(**model), bits_per_weight(**out_model));
             return 0;
           }};
 }

@@ -11,7 +11,7 @@
 
 namespace llmopt::blocks {
 
-Activations::Activations(const ModelConfig& cfg, const TokenBatch& batch, int n_threads) {
+Activations::Activations(const ModelConfig& cfg, const TokenBatch& batch, int n_threads) : observer(batch.observer) {
   const size_t n_tok = static_cast<size_t>(batch.n_tok());
   x.resize(n_tok * cfg.n_embd);
   h.resize(n_tok * cfg.n_embd);
@@ -148,8 +148,10 @@ void ffn_gelu(const LayerWeights& l, const float* x, int64_t n_tok, Activations&
               ThreadPool& pool) {
   const int64_t n_ff = l.w_up.shape[0];
   float* up = act.ff_a.data();  // [n_tok, n_ff]
+  observe(act, l.w_up, x, n_tok);
   kernels::matmul_bias(l.w_up, l.b_up.present() ? l.b_up.f32() : nullptr, x, n_tok, up, pool);
   kernels::gelu_inplace(up, n_tok * n_ff);
+  observe(act, l.w_down, up, n_tok);
   kernels::matmul_bias(l.w_down, l.b_down.present() ? l.b_down.f32() : nullptr, up, n_tok, out, pool);
 }
 
@@ -158,6 +160,8 @@ void ffn_swiglu(const LayerWeights& l, const float* x, int64_t n_tok, Activation
   const int64_t n_ff = l.w_up.shape[0];
   float* gate = act.ff_a.data();  // [n_tok, n_ff]
   float* up = act.ff_b.data();    // [n_tok, n_ff]
+  observe(act, l.w_gate, x, n_tok);
+  observe(act, l.w_up, x, n_tok);
   kernels::matmul(l.w_gate, x, n_tok, gate, pool);
   kernels::matmul(l.w_up, x, n_tok, up, pool);
   // swiglu does not promise to work in place, so each row goes through ff_row.
@@ -165,6 +169,7 @@ void ffn_swiglu(const LayerWeights& l, const float* x, int64_t n_tok, Activation
     kernels::swiglu(gate + t * n_ff, up + t * n_ff, act.ff_row.data(), n_ff);
     std::memcpy(gate + t * n_ff, act.ff_row.data(), n_ff * sizeof(float));
   }
+  observe(act, l.w_down, gate, n_tok);
   kernels::matmul(l.w_down, gate, n_tok, out, pool);
 }
 

@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "model/config.h"
 #include "model/kv_store.h"
+#include "model/linear_observer.h"
 #include "model/weights.h"
 
 namespace llmopt::blocks {
@@ -23,6 +24,7 @@ struct TokenBatch {
   std::vector<std::span<const int32_t>> block_table;  // [n_tok] block table of the token's sequence
   std::vector<int64_t> out_rows;                      // [n_out] tokens whose logits are wanted, in order
   int32_t max_pos = 0;                                // largest position in the batch
+  LinearObserver* observer = nullptr;                 // optional: sees every linear layer's input
 
   int64_t n_tok() const { return static_cast<int64_t>(ids.size()); }
   int64_t n_out() const { return static_cast<int64_t>(out_rows.size()); }
@@ -41,7 +43,13 @@ struct Activations {
   std::vector<float> ff_b;    // [n_tok, n_ff]
   std::vector<float> ff_row;  // [n_ff] one row of FFN scratch
   std::vector<float> scores;  // [n_threads, max_pos + 1] attention weights, one row per worker
+  LinearObserver* observer;   // batch.observer
 };
+
+// Hands x [n_rows][w.cols()], the input of the linear layer w, to the batch's observer, if any.
+inline void observe(const Activations& act, const TensorView& w, const float* x, int64_t n_rows) {
+  if (act.observer != nullptr) act.observer->on_linear_input(w, x, n_rows);
+}
 
 // Where Q, K and V rows live: row t of Q starts at q + t * q_stride and head h of it at
 // + h * head_dim (same for K and V with kv heads). Covers a fused [q|k|v] matrix (GPT-2) and three

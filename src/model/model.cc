@@ -36,12 +36,18 @@ size_t Model::weight_bytes() const {
 }
 
 void Model::forward(std::span<const SeqInput> batch, KvStore& kv, ForwardOutput& out, ThreadPool& pool) const {
+  forward(batch, kv, out, pool, nullptr);
+}
+
+void Model::forward(std::span<const SeqInput> batch, KvStore& kv, ForwardOutput& out, ThreadPool& pool,
+                    LinearObserver* observer) const {
   const ModelConfig& cfg = config_;
   LLMOPT_CHECK(kv.n_layer() == cfg.n_layer && kv.kv_dim() == cfg.kv_dim());
   const int64_t bs = kv.block_size();
 
   // Flatten the batch. Inputs without tokens contribute no rows whatever their logits mode.
   blocks::TokenBatch tokens;
+  tokens.observer = observer;
   out.row_offset.clear();
   for (const SeqInput& in : batch) {
     out.row_offset.push_back(tokens.n_out());

@@ -15,6 +15,7 @@
 #include "formats/weight_source.h"
 #include "model/config.h"
 #include "model/kv_store.h"
+#include "model/linear_observer.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -54,6 +55,9 @@ class Model {
   // Runs the batch. Positions must be < n_ctx_train for GPT-2 (learned positions); the caller checks
   // limits on untrusted input, so violations here are CHECK failures.
   void forward(std::span<const SeqInput> batch, KvStore& kv, ForwardOutput& out, ThreadPool& pool) const;
+  // The same, handing every linear layer's input to `observer` (calibration); nullptr: as above.
+  void forward(std::span<const SeqInput> batch, KvStore& kv, ForwardOutput& out, ThreadPool& pool,
+               LinearObserver* observer) const;
 
  private:
   ModelConfig config_;

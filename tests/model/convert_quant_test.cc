@@ -220,7 +220,9 @@ TEST(ConvertRequantize, QuantizedSourceDequantizesExactlyToF32) {
   auto same = GgufFile::open(path);
   ASSERT_TRUE(same.ok());
   for (const NamedTensor& c : (*same)->tensors()) {
-    if (c.name == "blk.0.attn_q.weight") EXPECT_EQ(c.view.type, DType::kQ8_0);
+    if (c.name == "blk.0.attn_q.weight") {
+      EXPECT_EQ(c.view.type, DType::kQ8_0);
+    }
   }
 }
 

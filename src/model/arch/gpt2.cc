@@ -25,8 +25,10 @@ void gpt2_forward(const ModelConfig& cfg, const Weights& w, const blocks::TokenB
 
     // x += attn_output(attention(qkv(LayerNorm(x))))
     blocks::layer_norm_rows(act.x.data(), l.attn_norm, l.attn_norm_b, eps, n_tok, n_embd, act.h.data());
+    blocks::observe(act, l.wqkv, act.h.data(), n_tok);
     kernels::matmul_bias(l.wqkv, l.bqkv.f32(), act.h.data(), n_tok, fused, pool);
     blocks::attention(cfg, il, batch, qkv, kv, act, pool);
+    blocks::observe(act, l.wo, act.attn.data(), n_tok);
     kernels::matmul_bias(l.wo, l.bo.f32(), act.attn.data(), n_tok, act.proj.data(), pool);
     kernels::add_inplace(act.x.data(), act.proj.data(), n_tok * n_embd);
 

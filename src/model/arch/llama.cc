@@ -27,11 +27,15 @@ void llama_forward(const ModelConfig& cfg, const Weights& w, const blocks::Token
 
     // x += wo(attention(rope(wq h), rope(wk h), wv h)),  h = RMSNorm(x)
     blocks::rms_norm_rows(act.x.data(), l.attn_norm, eps, n_tok, n_embd, act.h.data());
+    blocks::observe(act, l.wq, act.h.data(), n_tok);
+    blocks::observe(act, l.wk, act.h.data(), n_tok);
+    blocks::observe(act, l.wv, act.h.data(), n_tok);
     kernels::matmul(l.wq, act.h.data(), n_tok, q, pool);
     kernels::matmul(l.wk, act.h.data(), n_tok, k, pool);
     kernels::matmul(l.wv, act.h.data(), n_tok, v, pool);
     blocks::rope(cfg, batch, qkv, pool);
     blocks::attention(cfg, il, batch, qkv, kv, act, pool);
+    blocks::observe(act, l.wo, act.attn.data(), n_tok);
     kernels::matmul(l.wo, act.attn.data(), n_tok, act.proj.data(), pool);
     kernels::add_inplace(act.x.data(), act.proj.data(), n_tok * n_embd);
 

@@ -1,0 +1,414 @@
+// GGUF-grid quantization: fp16 group parameters, RTN, GPTQ and packing into Q4_0 / Q4_1 / Q8_0 blocks.
+#include "quant/gguf_grid.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "kernels/kernels.h"
+#include "kernels/ref/blocks.h"
+#include "quant/affine.h"
+#include "quant/linalg.h"
+
+namespace llmopt::quant {
+
+namespace {
+
+float to_half(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
+
+int64_t group_len_of(const GridSpec& spec, int64_t cols) { return spec.group_size == 0 ? cols : spec.group_size; }
+
+}  // namespace
+
+Result<GridType> grid_for(int bits, bool symmetric) {
+  if (bits == 4) return symmetric ? GridType::kQ4_0 : GridType::kQ4_1;
+  if (bits == 8) {
+    if (symmetric) return GridType::kQ8_0;
+    return error("8-bit asymmetric has no GGUF block; use --sym");
+  }
+  return error("--bits " + std::to_string(bits) + " is not supported (use 4 or 8)");
+}
+
+DType grid_dtype(GridType t) {
+  switch (t) {
+    case GridType::kQ4_0: return DType::kQ4_0;
+    case GridType::kQ4_1: return DType::kQ4_1;
+    case GridType::kQ8_0: return DType::kQ8_0;
+  }
+  return DType::kQ4_0;
+}
+
+const char* grid_name(GridType t) { return dtype_name(grid_dtype(t)); }
+
+int32_t grid_code_min(GridType t) {
+  switch (t) {
+    case GridType::kQ4_0: return -8;
+    case GridType::kQ4_1: return 0;
+    case GridType::kQ8_0: return -127;
+  }
+  return 0;
+}
+
+int32_t grid_code_max(GridType t) {
+  switch (t) {
+    case GridType::kQ4_0: return 7;
+    case GridType::kQ4_1: return 15;
+    case GridType::kQ8_0: return 127;
+  }
+  return 0;
+}
+
+GridParams grid_group_params(GridType t, const float* w, int64_t n, float clip_ratio) {
+  GridParams p;
+  switch (t) {
+    case GridType::kQ4_0: {
+      float amax = 0.0f, mx = 0.0f;
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::fabs(w[i]) > amax) {
+          amax = std::fabs(w[i]);
+          mx = w[i];
+        }
+      }
+      p.d = to_half(clip_ratio * mx / -8.0f);
+      break;
+    }
+    case GridType::kQ4_1: {
+      float lo = w[0], hi = w[0];
+      for (int64_t i = 1; i < n; ++i) {
+        lo = std::min(lo, w[i]);
+        hi = std::max(hi, w[i]);
+      }
+      p.d = to_half(clip_ratio * (hi - lo) / 15.0f);
+      p.m = to_half(clip_ratio * lo);
+      break;
+    }
+    case GridType::kQ8_0: {
+      float amax = 0.0f;
+      for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(w[i]));
+      p.d = to_half(clip_ratio * amax / 127.0f);
+      break;
+    }
+  }
+  return p;
+}
+
+int32_t grid_quantize_value(float w, GridParams p, GridType t) {
+  if (p.d == 0.0f) return 0;
+  const float x = std::nearbyint((w - p.m) / p.d);
+  const float lo = static_cast<float>(grid_code_min(t)), hi = static_cast<float>(grid_code_max(t));
+  return static_cast<int32_t>(std::clamp(x, lo, hi));
+}
+
+Status validate_grid(const GridSpec& spec, int64_t rows, int64_t cols) {
+  if (rows <= 0 || cols <= 0) return error("empty matrix");
+  if (spec.group_size < 0 || spec.group_size % 32 != 0) {
+    return error("group size " + std::to_string(spec.group_size) + " must be a multiple of 32");
+  }
+  if (cols % 32 != 0) {
+    return error("rows of " + std::to_string(cols) + " elements are not a multiple of the GGUF block size 32");
+  }
+  if (spec.group_size > 0 && cols % spec.group_size != 0) {
+    return error("group size " + std::to_string(spec.group_size) + " does not divide rows of " +
+                 std::to_string(cols) + " elements");
+  }
+  return ok_status();
+}
+
+std::vector<uint8_t> GridTensor::pack() const {
+  const DType dt = grid_dtype(spec.type);
+  const size_t block_bytes = dtype_info(dt).type_size;
+  const int64_t nb = rows * cols / 32;
+  std::vector<uint8_t> out(static_cast<size_t>(nb) * block_bytes);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      uint8_t* dst = out.data() + static_cast<size_t>(r * (cols / 32) + b) * block_bytes;
+      const int16_t* q = codes.data() + r * cols + b * 32;
+      const GridParams p = params_of(r, b * 32);  // repeated in every 32-block of a longer group
+      switch (spec.type) {
+        case GridType::kQ4_0: {
+          kernels::BlockQ4_0 blk;
+          blk.d = fp32_to_fp16(p.d);
+          for (int j = 0; j < 16; ++j) {
+            blk.qs[j] = static_cast<uint8_t>((q[j] + 8) | ((q[j + 16] + 8) << 4));
+          }
+          std::memcpy(dst, &blk, sizeof blk);
+          break;
+        }
+        case GridType::kQ4_1: {
+          kernels::BlockQ4_1 blk;
+          blk.d = fp32_to_fp16(p.d);
+          blk.m = fp32_to_fp16(p.m);
+          for (int j = 0; j < 16; ++j) blk.qs[j] = static_cast<uint8_t>(q[j] | (q[j + 16] << 4));
+          std::memcpy(dst, &blk, sizeof blk);
+          break;
+        }
+        case GridType::kQ8_0: {
+          kernels::BlockQ8_0 blk;
+          blk.d = fp32_to_fp16(p.d);
+          for (int j = 0; j < 32; ++j) blk.qs[j] = static_cast<int8_t>(q[j]);
+          std::memcpy(dst, &blk, sizeof blk);
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> GridTensor::dequantize() const {
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = grid_value(codes[r * cols + c], params_of(r, c), spec.type);
+  }
+  return out;
+}
+
+Result<GridTensor> grid_quantize_rtn(const float* w, int64_t rows, int64_t cols, const GridSpec& spec,
+                                     const std::vector<float>* clip_ratios) {
+  LLMOPT_RETURN_IF_ERROR(validate_grid(spec, rows, cols));
+  LLMOPT_RETURN_IF_ERROR(check_finite(w, rows, cols));
+  GridTensor t;
+  t.spec = spec;
+  t.rows = rows;
+  t.cols = cols;
+  const int64_t len = group_len_of(spec, cols), gpr = cols / len;
+  if (clip_ratios != nullptr && static_cast<int64_t>(clip_ratios->size()) != rows * gpr) {
+    return error("expected " + std::to_string(rows * gpr) + " clip ratios, got " +
+                 std::to_string(clip_ratios->size()));
+  }
+  t.codes.resize(static_cast<size_t>(rows * cols));
+  t.params.resize(static_cast<size_t>(rows * gpr));
+  for (int64_t g = 0; g < rows * gpr; ++g) {
+    const float* wg = w + g * len;  // groups are contiguous, row-major
+    const GridParams p = grid_group_params(spec.type, wg, len, clip_ratios ? (*clip_ratios)[g] : 1.0f);
+    t.params[g] = p;
+    for (int64_t i = 0; i < len; ++i) t.codes[g * len + i] = static_cast<int16_t>(grid_quantize_value(wg[i], p, spec.type));
+  }
+  return t;
+}
+
+Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols, const std::vector<float>& h,
+                                      const GridSpec& spec, const GridGptqOptions& opt) {
+  LLMOPT_RETURN_IF_ERROR(validate_grid(spec, rows, cols));
+  LLMOPT_RETURN_IF_ERROR(check_finite(w, rows, cols));
+  if (static_cast<int64_t>(h.size()) != cols * cols) {
+    return error("Hessian has " + std::to_string(h.size()) + " values, expected " + std::to_string(cols) + " x " +
+                 std::to_string(cols));
+  }
+  if (!(opt.damp_percent >= 0.0) || !std::isfinite(opt.damp_percent)) return error("damp_percent must be >= 0");
+  LLMOPT_RETURN_IF_ERROR(check_finite(h.data(), cols, cols, "Hessian values"));
+  const GridType type = spec.type;
+
+  // Dead columns, dampening, upper Cholesky factor of H^-1 (as quantize_gptq, without act-order).
+  std::vector<float> wz(w, w + rows * cols);
+  std::vector<double> hd(h.begin(), h.end());
+  for (int64_t i = 0; i < cols; ++i) {
+    if (hd[i * cols + i] <= 0.0) {
+      hd[i * cols + i] = 1.0;
+      for (int64_t r = 0; r < rows; ++r) wz[r * cols + i] = 0.0f;
+    }
+  }
+  double mean_diag = 0.0;
+  for (int64_t i = 0; i < cols; ++i) mean_diag += hd[i * cols + i];
+  mean_diag /= static_cast<double>(cols);
+  for (int64_t i = 0; i < cols; ++i) hd[i * cols + i] += opt.damp_percent * mean_diag;
+  auto u_res = upper_cholesky_of_inverse(hd, cols);
+  if (!u_res.ok()) return u_res.status().with_context("GPTQ Hessian");
+  const std::vector<float> u(u_res->begin(), u_res->end());
+
+  GridTensor t;
+  t.spec = spec;
+  t.rows = rows;
+  t.cols = cols;
+  const int64_t len = group_len_of(spec, cols), gpr = cols / len;
+  const bool per_channel = spec.group_size == 0;
+  t.codes.resize(static_cast<size_t>(rows * cols));
+  t.params.resize(static_cast<size_t>(rows * gpr));
+  if (per_channel) {
+    for (int64_t r = 0; r < rows; ++r) t.params[r] = grid_group_params(type, wz.data() + r * cols, cols);
+  }
+  // Lazy blocks are whole groups, so a group's parameters always see its fully updated weights.
+  int64_t block = std::max<int64_t>(opt.block_size, 1);
+  if (!per_channel) block = (block + len - 1) / len * len;
+  block = std::min(block, cols);
+
+  auto run_rows = [&](int64_t r0, int64_t r1, int) {
+    std::vector<float> wr(static_cast<size_t>(cols));
+    std::vector<float> err(static_cast<size_t>(block));
+    for (int64_t r = r0; r < r1; ++r) {
+      std::copy(wz.begin() + r * cols, wz.begin() + (r + 1) * cols, wr.begin());
+      GridParams cur = per_channel ? t.params[r] : GridParams{};
+      for (int64_t b0 = 0; b0 < cols; b0 += block) {
+        const int64_t b1 = std::min(b0 + block, cols);
+        for (int64_t j = b0; j < b1; ++j) {
+          if (!per_channel && j % len == 0) {
+            cur = grid_group_params(type, wr.data() + j, len);
+            t.params[r * gpr + j / len] = cur;
+          }
+          const int32_t q = grid_quantize_value(wr[j], cur, type);
+          t.codes[r * cols + j] = static_cast<int16_t>(q);
+          const float* uj = u.data() + j * cols;
+          const float e = (wr[j] - grid_value(q, cur, type)) / uj[j];
+          err[j - b0] = e;
+          if (e == 0.0f) continue;
+          for (int64_t k = j + 1; k < b1; ++k) wr[k] -= e * uj[k];
+        }
+        for (int64_t j = b0; j < b1; ++j) {
+          const float e = err[j - b0];
+          if (e == 0.0f) continue;
+          const float* uj = u.data() + j * cols;
+          for (int64_t k = b1; k < cols; ++k) wr[k] -= e * uj[k];
+        }
+      }
+    }
+  };
+  if (opt.pool != nullptr && opt.pool->n_threads() > 1) {
+    opt.pool->parallel_for(rows, run_rows);
+  } else {
+    run_rows(0, rows, 0);
+  }
+  return t;
+}
+
+namespace {
+
+// ||x d^T||^2 (total) and, per group of `len` columns of each row, ||x[:, group] d[r, group]^T||^2.
+class GridOutputError {
+ public:
+  GridOutputError(const float* x, int64_t n, int64_t cols, ThreadPool& pool) : x_(x), n_(n), cols_(cols), pool_(pool) {}
+
+  double total(const float* d, int64_t rows) {
+    y_.resize(static_cast<size_t>(n_ * rows));
+    kernels::matmul(view(d, rows, cols_), x_, n_, y_.data(), pool_);
+    double e = 0.0;
+    for (float v : y_) e += static_cast<double>(v) * v;
+    return e;
+  }
+
+  void per_group(const float* d, int64_t rows, int64_t len, std::vector<double>& out) {
+    const int64_t blocks = cols_ / len;
+    out.assign(static_cast<size_t>(rows * blocks), 0.0);
+    std::vector<float> xb(static_cast<size_t>(n_ * len)), db(static_cast<size_t>(rows * len));
+    y_.resize(static_cast<size_t>(n_ * rows));
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int64_t i = 0; i < n_; ++i) std::copy_n(x_ + i * cols_ + b * len, len, xb.data() + i * len);
+      for (int64_t r = 0; r < rows; ++r) std::copy_n(d + r * cols_ + b * len, len, db.data() + r * len);
+      kernels::matmul(view(db.data(), rows, len), xb.data(), n_, y_.data(), pool_);
+      for (int64_t i = 0; i < n_; ++i) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const double v = y_[i * rows + r];
+          out[r * blocks + b] += v * v;
+        }
+      }
+    }
+  }
+
+ private:
+  static TensorView view(const float* d, int64_t rows, int64_t cols) {
+    TensorView v;
+    v.type = DType::kF32;
+    v.shape = {rows, cols};
+    v.data = reinterpret_cast<const uint8_t*>(d);
+    v.nbytes = static_cast<size_t>(rows * cols) * sizeof(float);
+    return v;
+  }
+  const float* x_;
+  int64_t n_, cols_;
+  ThreadPool& pool_;
+  std::vector<float> y_;
+};
+
+}  // namespace
+
+Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t cols, const float* x, int64_t n,
+                                        const GridSpec& spec, const GridAwqOptions& opt) {
+  LLMOPT_RETURN_IF_ERROR(validate_grid(spec, rows, cols));
+  LLMOPT_RETURN_IF_ERROR(check_finite(w, rows, cols));
+  if (n <= 0 || x == nullptr) return error("empty calibration: AWQ needs at least one activation row");
+  if (opt.grid < 1) return error("AWQ grid must be >= 1");
+  if (opt.clip_search && !(opt.clip_step > 0.0f && opt.min_clip > 0.0f && opt.min_clip <= 1.0f)) {
+    return error("AWQ clipping needs clip_step > 0 and min_clip in (0, 1]");
+  }
+  LLMOPT_RETURN_IF_ERROR(check_finite(x, n, cols, "calibration activations"));
+  std::unique_ptr<ThreadPool> own_pool;
+  if (opt.pool == nullptr) own_pool = std::make_unique<ThreadPool>(1);
+  GridOutputError meter(x, n, cols, opt.pool != nullptr ? *opt.pool : *own_pool);
+
+  std::vector<double> mean_abs(static_cast<size_t>(cols), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < cols; ++j) mean_abs[j] += std::fabs(static_cast<double>(x[i * cols + j]));
+  }
+  for (double& m : mean_abs) m /= static_cast<double>(n);
+
+  std::vector<float> ws(static_cast<size_t>(rows * cols)), d(static_cast<size_t>(rows * cols));
+  // d = w - deq(Q(w s)) / s.
+  auto quantize_scaled = [&](const std::vector<float>& s, const std::vector<float>* clips) -> Result<GridTensor> {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) ws[r * cols + c] = w[r * cols + c] * s[c];
+    }
+    Result<GridTensor> t = grid_quantize_rtn(ws.data(), rows, cols, spec, clips);
+    if (!t.ok()) return t.status();
+    const std::vector<float> deq = t->dequantize();
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) d[r * cols + c] = w[r * cols + c] - deq[r * cols + c] / s[c];
+    }
+    return t;
+  };
+
+  GridAwqResult best;
+  best.output_error = -1.0;
+  std::vector<float> s(static_cast<size_t>(cols));
+  for (int k = 0; k <= (opt.scale_search ? opt.grid : 0); ++k) {
+    const float alpha = static_cast<float>(k) / static_cast<float>(opt.grid);
+    float smax = 0.0f, smin = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) {
+      s[j] = std::max(static_cast<float>(std::pow(mean_abs[j], static_cast<double>(alpha))), 1e-4f);
+      smax = j == 0 ? s[j] : std::max(smax, s[j]);
+      smin = j == 0 ? s[j] : std::min(smin, s[j]);
+    }
+    const float norm = std::sqrt(smax * smin);
+    for (int64_t j = 0; j < cols; ++j) s[j] /= norm;
+    if (k == 0) std::fill(s.begin(), s.end(), 1.0f);
+    LLMOPT_ASSIGN_OR_RETURN(GridTensor t, quantize_scaled(s, nullptr));
+    const double err = meter.total(d.data(), rows);
+    if (k == 0) best.rtn_error = err;
+    if (best.output_error < 0.0 || err < best.output_error) {
+      best.output_error = err;
+      best.alpha = alpha;
+      best.scales = s;
+      best.quantized = std::move(t);
+    }
+  }
+  if (!opt.clip_search) return best;
+
+  const int64_t len = group_len_of(spec, cols);
+  const int64_t groups = rows * (cols / len);
+  std::vector<float> clips(static_cast<size_t>(groups), 1.0f);
+  std::vector<double> best_err, err;
+  for (float ratio = 1.0f; ratio >= opt.min_clip - 1e-6f; ratio -= opt.clip_step) {
+    const std::vector<float> same(static_cast<size_t>(groups), ratio);
+    LLMOPT_RETURN_IF_ERROR(quantize_scaled(best.scales, &same).status());
+    meter.per_group(d.data(), rows, len, err);
+    if (best_err.empty()) {
+      best_err = err;
+      continue;
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      if (err[g] < best_err[g]) {
+        best_err[g] = err[g];
+        clips[g] = ratio;
+      }
+    }
+  }
+  LLMOPT_ASSIGN_OR_RETURN(GridTensor clipped, quantize_scaled(best.scales, &clips));
+  const double clipped_err = meter.total(d.data(), rows);
+  if (clipped_err < best.output_error) {
+    best.output_error = clipped_err;
+    best.quantized = std::move(clipped);
+  }
+  return best;
+}
+
+}  // namespace llmopt::quant

@@ -1,0 +1,200 @@
+// GGUF-grid quantization: fp16 parameters, codes in the block's range, packing that the kernels'
+// block dequantizers read back bit for bit, group parameters repeated over 32-blocks, GPTQ on the grid
+// beating RTN on correlated activations, and the refusals.
+#include "quant/gguf_grid.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "quant_test_util.h"
+
+namespace llmopt::quant {
+namespace {
+
+using testdata::gaussian;
+using testdata::heavy_tailed_weights;
+using testdata::hessian_of;
+using testdata::llm_activations;
+
+bool is_half(float x) { return fp16_to_fp32(fp32_to_fp16(x)) == x; }
+
+struct Case {
+  GridType type;
+  int64_t group;
+};
+
+std::vector<Case> all_cases() {
+  std::vector<Case> cs;
+  for (GridType t : {GridType::kQ4_0, GridType::kQ4_1, GridType::kQ8_0}) {
+    for (int64_t g : {32, 64, 128, 0}) cs.push_back({t, g});
+  }
+  return cs;
+}
+
+void expect_packs_exactly(const GridTensor& t) {
+  const std::vector<uint8_t> blocks = t.pack();
+  const DType dt = grid_dtype(t.spec.type);
+  ASSERT_EQ(blocks.size(), static_cast<size_t>(t.rows * t.cols / 32) * dtype_info(dt).type_size);
+  std::vector<float> via_kernels(static_cast<size_t>(t.rows * t.cols));
+  kernels::dequantize_row(dt, blocks.data(), via_kernels.data(), t.rows * t.cols);
+  const std::vector<float> mine = t.dequantize();
+  ASSERT_EQ(mine.size(), via_kernels.size());
+  for (size_t i = 0; i < mine.size(); ++i) {
+    ASSERT_EQ(std::memcmp(&mine[i], &via_kernels[i], sizeof(float)), 0)
+        << grid_name(t.spec.type) << " group " << t.spec.group_size << " element " << i << ": " << mine[i]
+        << " vs " << via_kernels[i];
+  }
+  // A group longer than 32 repeats its parameters in each of its 32-blocks.
+  const size_t bb = dtype_info(dt).type_size;
+  const int64_t per_group = t.group_len() / 32;
+  for (int64_t b = 0; b < t.rows * t.cols / 32; ++b) {
+    const int64_t first = b - b % per_group;
+    EXPECT_EQ(std::memcmp(blocks.data() + b * bb, blocks.data() + first * bb, dt == DType::kQ4_1 ? 4 : 2), 0) << b;
+  }
+}
+
+TEST(GgufGridTest, RtnParamsAreHalfCodesInRangeAndPackingIsBitExact) {
+  const int64_t rows = 6, cols = 256;
+  const std::vector<float> w = heavy_tailed_weights(rows, cols, 7);
+  for (const Case& c : all_cases()) {
+    auto t = grid_quantize_rtn(w.data(), rows, cols, {c.type, c.group});
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    ASSERT_EQ(static_cast<int64_t>(t->params.size()), rows * (c.group == 0 ? 1 : cols / c.group));
+    for (const GridParams& p : t->params) {
+      EXPECT_TRUE(is_half(p.d) && is_half(p.m)) << p.d << " " << p.m;
+      if (c.type != GridType::kQ4_1) {
+        EXPECT_EQ(p.m, 0.0f);
+      }
+    }
+    for (int16_t q : t->codes) {
+      EXPECT_GE(q, grid_code_min(c.type));
+      EXPECT_LE(q, grid_code_max(c.type));
+    }
+    expect_packs_exactly(*t);
+    // Round to nearest: within half a step, except where the grid's range ends (Q4_0's +8 side).
+    const std::vector<float> d = t->dequantize();
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t k = 0; k < cols; ++k) {
+        const GridParams p = t->params_of(r, k);
+        const float step = std::fabs(p.d);
+        const float bound = (c.type == GridType::kQ4_0 ? 1.0f : 0.5f) * step * 1.01f + 1e-3f * std::fabs(p.m) + 1e-7f;
+        EXPECT_LE(std::fabs(w[r * cols + k] - d[r * cols + k]), bound) << grid_name(c.type) << " " << r << "," << k;
+      }
+    }
+  }
+}
+
+TEST(GgufGridTest, Q8_0GridMatchesTheReferenceQuantizerClosely) {
+  // Same grid as llama.cpp's Q8_0 (d = amax / 127): the dequantized values agree within one step.
+  const int64_t cols = 512;
+  const std::vector<float> w = gaussian(cols, 3);
+  auto t = grid_quantize_rtn(w.data(), 1, cols, {GridType::kQ8_0, 32});
+  ASSERT_TRUE(t.ok());
+  std::vector<uint8_t> ref(static_cast<size_t>(cols / 32) * dtype_info(DType::kQ8_0).type_size);
+  kernels::quantize_row(DType::kQ8_0, w.data(), ref.data(), cols);
+  EXPECT_EQ(std::memcmp(ref.data(), t->pack().data(), 2), 0);  // the same fp16 scale in block 0
+}
+
+TEST(GgufGridTest, GptqOnTheGridBeatsRtnAndPacksExactly) {
+  const int64_t rows = 32, cols = 128, n = 512;
+  const std::vector<float> w = heavy_tailed_weights(rows, cols, 11);
+  const std::vector<float> x = llm_activations(n, cols, 12);
+  const std::vector<float> h = hessian_of(x, n, cols);
+  ASSERT_FALSE(h.empty());
+  for (const Case& c : all_cases()) {
+    if (c.type == GridType::kQ8_0 && c.group == 64) continue;  // keep the test short
+    auto rtn = grid_quantize_rtn(w.data(), rows, cols, {c.type, c.group});
+    GridGptqOptions opt;
+    opt.block_size = 32;  // rounded up to whole groups
+    auto gptq = grid_quantize_gptq(w.data(), rows, cols, h, {c.type, c.group}, opt);
+    ASSERT_TRUE(rtn.ok() && gptq.ok()) << gptq.status().message();
+    const std::vector<float> dr = rtn->dequantize(), dg = gptq->dequantize();
+    const double er = layer_output_error(x.data(), n, w.data(), dr.data(), rows, cols);
+    const double eg = layer_output_error(x.data(), n, w.data(), dg.data(), rows, cols);
+    EXPECT_LT(eg, er) << grid_name(c.type) << " group " << c.group;
+    expect_packs_exactly(*gptq);
+    for (const GridParams& p : gptq->params) EXPECT_TRUE(is_half(p.d) && is_half(p.m));
+  }
+}
+
+TEST(GgufGridTest, GptqBlockSizeDoesNotChangeTheResultMuch) {
+  const int64_t rows = 8, cols = 128, n = 256;
+  const std::vector<float> w = heavy_tailed_weights(rows, cols, 21);
+  const std::vector<float> x = llm_activations(n, cols, 22);
+  const std::vector<float> h = hessian_of(x, n, cols);
+  GridGptqOptions a, b;
+  a.block_size = 32;
+  b.block_size = 128;
+  auto ta = grid_quantize_gptq(w.data(), rows, cols, h, {GridType::kQ4_0, 32}, a);
+  auto tb = grid_quantize_gptq(w.data(), rows, cols, h, {GridType::kQ4_0, 32}, b);
+  ASSERT_TRUE(ta.ok() && tb.ok());
+  int64_t diff = 0;
+  for (size_t i = 0; i < ta->codes.size(); ++i) diff += ta->codes[i] != tb->codes[i];
+  EXPECT_LE(diff, static_cast<int64_t>(ta->codes.size() / 50));
+}
+
+TEST(GgufGridTest, AwqOnTheGridNeverLosesToRtnAndBeatsItOnOutlierChannels) {
+  const int64_t rows = 24, cols = 128, n = 256;
+  const std::vector<float> w = heavy_tailed_weights(rows, cols, 31);
+  const std::vector<float> x = llm_activations(n, cols, 32);
+  for (const Case& c : all_cases()) {
+    if (c.group == 64) continue;
+    auto r = grid_quantize_awq(w.data(), rows, cols, x.data(), n, {c.type, c.group});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_LE(r->output_error, r->rtn_error) << grid_name(c.type) << " " << c.group;
+    if (c.type != GridType::kQ8_0) {
+      EXPECT_LT(r->output_error, 0.95 * r->rtn_error) << grid_name(c.type);
+    }
+    expect_packs_exactly(r->quantized);
+    // The reported error is that of deq(Q) / s against w.
+    std::vector<float> eff = r->quantized.dequantize();
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t k = 0; k < cols; ++k) eff[i * cols + k] /= r->scales[k];
+    }
+    const double e = layer_output_error(x.data(), n, w.data(), eff.data(), rows, cols);
+    EXPECT_NEAR(e, r->output_error, 1e-3 * r->output_error + 1e-9);
+  }
+  GridAwqOptions no_scale;
+  no_scale.scale_search = false;
+  auto r = grid_quantize_awq(w.data(), rows, cols, x.data(), n, {GridType::kQ4_0, 32}, no_scale);
+  ASSERT_TRUE(r.ok());
+  for (float s : r->scales) EXPECT_EQ(s, 1.0f);
+  EXPECT_LE(r->output_error, r->rtn_error);
+  EXPECT_FALSE(grid_quantize_awq(w.data(), rows, cols, x.data(), 0, {GridType::kQ4_0, 32}).ok());
+}
+
+TEST(GgufGridTest, RefusalsNameTheReason) {
+  auto g = grid_for(8, false);
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("8-bit asymmetric has no GGUF block; use --sym"), std::string::npos);
+  EXPECT_FALSE(grid_for(3, true).ok());
+  EXPECT_EQ(*grid_for(4, true), GridType::kQ4_0);
+  EXPECT_EQ(*grid_for(4, false), GridType::kQ4_1);
+  EXPECT_EQ(*grid_for(8, true), GridType::kQ8_0);
+  const std::vector<float> w(2 * 96, 1.0f);
+  Status s1 = validate_grid({GridType::kQ4_0, 64}, 2, 96);
+  EXPECT_NE(s1.message().find("does not divide"), std::string::npos) << s1.message();
+  Status s2 = validate_grid({GridType::kQ4_0, 0}, 2, 48);
+  EXPECT_NE(s2.message().find("32"), std::string::npos) << s2.message();
+  EXPECT_TRUE(validate_grid({GridType::kQ4_0, 32}, 2, 96).ok());
+  EXPECT_FALSE(grid_quantize_rtn(w.data(), 2, 96, {GridType::kQ4_0, 64}).ok());
+  std::vector<float> bad = w;
+  bad[5] = std::nanf("");
+  EXPECT_FALSE(grid_quantize_rtn(bad.data(), 2, 96, {GridType::kQ4_0, 32}).ok());
+}
+
+TEST(GgufGridTest, ZeroGroupsQuantizeToZero) {
+  const std::vector<float> w(64, 0.0f);
+  for (GridType t : {GridType::kQ4_0, GridType::kQ4_1, GridType::kQ8_0}) {
+    auto q = grid_quantize_rtn(w.data(), 1, 64, {t, 32});
+    ASSERT_TRUE(q.ok());
+    for (float v : q->dequantize()) EXPECT_EQ(v, 0.0f);
+    expect_packs_exactly(*q);
+  }
+}
+
+}  // namespace
+}  // namespace llmopt::quant
