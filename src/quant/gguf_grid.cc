@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kernels/kernels.h"
+#include "quant/output_error.h"
 #include "kernels/ref/blocks.h"
 #include "quant/affine.h"
 #include "quant/linalg.h"
@@ -272,56 +273,6 @@ Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols
   return t;
 }
 
-namespace {
-
-// ||x d^T||^2 (total) and, per group of `len` columns of each row, ||x[:, group] d[r, group]^T||^2.
-class GridOutputError {
- public:
-  GridOutputError(const float* x, int64_t n, int64_t cols, ThreadPool& pool) : x_(x), n_(n), cols_(cols), pool_(pool) {}
-
-  double total(const float* d, int64_t rows) {
-    y_.resize(static_cast<size_t>(n_ * rows));
-    kernels::matmul(view(d, rows, cols_), x_, n_, y_.data(), pool_);
-    double e = 0.0;
-    for (float v : y_) e += static_cast<double>(v) * v;
-    return e;
-  }
-
-  void per_group(const float* d, int64_t rows, int64_t len, std::vector<double>& out) {
-    const int64_t blocks = cols_ / len;
-    out.assign(static_cast<size_t>(rows * blocks), 0.0);
-    std::vector<float> xb(static_cast<size_t>(n_ * len)), db(static_cast<size_t>(rows * len));
-    y_.resize(static_cast<size_t>(n_ * rows));
-    for (int64_t b = 0; b < blocks; ++b) {
-      for (int64_t i = 0; i < n_; ++i) std::copy_n(x_ + i * cols_ + b * len, len, xb.data() + i * len);
-      for (int64_t r = 0; r < rows; ++r) std::copy_n(d + r * cols_ + b * len, len, db.data() + r * len);
-      kernels::matmul(view(db.data(), rows, len), xb.data(), n_, y_.data(), pool_);
-      for (int64_t i = 0; i < n_; ++i) {
-        for (int64_t r = 0; r < rows; ++r) {
-          const double v = y_[i * rows + r];
-          out[r * blocks + b] += v * v;
-        }
-      }
-    }
-  }
-
- private:
-  static TensorView view(const float* d, int64_t rows, int64_t cols) {
-    TensorView v;
-    v.type = DType::kF32;
-    v.shape = {rows, cols};
-    v.data = reinterpret_cast<const uint8_t*>(d);
-    v.nbytes = static_cast<size_t>(rows * cols) * sizeof(float);
-    return v;
-  }
-  const float* x_;
-  int64_t n_, cols_;
-  ThreadPool& pool_;
-  std::vector<float> y_;
-};
-
-}  // namespace
-
 Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t cols, const float* x, int64_t n,
                                         const GridSpec& spec, const GridAwqOptions& opt) {
   LLMOPT_RETURN_IF_ERROR(validate_grid(spec, rows, cols));
@@ -334,7 +285,7 @@ Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t co
   LLMOPT_RETURN_IF_ERROR(check_finite(x, n, cols, "calibration activations"));
   std::unique_ptr<ThreadPool> own_pool;
   if (opt.pool == nullptr) own_pool = std::make_unique<ThreadPool>(1);
-  GridOutputError meter(x, n, cols, opt.pool != nullptr ? *opt.pool : *own_pool);
+  OutputError meter(x, n, cols, opt.pool != nullptr ? *opt.pool : *own_pool);
 
   std::vector<double> mean_abs(static_cast<size_t>(cols), 0.0);
   for (int64_t i = 0; i < n; ++i) {
