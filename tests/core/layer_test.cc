@@ -22,7 +22,8 @@ TEST(LayerTest, IncludesPointOneWay) {
       {"model", {"core", "kernels", "formats", "tokenizer", "quant", "model"}},
       {"runtime", {"core", "kernels", "formats", "tokenizer", "quant", "model", "runtime"}},
       {"train", {"core", "kernels", "formats", "tokenizer", "quant", "model", "train"}},
-      {"cli", {"core", "kernels", "formats", "tokenizer", "quant", "model", "runtime", "train", "cli"}},
+      {"report", {"core", "report"}},
+      {"cli", {"core", "kernels", "formats", "tokenizer", "quant", "model", "runtime", "train", "report", "cli"}},
   };
   const std::filesystem::path src = std::filesystem::path(llmopt::test::source_dir()) / "src";
   const std::regex inc(R"re(^\s*#\s*include\s*"([a-z_]+)/)re");
