@@ -4,11 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <optional>
 
 #include "cli/common.h"
 #include "core/thread_pool.h"
 #include "model/loader.h"
 #include "train/data.h"
+#include "train/distill_data.h"
 #include "train/export.h"
 #include "train/trainer.h"
 
@@ -50,6 +53,9 @@ Command register_train(CLI::App& app) {
     int64_t eval_every = 0, eval_windows = 32, save_every = 0, log_every = 10;
     std::string checkpoint, resume;
     int threads = 0;
+    std::string distill_from, distill_data, log_csv;
+    double distill_alpha = 1.0, distill_temp = 1.0;
+    int distill_top_k = 16, distill_window = 0;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub =
@@ -74,10 +80,31 @@ Command register_train(CLI::App& app) {
       ->required()
       ->check(CLI::Range(2, 1 << 16));
   sub->add_option("--tokenizer-from", a->tokenizer_from,
-                  "Model (GGUF, HF directory, llama2.c .bin) whose tokenizer to use")
-      ->required();
+                  "Model (GGUF, HF directory, llama2.c .bin) whose tokenizer to use (default: --distill-from)");
   sub->add_option("--tokenizer", a->tokenizer_file, "Tokenizer file for a llama2.c --tokenizer-from model");
-  sub->add_option("-f,--file", a->text, "Training text file")->required();
+  sub->add_option("-f,--file", a->text, "Training text file (or --distill-data)");
+  sub->add_option("--distill-from", a->distill_from,
+                  "Distill from this target model: learn its next-token distribution (KL on temperature-scaled "
+                  "logits against its top-k probabilities). With -f the target scores the text (teacher "
+                  "forcing); with --distill-data the distributions come from `llmopt distill-data`");
+  sub->add_option("--distill-data", a->distill_data,
+                  ".dist file from `llmopt distill-data` (tokens + the target's top-k); with --distill-alpha 0 "
+                  "it trains on the same tokens without the target's distributions (a plain baseline)");
+  sub->add_option("--distill-alpha", a->distill_alpha,
+                  "Weight of the target's distribution; 1 - alpha goes to the actual next token")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--distill-temp", a->distill_temp, "Distillation temperature T (loss scaled by T^2)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 100.0));
+  sub->add_option("--distill-top-k", a->distill_top_k, "Target probabilities kept per position (teacher forcing)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1024));
+  sub->add_option("--distill-window", a->distill_window,
+                  "Teacher-forcing window in tokens (default: the target's context, at most 512)")
+      ->check(CLI::Range(2, 1 << 20));
+  sub->add_option("--log-csv", a->log_csv,
+                  "Write step,loss,heldout_loss,heldout_top1,lr,tok_s rows (for `llmopt plot`)");
   sub->add_option("-o,--output", a->output, "Output .gguf path")->required();
   sub->add_option("--steps", a->steps, "Optimizer steps")
       ->required()
@@ -133,20 +160,75 @@ Command register_train(CLI::App& app) {
             if (!llama && a->kv_heads != 0 && a->kv_heads != a->heads)
               return fail("gpt2 has --kv-heads == --heads");
 
+            const bool distill = !a->distill_from.empty() || !a->distill_data.empty();
+            if (a->text.empty() == a->distill_data.empty())
+              return fail("give the training data as -f TEXT or --distill-data FILE (exactly one)");
+            if (!a->text.empty() && a->distill_from.empty() && a->distill_data.empty() && a->tokenizer_from.empty())
+              return fail("--tokenizer-from MODEL is required (or --distill-from TARGET)");
+            const std::string tok_source = a->tokenizer_from.empty() ? a->distill_from : a->tokenizer_from;
+            if (tok_source.empty()) return fail("--distill-data needs --tokenizer-from or --distill-from");
             LoadOptions lo;
             lo.tokenizer_path = a->tokenizer_file;
-            auto src = open_model_source(a->tokenizer_from, lo);
+            auto src = open_model_source(tok_source, lo);
             if (!src.ok()) return fail(src.status());
             const Metadata& tok_md = (*src)->metadata();
             auto spec = tokenizer_spec_from_metadata(tok_md);
-            if (!spec.ok()) return fail(spec.status().with_context(a->tokenizer_from));
+            if (!spec.ok()) return fail(spec.status().with_context(tok_source));
             auto tok = Tokenizer::create(*spec);
-            if (!tok.ok()) return fail(tok.status().with_context(a->tokenizer_from));
-
-            auto tokens = encode_text_file(a->text, **tok);
-            if (!tokens.ok()) return fail(tokens.status());
-            TokenSplit split = split_tokens(*tokens, a->heldout);
-
+            if (!tok.ok()) return fail(tok.status().with_context(tok_source));
+            ThreadPool pool(resolve_threads(a->threads));
+            TokenSplit split;
+            std::pair<DistillSet, DistillSet> dsplit;
+            if (distill) {
+              DistillSet set;
+              if (!a->distill_data.empty()) {
+                auto loaded = load_distill_set(a->distill_data);
+                if (!loaded.ok()) return fail(loaded.status());
+                set = std::move(*loaded);
+                if (!a->distill_from.empty()) {
+                  ModelArgs ma;
+                  ma.model = a->distill_from;
+                  auto target = load_or_report(ma, false);
+                  if (!target) return 1;
+                  if (target->config().n_vocab != set.n_vocab)
+                    return fail(a->distill_data + ": made with a vocabulary of " + std::to_string(set.n_vocab) +
+                                ", but " + a->distill_from + " has " + std::to_string(target->config().n_vocab));
+                }
+              } else {
+                auto tokens = encode_text_file(a->text, **tok);
+                if (!tokens.ok()) return fail(tokens.status());
+                ModelArgs ma;
+                ma.model = a->distill_from;
+                auto target = load_or_report(ma, false);
+                if (!target) return 1;
+                if (target->config().n_vocab != (*tok)->n_vocab())
+                  return fail(a->distill_from + " has a vocabulary of " + std::to_string(target->config().n_vocab) +
+                              ", the tokenizer " + std::to_string((*tok)->n_vocab()));
+                int32_t window = a->distill_window;
+                if (window == 0) {
+                  window = target->config().n_ctx_train > 0 ? std::min(512, target->config().n_ctx_train) : 512;
+                }
+                std::fprintf(stderr, "teacher: scoring %zu tokens with %s (windows of %d, top-%d)\n",
+                             tokens->size(), a->distill_from.c_str(), window, a->distill_top_k);
+                auto scored = score_with_teacher(*target, *tokens, window, a->distill_top_k, pool,
+                                                 [](size_t done, size_t total) {
+                                                   if (done % 16 == 0 || done == total)
+                                                     std::fprintf(stderr, "  window %zu/%zu\n", done, total);
+                                                 });
+                if (!scored.ok()) return fail(scored.status());
+                set = std::move(*scored);
+              }
+              if (set.n_vocab != (*tok)->n_vocab())
+                return fail("distillation data has a vocabulary of " + std::to_string(set.n_vocab) +
+                            ", the tokenizer " + std::to_string((*tok)->n_vocab()));
+              dsplit = split_distill_set(set, a->heldout);
+              split.train = dsplit.first.tokens;
+              split.heldout = dsplit.second.tokens;
+            } else {
+              auto tokens = encode_text_file(a->text, **tok);
+              if (!tokens.ok()) return fail(tokens.status());
+              split = split_tokens(*tokens, a->heldout);
+            }
             TrainOptions o;
             ModelConfig& c = o.config;
             c.arch = llama ? Arch::kLlama : Arch::kGpt2;
@@ -170,10 +252,11 @@ Command register_train(CLI::App& app) {
             o.clip = a->clip;
             o.seed = a->seed;
             o.eval_max_windows = a->eval_windows;
-
-            ThreadPool pool(resolve_threads(a->threads));
+            o.distill_alpha = a->distill_alpha;
+            o.distill_temp = a->distill_temp;
             const size_t n_train = split.train.size(), n_held = split.heldout.size();
-            auto trainer_or = Trainer::create(o, std::move(split.train), std::move(split.heldout), pool);
+            auto trainer_or = distill ? Trainer::create_distill(o, std::move(dsplit.first), std::move(dsplit.second), pool)
+                                      : Trainer::create(o, std::move(split.train), std::move(split.heldout), pool);
             if (!trainer_or.ok()) return fail(trainer_or.status());
             Trainer& tr = **trainer_or;
             const ModelConfig& cfg = tr.layout().cfg;
@@ -205,6 +288,13 @@ Command register_train(CLI::App& app) {
             int64_t window_steps = 0;
             const int64_t first = tr.step_index();
             double window_loss = 0.0;
+            double last_tps = 0.0;
+            std::ofstream csv;
+            if (!a->log_csv.empty()) {
+              csv.open(a->log_csv, tr.step_index() > 0 ? std::ios::app : std::ios::trunc);
+              if (!csv) return fail(a->log_csv + ": cannot create");
+              if (tr.step_index() == 0) csv << "step,loss,heldout_loss,heldout_top1,lr,tok_s\n";
+            }
             while (tr.step_index() < o.steps) {
               const StepResult r = tr.step();
               if (!std::isfinite(r.loss))
@@ -223,15 +313,28 @@ Command register_train(CLI::App& app) {
                              static_cast<long long>(s), static_cast<long long>(o.steps),
                              window_loss / static_cast<double>(window_steps), r.lr, r.grad_norm, tps,
                              format_duration(eta).c_str());
+                last_tps = tps;
                 window_start = now;
                 window_steps = 0;
                 window_loss = 0.0;
               }
+              std::optional<HeldoutEval> ev;
               if (a->eval_every > 0 && (s % a->eval_every == 0 || s == o.steps)) {
-                const auto ev = tr.heldout_loss();
-                if (ev)
-                  std::fprintf(stderr, "eval step %lld  held-out loss %.4f\n", static_cast<long long>(s),
-                               *ev);
+                ev = tr.heldout_eval();
+                if (ev && ev->n_teacher > 0) {
+                  std::fprintf(stderr, "eval step %lld  held-out loss %.4f  top-1 agreement with the target %.2f%%\n",
+                               static_cast<long long>(s), ev->loss, 100.0 * ev->top1_agreement());
+                } else if (ev) {
+                  std::fprintf(stderr, "eval step %lld  held-out loss %.4f\n", static_cast<long long>(s), ev->loss);
+                }
+              }
+              if (csv.is_open()) {
+                csv << s << ',' << r.loss << ',';
+                if (ev) csv << ev->loss;
+                csv << ',';
+                if (ev && ev->n_teacher > 0) csv << ev->top1_agreement();
+                csv << ',' << r.lr << ',' << last_tps << '\n';
+                csv.flush();
               }
               if (!a->checkpoint.empty() && ((a->save_every > 0 && s % a->save_every == 0) || s == o.steps)) {
                 Status st = tr.save(a->checkpoint);
@@ -241,6 +344,16 @@ Command register_train(CLI::App& app) {
             Status st = write_trained_gguf(tr.layout(), tr.params(), &tok_md, cfg.name, a->output);
             if (!st.ok()) return fail(st);
             std::fprintf(stderr, "wrote %s (%zu parameters, f32)\n", a->output.c_str(), tr.layout().total);
+            if (tr.distilling()) {
+              const auto ev = tr.heldout_eval();
+              const HeldoutEval uni = tr.unigram_baseline();
+              if (ev && ev->n_teacher > 0) {
+                std::printf("held-out: loss %.4f, top-1 agreement with the target %.2f%% over %lld positions "
+                            "(unigram baseline %.2f%%)\n",
+                            ev->loss, 100.0 * ev->top1_agreement(), static_cast<long long>(ev->n_teacher),
+                            100.0 * uni.top1_agreement());
+              }
+            }
             return 0;
           }};
 }

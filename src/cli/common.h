@@ -46,6 +46,7 @@ Command register_bench_spec(CLI::App& app);
 Command register_eval(CLI::App& app);
 Command register_quantize(CLI::App& app);
 Command register_train(CLI::App& app);
+Command register_distill_data(CLI::App& app);
 Command register_plot(CLI::App& app);
 
 }  // namespace llmopt::cli

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
                    register_tokenize, register_demo,
                    register_bench,
                    register_chat, register_serve_bench, register_bench_spec, register_eval, register_quantize,
-                   register_train, register_plot}) {
+                   register_train, register_plot, register_distill_data}) {
     commands.push_back(reg(app));
   }
   try {

@@ -206,6 +206,7 @@ StepStats Engine::step() {
       tokens = verify_drafts(s, r, c, i);
     } else {
       const float* logits = fwd_.logits.data() + fwd_.row_offset[i] * n_vocab;
+      if (s.spec.on_logits) s.spec.on_logits(logits, n_vocab);
       tokens.push_back(s.sampler->sample(logits, n_vocab));
       s.sampler->accept(tokens.back());
     }

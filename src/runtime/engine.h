@@ -57,6 +57,10 @@ struct RequestSpec {
   // count against the step's token budget); the verified prefix is kept, the rest rolled back.
   int32_t spec_ngram = 0;
   int32_t spec_k = 4;
+  // Called with the raw logits row (before any sampling stage) each time a token is sampled for
+  // this request without speculation, just before that token is emitted: the target distribution
+  // a distillation data set records. Runs inside step().
+  std::function<void(const float* logits, int32_t n_vocab)> on_logits;
 };
 
 struct TokenEvent {

@@ -41,12 +41,17 @@ TokenSplit split_tokens(const std::vector<int32_t>& tokens, double heldout_frac)
   return s;
 }
 
+void sample_window_starts(size_t n_tokens, int64_t B, int64_t T, Rng& rng, size_t* starts) {
+  LLMOPT_CHECK(static_cast<int64_t>(n_tokens) >= T + 1);
+  const uint64_t n_starts = n_tokens - static_cast<size_t>(T);  // starts 0 .. n - T - 1
+  for (int64_t b = 0; b < B; ++b) starts[b] = static_cast<size_t>(rng.below(n_starts));
+}
+
 void sample_windows(const std::vector<int32_t>& tokens, int64_t B, int64_t T, Rng& rng, int32_t* out) {
-  LLMOPT_CHECK(static_cast<int64_t>(tokens.size()) >= T + 1);
-  const uint64_t n_starts = tokens.size() - static_cast<size_t>(T);  // starts 0 .. n - T - 1
+  std::vector<size_t> starts(static_cast<size_t>(B));
+  sample_window_starts(tokens.size(), B, T, rng, starts.data());
   for (int64_t b = 0; b < B; ++b) {
-    const size_t start = static_cast<size_t>(rng.below(n_starts));
-    std::copy_n(tokens.begin() + static_cast<std::ptrdiff_t>(start), T + 1, out + b * (T + 1));
+    std::copy_n(tokens.begin() + static_cast<std::ptrdiff_t>(starts[b]), T + 1, out + b * (T + 1));
   }
 }
 

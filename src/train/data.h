@@ -26,6 +26,8 @@ TokenSplit split_tokens(const std::vector<int32_t>& tokens, double heldout_frac)
 // Fills out [B][T+1] with B windows of T + 1 consecutive tokens whose starts are drawn uniformly
 // from [0, n - T - 1] with rng (requires n >= T + 1).
 void sample_windows(const std::vector<int32_t>& tokens, int64_t B, int64_t T, Rng& rng, int32_t* out);
+// The starts alone (the same draws as sample_windows).
+void sample_window_starts(size_t n_tokens, int64_t B, int64_t T, Rng& rng, size_t* starts);
 
 // The held-out windows: consecutive, non-overlapping starts 0, T, 2T, ... (each T + 1 tokens; the
 // last token of one window is the first of the next), at most max_windows of them.

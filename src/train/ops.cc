@@ -175,27 +175,124 @@ void swiglu_backward(const S* g, const S* u, const S* dout, S* dg, S* du, int64_
   }
 }
 
+namespace {
+
+// One row of the plain cross-entropy (see cross_entropy); shared with the hard rows of distillation
+// so that both give the same bits.
+template <class S>
+double hard_row_ce(S* l, int32_t tgt, int64_t vocab, bool want_grad, S grad_scale) {
+  LLMOPT_CHECK(tgt >= 0 && tgt < vocab);
+  S mx = -std::numeric_limits<S>::infinity();
+  for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, l[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(l[i] - mx));
+  const double loss = std::log(sum) + static_cast<double>(mx) - static_cast<double>(l[tgt]);
+  if (want_grad) {
+    const double inv = 1.0 / sum;
+    for (int64_t i = 0; i < vocab; ++i) {
+      l[i] = static_cast<S>(std::exp(static_cast<double>(l[i] - mx)) * inv) * grad_scale;
+    }
+    l[tgt] -= grad_scale;
+  }
+  return loss;
+}
+
+}  // namespace
+
 template <class S>
 double cross_entropy(S* logits, const int32_t* targets, int64_t n, int64_t vocab, bool want_grad,
                      S grad_scale, ThreadPool& pool) {
   std::vector<double> row_loss(static_cast<size_t>(n));
   pool.parallel_for(n, [&](int64_t begin, int64_t end, int) {
     for (int64_t r = begin; r < end; ++r) {
+      row_loss[static_cast<size_t>(r)] = hard_row_ce(logits + r * vocab, targets[r], vocab, want_grad, grad_scale);
+    }
+  });
+  double total = 0.0;
+  for (double v : row_loss) total += v;
+  return total;
+}
+
+namespace {
+
+// softmax(l / temp) into p (double), returns log-sum-exp(l / temp).
+template <class S>
+double softmax_t(const S* l, int64_t vocab, double temp, double* p) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, static_cast<double>(l[i]) / temp);
+  double sum = 0.0;
+  for (int64_t i = 0; i < vocab; ++i) {
+    p[i] = std::exp(static_cast<double>(l[i]) / temp - mx);
+    sum += p[i];
+  }
+  const double inv = 1.0 / sum;
+  for (int64_t i = 0; i < vocab; ++i) p[i] *= inv;
+  return std::log(sum) + mx;
+}
+
+}  // namespace
+
+template <class S>
+double distill_cross_entropy(S* logits, const int32_t* targets, const SoftTargets& soft, int64_t n,
+                             int64_t vocab, bool want_grad, S grad_scale, ThreadPool& pool) {
+  LLMOPT_CHECK(soft.k >= 2 && soft.temp > 0.0 && soft.alpha >= 0.0 && soft.alpha <= 1.0);
+  std::vector<double> row_loss(static_cast<size_t>(n));
+  const int64_t k = soft.k;
+  pool.parallel_for(n, [&](int64_t begin, int64_t end, int) {
+    std::vector<double> p1(static_cast<size_t>(vocab)), pt(static_cast<size_t>(vocab));
+    std::vector<double> q(static_cast<size_t>(k));
+    for (int64_t r = begin; r < end; ++r) {
       S* l = logits + r * vocab;
       const int32_t tgt = targets[r];
       LLMOPT_CHECK(tgt >= 0 && tgt < vocab);
-      S mx = -std::numeric_limits<S>::infinity();
-      for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, l[i]);
-      double sum = 0.0;
-      for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(l[i] - mx));
-      row_loss[static_cast<size_t>(r)] =
-          std::log(sum) + static_cast<double>(mx) - static_cast<double>(l[tgt]);
-      if (want_grad) {
-        const double inv = 1.0 / sum;
-        for (int64_t i = 0; i < vocab; ++i) {
-          l[i] = static_cast<S>(std::exp(static_cast<double>(l[i] - mx)) * inv) * grad_scale;
+      const int32_t* ids = soft.ids + r * k;
+      const float* probs = soft.probs + r * k;
+      const bool is_soft = ids[1] >= 0 && soft.alpha > 0.0;
+      const double a = is_soft ? soft.alpha : 0.0, T = soft.temp;
+      if (a == 0.0) {
+        row_loss[static_cast<size_t>(r)] = hard_row_ce(l, tgt, vocab, want_grad, grad_scale);
+        continue;
+      }
+      double loss = 0.0;
+      double lse1 = 0.0;
+      if (a < 1.0 || T == 1.0) lse1 = softmax_t(l, vocab, 1.0, p1.data());
+      if (a < 1.0) loss += (1.0 - a) * (lse1 - static_cast<double>(l[tgt]));
+      const double* s_t = p1.data();  // softmax(l / T)
+      if (a > 0.0) {
+        double lse_t = lse1;
+        if (T != 1.0) {
+          lse_t = softmax_t(l, vocab, T, pt.data());
+          s_t = pt.data();
         }
-        l[tgt] -= grad_scale;
+        // q ∝ p^(1/T) over the stored entries.
+        double qsum = 0.0;
+        for (int64_t j = 0; j < k; ++j) {
+          q[j] = ids[j] >= 0 ? std::pow(static_cast<double>(probs[j]), 1.0 / T) : 0.0;
+          qsum += q[j];
+        }
+        LLMOPT_CHECK(qsum > 0.0);
+        double ce = lse_t;
+        for (int64_t j = 0; j < k; ++j) {
+          q[j] /= qsum;
+          if (ids[j] >= 0) ce -= q[j] * (static_cast<double>(l[ids[j]]) / T);
+        }
+        loss += a * T * T * ce;
+      }
+      row_loss[static_cast<size_t>(r)] = loss;
+      if (want_grad) {
+        const double g = static_cast<double>(grad_scale);
+        for (int64_t i = 0; i < vocab; ++i) {
+          double d = 0.0;
+          if (a < 1.0) d += (1.0 - a) * p1[i];
+          if (a > 0.0) d += a * T * s_t[i];
+          l[i] = static_cast<S>(d * g);
+        }
+        if (a < 1.0) l[tgt] -= static_cast<S>((1.0 - a) * g);
+        if (a > 0.0) {
+          for (int64_t j = 0; j < k; ++j) {
+            if (ids[j] >= 0) l[ids[j]] -= static_cast<S>(a * T * q[j] * g);
+          }
+        }
       }
     }
   });
@@ -216,7 +313,9 @@ double cross_entropy(S* logits, const int32_t* targets, int64_t n, int64_t vocab
   template void gelu_backward<S>(const S*, const S*, S*, int64_t);                                          \
   template void swiglu_forward<S>(const S*, const S*, S*, int64_t);                                         \
   template void swiglu_backward<S>(const S*, const S*, const S*, S*, S*, int64_t);                          \
-  template double cross_entropy<S>(S*, const int32_t*, int64_t, int64_t, bool, S, ThreadPool&);
+  template double cross_entropy<S>(S*, const int32_t*, int64_t, int64_t, bool, S, ThreadPool&);             \
+  template double distill_cross_entropy<S>(S*, const int32_t*, const SoftTargets&, int64_t, int64_t, bool, S, \
+                                           ThreadPool&);
 
 LLMOPT_TRAIN_OPS_INSTANTIATE(float)
 LLMOPT_TRAIN_OPS_INSTANTIATE(double)

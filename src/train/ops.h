@@ -93,4 +93,26 @@ template <class S>
 double cross_entropy(S* logits, const int32_t* targets, int64_t n, int64_t vocab, bool want_grad,
                      S grad_scale, ThreadPool& pool);
 
+// Distillation targets of the rows of a batch: row r has k entries (ids[r*k + j], probs[r*k + j]),
+// the teacher's top-k distribution at temperature 1 in decreasing order; unused entries have id -1.
+// A row with a single entry is a hard label (the teacher did not predict that position).
+struct SoftTargets {
+  int32_t k = 0;
+  const int32_t* ids = nullptr;
+  const float* probs = nullptr;
+  double alpha = 1.0;  // weight of the distillation term; 1 - alpha goes to the hard label
+  double temp = 1.0;   // distillation temperature T
+};
+
+// Knowledge-distillation loss per row (Hinton et al.): with q = the teacher's top-k probabilities
+// raised to 1/T and renormalized, and s_T = softmax(logits / T),
+//   loss = alpha · T² · CE(q, s_T) + (1 - alpha) · CE(onehot(target), softmax(logits)),
+// rows with a hard label use the second term alone. CE(q, s) = -sum q log s, so the soft term is the
+// KL divergence KL(q || s_T) plus q's entropy (a constant). Returns the sum of the row losses; when
+// want_grad, logits is overwritten with grad_scale · d(loss)/d(logits) =
+//   grad_scale · (alpha · T · (s_T - q) + (1 - alpha) · (softmax(logits) - onehot)).
+template <class S>
+double distill_cross_entropy(S* logits, const int32_t* targets, const SoftTargets& soft, int64_t n,
+                             int64_t vocab, bool want_grad, S grad_scale, ThreadPool& pool);
+
 }  // namespace llmopt::train

@@ -89,6 +89,13 @@ void Transformer<S>::norm_bwd(const S* dy, const S* x, const S* w, const S* mu, 
 template <class S>
 double Transformer<S>::run(const S* params, const int32_t* tokens, int64_t B, int64_t T, S* grad,
                            ThreadPool& pool) {
+  return run(params, tokens, B, T, grad, pool, nullptr);
+}
+
+template <class S>
+double Transformer<S>::run(const S* params, const int32_t* tokens, int64_t B, int64_t T, S* grad,
+                           ThreadPool& pool, const SoftTargets* soft) {
+  soft_ = soft;
   resize(B, T);
   const int32_t V = layout_.cfg.n_vocab;
   for (int64_t b = 0; b < B; ++b) {
@@ -101,6 +108,7 @@ double Transformer<S>::run(const S* params, const int32_t* tokens, int64_t B, in
   }
   const double loss = forward(params, grad != nullptr, pool);
   if (grad != nullptr) backward(params, grad, pool);
+  soft_ = nullptr;
   return loss;
 }
 
@@ -163,8 +171,11 @@ double Transformer<S>::forward(const S* P, bool want_grad, ThreadPool& pool) {
 
   norm_fwd(x_.data(), L.at(P, L.output_norm), L.at(P, L.output_norm_b), hf_.data(), muf_.data(), rf_.data());
   linear_forward<S>(hf_.data(), E, nullptr, N, D, c.n_vocab, logits_.data(), pool);
-  const double total = cross_entropy<S>(logits_.data(), targets_.data(), N, c.n_vocab, want_grad,
-                                        static_cast<S>(1.0 / static_cast<double>(N)), pool);
+  const S scale = static_cast<S>(1.0 / static_cast<double>(N));
+  const double total =
+      soft_ != nullptr
+          ? distill_cross_entropy<S>(logits_.data(), targets_.data(), *soft_, N, c.n_vocab, want_grad, scale, pool)
+          : cross_entropy<S>(logits_.data(), targets_.data(), N, c.n_vocab, want_grad, scale, pool);
   return total / static_cast<double>(N);
 }
 

@@ -21,6 +21,12 @@ class Transformer {
   // Returns the mean cross-entropy over the B*T targets. When grad != nullptr it is OVERWRITTEN
   // with d(loss)/d(params) in the parameter layout. T must not exceed the config's n_ctx_train.
   double run(const S* params, const int32_t* tokens, int64_t B, int64_t T, S* grad, ThreadPool& pool);
+  // The same with distillation targets for the B*T positions (row b*T + i predicts tokens[b][i+1]):
+  // returns the mean distillation loss (see distill_cross_entropy).
+  double run(const S* params, const int32_t* tokens, int64_t B, int64_t T, S* grad, ThreadPool& pool,
+             const SoftTargets* soft);
+  // The logits [B*T, n_vocab] of the last run() without a gradient.
+  const std::vector<S>& logits() const { return logits_; }
 
   const ParamLayout& layout() const { return layout_; }
 
@@ -41,6 +47,7 @@ class Transformer {
 
   ParamLayout layout_;
   RopeTable rope_;
+  const SoftTargets* soft_ = nullptr;  // during run() only
   int64_t B_ = 0, T_ = 0, N_ = 0;
   std::vector<int32_t> inputs_, targets_;  // [N]
   std::vector<LayerTape> tape_;
