@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "core/check.h"
 
@@ -215,9 +216,10 @@ double cross_entropy(S* logits, const int32_t* targets, int64_t n, int64_t vocab
 
 namespace {
 
-// softmax(l / temp) into p (double), returns log-sum-exp(l / temp).
-template <class S>
-double softmax_t(const S* l, int64_t vocab, double temp, double* p) {
+// softmax(l / temp) into p, returns log-sum-exp(l / temp). The double version (gradient checks)
+// works in double throughout; the float version (training) uses the vectorized softmax kernel, since
+// the exponentials over the vocabulary are a large part of a training step otherwise.
+double softmax_t(const double* l, int64_t vocab, double temp, double* p) {
   double mx = -std::numeric_limits<double>::infinity();
   for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, static_cast<double>(l[i]) / temp);
   double sum = 0.0;
@@ -230,6 +232,25 @@ double softmax_t(const S* l, int64_t vocab, double temp, double* p) {
   return std::log(sum) + mx;
 }
 
+double softmax_t(const float* l, int64_t vocab, double temp, float* p) {
+  int64_t am = 0;
+  for (int64_t i = 1; i < vocab; ++i) am = l[i] > l[am] ? i : am;
+  if (temp == 1.0) {
+    std::copy(l, l + vocab, p);
+  } else {
+    const float inv_t = static_cast<float>(1.0 / temp);
+    for (int64_t i = 0; i < vocab; ++i) p[i] = l[i] * inv_t;
+  }
+  kernels::softmax_inplace(p, vocab);
+  // p[am] = exp(l[am]/T - lse) >= 1/vocab, so its log is accurate.
+  return static_cast<double>(p[am]) > 0.0 ? static_cast<double>(l[am]) / temp - std::log(static_cast<double>(p[am]))
+                                          : static_cast<double>(l[am]) / temp;
+}
+
+// The probability buffers: double for the double path, float for training.
+template <class S>
+using ProbT = std::conditional_t<std::is_same_v<S, float>, float, double>;
+
 }  // namespace
 
 template <class S>
@@ -239,7 +260,7 @@ double distill_cross_entropy(S* logits, const int32_t* targets, const SoftTarget
   std::vector<double> row_loss(static_cast<size_t>(n));
   const int64_t k = soft.k;
   pool.parallel_for(n, [&](int64_t begin, int64_t end, int) {
-    std::vector<double> p1(static_cast<size_t>(vocab)), pt(static_cast<size_t>(vocab));
+    std::vector<ProbT<S>> p1(static_cast<size_t>(vocab)), pt(static_cast<size_t>(vocab));
     std::vector<double> q(static_cast<size_t>(k));
     for (int64_t r = begin; r < end; ++r) {
       S* l = logits + r * vocab;
@@ -257,7 +278,7 @@ double distill_cross_entropy(S* logits, const int32_t* targets, const SoftTarget
       double lse1 = 0.0;
       if (a < 1.0 || T == 1.0) lse1 = softmax_t(l, vocab, 1.0, p1.data());
       if (a < 1.0) loss += (1.0 - a) * (lse1 - static_cast<double>(l[tgt]));
-      const double* s_t = p1.data();  // softmax(l / T)
+      const ProbT<S>* s_t = p1.data();  // softmax(l / T)
       if (a > 0.0) {
         double lse_t = lse1;
         if (T != 1.0) {
@@ -283,8 +304,8 @@ double distill_cross_entropy(S* logits, const int32_t* targets, const SoftTarget
         const double g = static_cast<double>(grad_scale);
         for (int64_t i = 0; i < vocab; ++i) {
           double d = 0.0;
-          if (a < 1.0) d += (1.0 - a) * p1[i];
-          if (a > 0.0) d += a * T * s_t[i];
+          if (a < 1.0) d += (1.0 - a) * static_cast<double>(p1[i]);
+          if (a > 0.0) d += a * T * static_cast<double>(s_t[i]);
           l[i] = static_cast<S>(d * g);
         }
         if (a < 1.0) l[tgt] -= static_cast<S>((1.0 - a) * g);
