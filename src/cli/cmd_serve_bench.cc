@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/common.h"
+#include "model/loader.h"
 #include "runtime/serve_bench.h"
 
 namespace llmopt::cli {
@@ -65,6 +66,7 @@ Command register_serve_bench(CLI::App& app) {
     std::string output = "md";
     int32_t spec_ngram = 0;
     int32_t spec_k = 4;
+    std::string spec_draft;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -105,7 +107,9 @@ Command register_serve_bench(CLI::App& app) {
   sub->add_option("--spec-ngram", args->spec_ngram,
                   "Every request speculates with prompt-lookup drafts (n-grams up to N tokens; 0: off)")
       ->check(CLI::Range(0, 16));
-  sub->add_option("--spec-k", args->spec_k, "Drafted tokens per request and step (with --spec-ngram)")
+  sub->add_option("--spec-draft", args->spec_draft,
+                  "Every request speculates with this draft model (same vocabulary; its own KV per request)");
+  sub->add_option("--spec-k", args->spec_k, "Drafted tokens per request and step (with --spec-ngram / --spec-draft)")
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
   sub->add_option("-o,--output", args->output, "Output format: md or json")->capture_default_str();
@@ -193,10 +197,18 @@ Command register_serve_bench(CLI::App& app) {
             }
             std::fprintf(stderr, "serve-bench: %s, %zu requests, context %d, %d threads\n",
                          args->model.model.c_str(), workload->size(), n_ctx, pool.n_threads());
+            ServeSpec speculation;
+            speculation.ngram = args->spec_ngram;
+            speculation.k = args->spec_k;
+            if (!args->spec_draft.empty()) {
+              auto d = load_model(args->spec_draft);
+              if (!d.ok()) return fail(d.status().with_context(args->spec_draft));
+              speculation.draft = std::shared_ptr<const Model>(std::move(*d));
+            }
             std::vector<ServeBenchResult> rows;
             for (const auto& [label, cfg] : runs) {
               std::fprintf(stderr, "  running: %s ...\n", label.c_str());
-              auto r = run_serve_bench(*model, cfg, *workload, pool, label, args->spec_ngram, args->spec_k);
+              auto r = run_serve_bench(*model, cfg, *workload, pool, label, speculation);
               if (!r.ok()) return fail(label + ": " + r.status().message());
               std::fprintf(stderr, "  %s: %.1f s, %.1f output tok/s\n", label.c_str(), r->seconds,
                            r->output_tps());

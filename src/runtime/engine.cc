@@ -94,8 +94,9 @@ Result<int64_t> Engine::add_request(RequestSpec spec, EventCallback on_event) {
   if (spec.max_new_tokens == 0) return reject("max_new_tokens must be positive (or negative for no limit)");
   if (Status st = validate_sampling(spec.sampling); !st.ok()) return reject(st.message());
   if (spec.spec_ngram < 0 || spec.spec_ngram > 16) return reject("spec_ngram must be in 0..16");
-  if (spec.spec_ngram > 0 && (spec.spec_k < 1 || spec.spec_k > 16)) return reject("spec_k must be in 1..16");
-  if (spec.spec_ngram > 0 && spec.sampling.repeat_penalty != 1.0f) {
+  const bool speculative = spec.spec_ngram > 0 || spec.spec_draft_model != nullptr;
+  if (speculative && (spec.spec_k < 1 || spec.spec_k > 16)) return reject("spec_k must be in 1..16");
+  if (speculative && spec.sampling.repeat_penalty != 1.0f) {
     return reject("speculative decoding does not support a repetition penalty");
   }
 
@@ -110,7 +111,12 @@ Result<int64_t> Engine::add_request(RequestSpec spec, EventCallback on_event) {
   slot->sampler = make_sampler_chain(spec.sampling);
   for (int32_t t : spec.prompt) slot->sampler->accept(t);
   slot->on_event = std::move(on_event);
-  if (spec.spec_ngram > 0) {
+  if (spec.spec_draft_model) {
+    if (Status st = check_same_vocab(model_, *spec.spec_draft_model); !st.ok()) return reject(st.message());
+    slot->drafter = std::make_unique<ModelDrafter>(spec.spec_draft_model, n_ctx_, spec.sampling.seed ^ 0x5bd1e995u,
+                                                   pool_);
+    slot->spec_rng = std::make_unique<SpecRng>(spec.sampling.seed);
+  } else if (spec.spec_ngram > 0) {
     slot->drafter = std::make_unique<NgramDrafter>(spec.spec_ngram, mc.n_vocab);
     slot->spec_rng = std::make_unique<SpecRng>(spec.sampling.seed);
   }
@@ -294,6 +300,7 @@ std::vector<int32_t> Engine::verify_drafts(Slot& s, Request& r, const ScheduledC
   r.n_draft = 0;
   r.n_computed = n_real + v.n_accepted;
   kv_->truncate(r.kv, r.n_computed + 1);
+  s.drafter->rollback(n_real + v.n_accepted);
   std::vector<int32_t> out(drafts.begin(), drafts.begin() + v.n_accepted);
   out.push_back(v.next);
   // Tokens are appended by emit(); the accepted drafts' K/V are already computed.

@@ -57,6 +57,10 @@ struct RequestSpec {
   // count against the step's token budget); the verified prefix is kept, the rest rolled back.
   int32_t spec_ngram = 0;
   int32_t spec_k = 4;
+  // Or speculation with a draft model (same vocabulary as the engine's model; checked): the request
+  // gets its own ModelDrafter (own KV cache of the request's context); drafting runs per request, the
+  // verification in the shared batch. Takes precedence over spec_ngram.
+  std::shared_ptr<const Model> spec_draft_model;
   // Called with the raw logits row (before any sampling stage) each time a token is sampled for
   // this request without speculation, just before that token is emitted: the target distribution
   // a distillation data set records. Runs inside step().
@@ -110,7 +114,7 @@ class Engine {
     std::unique_ptr<SamplerChain> sampler;
     EventCallback on_event;
     Clock::time_point t_arrival, t_last;
-    std::unique_ptr<NgramDrafter> drafter;  // speculative requests only
+    std::unique_ptr<Drafter> drafter;  // speculative requests only
     std::unique_ptr<SpecRng> spec_rng;
     DraftProposal proposal;
   };

@@ -156,7 +156,7 @@ LatencySummary summarize(std::vector<double> v) {
 
 Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig& config,
                                          const std::vector<WorkloadRequest>& workload, ThreadPool& pool,
-                                         const std::string& label, int32_t spec_ngram, int32_t spec_k) {
+                                         const std::string& label, const ServeSpec& speculation) {
   LLMOPT_ASSIGN_OR_RETURN(auto engine, Engine::create(model, config, pool));
   struct Track {
     double arrival = 0;
@@ -180,8 +180,9 @@ Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig&
       spec.max_new_tokens = w.max_new;
       spec.sampling.temperature = 0.0f;
       spec.ignore_eos = true;
-      spec.spec_ngram = spec_ngram;
-      spec.spec_k = spec_k;
+      spec.spec_ngram = speculation.ngram;
+      spec.spec_k = speculation.k;
+      spec.spec_draft_model = speculation.draft;
       Track* tr = &tracks[next];
       tr->arrival = std::max(w.arrival, 0.0);
       auto id = engine->add_request(std::move(spec), [tr, &now](const TokenEvent& ev) {

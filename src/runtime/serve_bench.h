@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,11 +68,18 @@ struct ServeBenchResult {
   int64_t spec_drafted = 0, spec_accepted = 0;
 };
 
+// Speculation of every request: a draft model (when set) or prompt-lookup n-grams (ngram > 0), up to
+// k drafted tokens per step.
+struct ServeSpec {
+  int32_t ngram = 0;
+  int32_t k = 4;
+  std::shared_ptr<const Model> draft;
+};
+
 // Runs the workload in real time (arrivals by the wall clock) through a fresh engine.
-// spec_ngram > 0: every request speculates with prompt-lookup drafts of up to spec_k tokens.
 Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig& config,
                                          const std::vector<WorkloadRequest>& workload, ThreadPool& pool,
-                                         const std::string& label, int32_t spec_ngram = 0, int32_t spec_k = 4);
+                                         const std::string& label, const ServeSpec& spec = {});
 
 std::string serve_bench_markdown(const std::vector<ServeBenchResult>& rows);
 std::string serve_bench_json(const std::vector<ServeBenchResult>& rows);

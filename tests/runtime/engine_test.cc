@@ -11,6 +11,7 @@
 
 #include "model/loader.h"
 #include "runtime/generate.h"
+#include "runtime/spec/drafter.h"
 #include "test_util.h"
 
 namespace llmopt {
@@ -282,6 +283,46 @@ TEST_P(EngineTest, SpeculativeRequestsKeepGreedyOutputs) {
   EngineMetrics mt;
   EXPECT_EQ(run(tight, sp, &mt), ref);
   EXPECT_GT(mt.preemptions, 0);
+}
+
+// A draft model per request (a quantized copy of the target): greedy outputs stay each request's
+// plain output with a roomy budget, a budget that cuts drafts, and preemption; sampling runs to length.
+TEST_P(EngineTest, DraftModelSpeculationKeepsGreedyOutputs) {
+  auto draft = make_self_draft(*model_, DType::kQ4_0);
+  if (!draft.ok()) draft = make_self_draft(*model_, DType::kF16);
+  ASSERT_TRUE(draft.ok()) << draft.status().message();
+  auto sp = specs(8, 0.0f);
+  for (auto& s : sp) {
+    s.max_new_tokens = 40;
+    s.spec_draft_model = *draft;
+    s.spec_k = 3;
+  }
+  std::vector<std::vector<int32_t>> ref;
+  for (const auto& s : sp) ref.push_back(alone(s));
+  EngineConfig big;
+  EngineMetrics m;
+  EXPECT_EQ(run(big, sp, &m), ref);
+  EXPECT_GT(m.spec_drafted_tokens, 40);
+  EXPECT_GT(m.spec_accepted_tokens, 0);
+  EXPECT_LE(m.spec_accepted_tokens, m.spec_drafted_tokens);
+  EngineConfig small = big;
+  small.sched.max_batch_tokens = 5;
+  EXPECT_EQ(run(small, sp), ref);
+  EngineConfig tight = big;
+  tight.block_size = 8;
+  tight.n_ctx = 128;
+  tight.kv_tokens = 160;
+  EngineMetrics mt;
+  EXPECT_EQ(run(tight, sp, &mt), ref);
+  EXPECT_GT(mt.preemptions, 0);
+
+  auto sampled = specs(4, 0.8f);
+  for (auto& s : sampled) {
+    s.max_new_tokens = 24;
+    s.spec_draft_model = *draft;
+  }
+  const auto out = run(big, sampled);
+  for (const auto& o : out) EXPECT_EQ(o.size(), 24u);
 }
 
 TEST_P(EngineTest, SpeculativeSamplingRunsAndRefusesRepetitionPenalty) {
