@@ -16,7 +16,7 @@ FUZZ_PACKAGES := clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run test test-asan test-tsan fuzz clean format model
+.PHONY: all deps build run test test-asan test-tsan fuzz clean format model models
 
 all: build
 
@@ -38,12 +38,22 @@ build: deps
 model: deps
 	./tools/fetch_model.sh
 
+# The built-in draft of the default model, distilled by llmopt (models/smollm2-draft/): the target
+# generates its distillation data, then the draft and a same-size plain baseline are trained. About
+# 2 hours on 2 cores; see models/smollm2-draft/README.md.
+models: build model
+	@dpkg-query -W -f='$${Status}' fortunes 2>/dev/null | grep -q "install ok installed" || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fortunes; }
+	./tools/make_draft.sh $(BUILD)
+
 # The main job: the optimization story of the built-in default model, SmolLM2-135M-Instruct (fetched
 # by `make model`), or of MODEL=path.
 DEFAULT_MODEL := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+DEFAULT_DRAFT := models/smollm2-draft/smollm2-draft.f16.gguf
 run: build
 	@if [ -z "$(MODEL)" ]; then $(MAKE) --no-print-directory model; fi
-	./$(BUILD)/llmopt demo -m $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL)) $(if $(TOKENIZER),--tokenizer $(TOKENIZER),)
+	./$(BUILD)/llmopt demo -m $(if $(MODEL),$(MODEL),$(DEFAULT_MODEL)) $(if $(TOKENIZER),--tokenizer $(TOKENIZER),) \
+	  $(if $(MODEL),,$(if $(wildcard $(DEFAULT_DRAFT)),--draft $(DEFAULT_DRAFT),))
 
 # Every test: the Release suite, then the parsers, tokenizers, KV block pool, scheduler and quantizers
 # again under ASan/UBSan.
@@ -54,8 +64,8 @@ test: build
 
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DLLMOPT_SANITIZE=ON >/dev/null
-	cmake --build $(BUILD_ASAN) -j $(JOBS) --target llmopt test_formats test_tokenizer test_runtime test_quant
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -R '^(Gguf|Safetensors|Llama2c|Tokenizer|Bpe|Spm|Metadata|BadInput|BlockPool|KvManager|Scheduler|Affine|RoundTrip|Gptq|Hessian|Linalg|SmoothQuant|W8A8|Metrics)'
+	cmake --build $(BUILD_ASAN) -j $(JOBS) --target llmopt test_formats test_tokenizer test_runtime test_quant test_train
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -R '^(Gguf|Safetensors|Llama2c|Tokenizer|Bpe|Spm|Metadata|BadInput|BlockPool|KvManager|Scheduler|Affine|RoundTrip|Gptq|Hessian|Linalg|SmoothQuant|W8A8|Metrics|DistillData|DistillLoss)'
 
 # The threaded parts under ThreadSanitizer: the thread pool's hand-off, and the multi-threaded matmul
 # and attention kernels on every ISA.
@@ -69,10 +79,11 @@ fuzz: deps
 	@for p in $(FUZZ_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(FUZZ_PACKAGES); break; }; done
 	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLMOPT_FUZZ=ON -DLLMOPT_TESTS=OFF >/dev/null
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_gguf fuzz_safetensors
-	mkdir -p $(BUILD_FUZZ)/corpus_gguf $(BUILD_FUZZ)/corpus_safetensors
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_gguf fuzz_safetensors fuzz_distill
+	mkdir -p $(BUILD_FUZZ)/corpus_gguf $(BUILD_FUZZ)/corpus_safetensors $(BUILD_FUZZ)/corpus_distill
 	./$(BUILD_FUZZ)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD_FUZZ)/corpus_gguf fuzz/seeds/gguf
 	./$(BUILD_FUZZ)/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD_FUZZ)/corpus_safetensors fuzz/seeds/safetensors
+	./$(BUILD_FUZZ)/fuzz/fuzz_distill -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD_FUZZ)/corpus_distill fuzz/seeds/distill
 
 format:
 	find src tests fuzz -name '*.cc' -o -name '*.h' | xargs clang-format -i

@@ -8,8 +8,6 @@
 #include <numeric>
 
 #include "core/check.h"
-#include "model/kv_store.h"
-#include "model/model.h"
 
 namespace llmopt::train {
 namespace {
@@ -128,31 +126,22 @@ Status save_distill_set(const std::string& path, const DistillSet& s) {
   return ok_status();
 }
 
-Result<DistillSet> load_distill_set(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return error(path + ": " + std::strerror(errno));
-  std::fseek(f, 0, SEEK_END);
-  const long file_size = std::ftell(f);
-  std::fseek(f, 0, SEEK_SET);
+Result<DistillSet> parse_distill_set(const uint8_t* data, size_t size, const std::string& name) {
   Header h{};
-  if (file_size < static_cast<long>(sizeof(h)) || std::fread(&h, sizeof(h), 1, f) != 1) {
-    std::fclose(f);
-    return error(path + ": too short for a distillation data header");
-  }
-  auto fail = [&](const std::string& msg) -> Result<DistillSet> {
-    std::fclose(f);
-    return error(path + ": " + msg);
-  };
+  if (size < sizeof(h)) return error(name + ": too short for a distillation data header");
+  std::memcpy(&h, data, sizeof(h));
+  auto fail = [&](const std::string& msg) -> Result<DistillSet> { return error(name + ": " + msg); };
   if (std::memcmp(h.magic, kMagic, 8) != 0) return fail("not a distillation data file (bad magic)");
   if (h.version != kVersion) return fail("unsupported version " + std::to_string(h.version));
   if (h.k < 2 || h.k > 1024) return fail("top-k " + std::to_string(h.k) + " outside [2, 1024]");
   if (h.n_vocab < 2) return fail("vocabulary size " + std::to_string(h.n_vocab) + " is too small");
   const uint64_t row_bytes = 4 + 8ull * h.k;
-  const uint64_t expect = sizeof(h) + h.n_tokens * row_bytes;
-  if (h.n_tokens < 2 || h.n_tokens > (1ull << 40) / row_bytes || expect != static_cast<uint64_t>(file_size)) {
+  const bool n_ok = h.n_tokens >= 2 && h.n_tokens <= (1ull << 40) / row_bytes;
+  const uint64_t expect = n_ok ? sizeof(h) + h.n_tokens * row_bytes : 0;
+  if (!n_ok || expect != size) {
     return fail("header says " + std::to_string(h.n_tokens) + " tokens of top-" + std::to_string(h.k) +
-                " rows (" + std::to_string(expect) + " bytes) but the file has " + std::to_string(file_size) +
-                " bytes");
+                " rows (" + (n_ok ? std::to_string(expect) + " bytes" : "impossible") + ") but the file has " +
+                std::to_string(size) + " bytes");
   }
   DistillSet s;
   s.k = static_cast<int32_t>(h.k);
@@ -161,70 +150,40 @@ Result<DistillSet> load_distill_set(const std::string& path) {
   s.tokens.resize(n);
   s.ids.resize(n * k);
   s.probs.resize(n * k);
-  if (std::fread(s.tokens.data(), 4, n, f) != n || std::fread(s.ids.data(), 4, n * k, f) != n * k ||
-      std::fread(s.probs.data(), 4, n * k, f) != n * k) {
-    return fail("read failed");
-  }
-  std::fclose(f);
+  const uint8_t* p = data + sizeof(h);
+  std::memcpy(s.tokens.data(), p, n * 4);
+  std::memcpy(s.ids.data(), p + n * 4, n * k * 4);
+  std::memcpy(s.probs.data(), p + n * 4 + n * k * 4, n * k * 4);
   for (size_t i = 0; i < n; ++i) {
     if (s.tokens[i] < 0 || s.tokens[i] >= s.n_vocab) {
-      return error(path + ": token " + std::to_string(i) + " has id " + std::to_string(s.tokens[i]) +
-                   " outside the vocabulary of " + std::to_string(s.n_vocab));
+      return fail("token " + std::to_string(i) + " has id " + std::to_string(s.tokens[i]) +
+                  " outside the vocabulary of " + std::to_string(s.n_vocab));
     }
     if (i + 1 == n) break;  // the last row is unused
     for (size_t j = 0; j < k; ++j) {
       const int32_t id = s.ids[i * k + j];
-      const float p = s.probs[i * k + j];
-      if (id < -1 || id >= s.n_vocab || (j == 0 && id < 0) || !(p >= 0.0f && p <= 1.0f) ||
-          (id < 0 && p != 0.0f)) {
-        return error(path + ": row " + std::to_string(i) + " entry " + std::to_string(j) +
-                     " is invalid (id " + std::to_string(id) + ", probability " + std::to_string(p) + ")");
+      const float pr = s.probs[i * k + j];
+      if (id < -1 || id >= s.n_vocab || (j == 0 && id < 0) || !(pr >= 0.0f && pr <= 1.0f) ||
+          (id < 0 && pr != 0.0f)) {
+        return fail("row " + std::to_string(i) + " entry " + std::to_string(j) + " is invalid (id " +
+                    std::to_string(id) + ", probability " + std::to_string(pr) + ")");
       }
     }
   }
   return s;
 }
 
-Result<DistillSet> score_with_teacher(const Model& teacher, const std::vector<int32_t>& tokens, int32_t window,
-                                      int32_t k, ThreadPool& pool,
-                                      const std::function<void(size_t, size_t)>& progress) {
-  const ModelConfig& cfg = teacher.config();
-  if (window < 2) return error("teacher window must be at least 2 tokens");
-  if (k < 2 || k > cfg.n_vocab) return error("top-k must be in [2, vocabulary size]");
-  if (tokens.size() < 2) return error("need at least 2 tokens to score");
-  for (int32_t t : tokens) {
-    if (t < 0 || t >= cfg.n_vocab) return error("token id " + std::to_string(t) + " outside the teacher's vocabulary");
-  }
-  constexpr int32_t kBlock = 16;
-  const int32_t n_blocks = (window + kBlock - 1) / kBlock;
-  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, kBlock);
-  std::vector<int32_t> table(static_cast<size_t>(n_blocks));
-  std::iota(table.begin(), table.end(), 0);
-  DistillSet s;
-  s.k = k;
-  s.n_vocab = cfg.n_vocab;
-  s.tokens = tokens;
-  s.ids.assign(tokens.size() * static_cast<size_t>(k), -1);
-  s.probs.assign(tokens.size() * static_cast<size_t>(k), 0.0f);
-  ForwardOutput out;
-  const size_t n_windows = (tokens.size() - 1 + static_cast<size_t>(window) - 1) / static_cast<size_t>(window);
-  for (size_t w = 0; w < n_windows; ++w) {
-    const size_t begin = w * static_cast<size_t>(window);
-    const size_t len = std::min<size_t>(static_cast<size_t>(window), tokens.size() - 1 - begin);
-    SeqInput in;
-    in.tokens = std::span<const int32_t>(tokens.data() + begin, len);
-    in.pos0 = 0;
-    in.block_table = table;
-    in.logits = LogitsMode::kAll;
-    teacher.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
-    for (size_t j = 0; j < len; ++j) {
-      const size_t row = begin + j;
-      top_k_softmax(out.logits.data() + j * static_cast<size_t>(cfg.n_vocab), cfg.n_vocab, k,
-                    s.ids.data() + row * static_cast<size_t>(k), s.probs.data() + row * static_cast<size_t>(k));
-    }
-    if (progress) progress(w + 1, n_windows);
-  }
-  return s;
+Result<DistillSet> load_distill_set(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return error(path + ": " + std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  uint8_t buf[1 << 16];
+  size_t got = 0;
+  while ((got = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.insert(bytes.end(), buf, buf + got);
+  const bool err = std::ferror(f) != 0;
+  std::fclose(f);
+  if (err) return error(path + ": read failed");
+  return parse_distill_set(bytes.data(), bytes.size(), path);
 }
 
 }  // namespace llmopt::train

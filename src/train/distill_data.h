@@ -62,8 +62,10 @@ Status save_distill_set(const std::string& path, const DistillSet& set);
 // Errors name the file and the problem (bad magic, unsupported version, sizes that disagree with
 // the header, token ids outside the vocabulary, probabilities outside [0, 1]).
 Result<DistillSet> load_distill_set(const std::string& path);
+// The same checks on bytes in memory (`name` prefixes the errors).
+Result<DistillSet> parse_distill_set(const uint8_t* data, size_t size, const std::string& name);
 
-// Teacher forcing: runs `teacher` over `tokens` in consecutive windows of `window` tokens (each
+// Teacher forcing (distill_teacher.cc): runs `teacher` over `tokens` in consecutive windows of `window` tokens (each
 // window starts with a fresh context) and records, for every position, the teacher's top-k
 // distribution of the next token. progress(done, total) after each window.
 Result<DistillSet> score_with_teacher(const Model& teacher, const std::vector<int32_t>& tokens, int32_t window,
