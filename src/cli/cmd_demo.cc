@@ -46,6 +46,7 @@ Command register_demo(CLI::App& app) {
     int n_predict = 64;
     bool no_types = false;
     std::string text = "data/demo/eval.txt";
+    std::string draft;
     std::string prompt =
         "Once upon a time, in a small town by the sea, there lived an old clockmaker who repaired every clock in "
         "town and listened to the stories people told while they waited.";
@@ -60,6 +61,8 @@ Command register_demo(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   sub->add_option("-p,--prompt", args->prompt, "Prompt");
+  sub->add_option("--draft", args->draft, "Draft model for the speculative-decoding section (e.g. the distilled "
+                  "models/smollm2-draft/smollm2-draft.f16.gguf)");
   sub->add_flag("--no-types", args->no_types, "Skip everything after the KV-cache table");
   sub->add_option("--text", args->text, "Text for the perplexity column (skipped when the file is missing)")
       ->capture_default_str();
@@ -130,6 +133,7 @@ Command register_demo(CLI::App& app) {
               if (!args->model.empty() && std::filesystem::exists(args->text)) eval_text = read_text_file(args->text);
               Status st = demo_types(model, path, prompt, opts.n_predict, eval_text, pool);
               if (st.ok()) st = demo_speculative(model, pool);
+              if (st.ok()) st = demo_draft_model(model, args->draft, pool);
               if (st.ok()) st = demo_batching(model, pool);
               if (st.ok()) st = demo_chat(model, pool);
               if (!st.ok()) return fail(st);

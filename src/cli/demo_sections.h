@@ -18,6 +18,8 @@ Status demo_types(const Model& model, const std::string& model_path, const std::
                   int32_t n_predict, const std::string& eval_text, ThreadPool& pool);
 // Prompt-lookup speculative decoding on a prompt that invites copying, against plain decoding.
 Status demo_speculative(const Model& model, ThreadPool& pool);
+// The same against a draft model file (a distilled draft of this target); says so when none is given.
+Status demo_draft_model(const Model& model, const std::string& draft_path, ThreadPool& pool);
 // 8 requests through the batching engine vs one at a time.
 Status demo_batching(const Model& model, ThreadPool& pool);
 // One chat exchange with the model's ChatML template (skipped for models without one).
