@@ -1,5 +1,5 @@
-// PNG encoding with no external libraries: the image data goes into stored (uncompressed) deflate
-// blocks, so the only algorithms needed are the two checksums, both implemented here.
+// PNG encoding with no external libraries: scanlines are filtered (None/Sub/Up, chosen per row) and
+// compressed with our own deflate (fixed Huffman codes, greedy LZ77), plus the two checksums.
 #pragma once
 
 #include <cstddef>

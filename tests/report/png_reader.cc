@@ -1,6 +1,7 @@
 // Python-side PNG decoder used by the report tests (see png_reader.h).
 #include "png_reader.h"
 
+#include <cstdio>
 #include <sstream>
 
 #include "test_util.h"
@@ -47,6 +48,9 @@ for y in range(h):
     prev = line
 print(w, h)
 args = sys.argv[2:]
+if args[:1] == ['--dump']:
+    open(args[1], 'wb').write(b''.join(bytes(r) for r in rows))
+    args = []
 for k in range(0, len(args), 2):
     x, y = int(args[k]), int(args[k + 1])
     print(*rows[y][3 * x:3 * x + 3])
@@ -81,6 +85,26 @@ DecodedPng decode_png_with_python(const std::string& png_path, const std::vector
     in >> px[0] >> px[1] >> px[2];
     d.rgb.push_back(px);
   }
+  d.ok = static_cast<bool>(in);
+  if (!d.ok) d.error = "could not parse: " + r.out;
+  return d;
+}
+
+DecodedPng decode_png_pixels_with_python(const std::string& png_path) {
+  DecodedPng d;
+  const std::string script = temp_dir() + "/decode_png.py";
+  const std::string dump = temp_dir() + "/decoded_pixels.rgb";
+  write_file(script, kDecoder);
+  std::remove(dump.c_str());
+  CmdResult r = run_command(stdlib_python() + " " + script + " '" + png_path + "' --dump '" + dump + "'");
+  if (r.exit_code != 0) {
+    d.error = r.err;
+    return d;
+  }
+  std::istringstream in(r.out);
+  in >> d.width >> d.height;
+  const std::string bytes = read_file(dump);
+  d.pixels.assign(bytes.begin(), bytes.end());
   d.ok = static_cast<bool>(in);
   if (!d.ok) d.error = "could not parse: " + r.out;
   return d;

@@ -3,6 +3,7 @@
 // None of our own encoder code is involved, so a bug there cannot hide itself.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,8 +18,11 @@ struct DecodedPng {
   std::string error;  // python's complaint when !ok
   int width = 0, height = 0;
   std::vector<std::vector<int>> rgb;  // one {r, g, b} per requested coordinate
+  std::vector<uint8_t> pixels;        // every pixel, row-major RGB (decode_png_pixels_with_python only)
 };
 DecodedPng decode_png_with_python(const std::string& png_path, const std::vector<std::pair<int, int>>& xy);
+// Decodes the whole image, so tests can compare it byte for byte with what was encoded.
+DecodedPng decode_png_pixels_with_python(const std::string& png_path);
 
 }  // namespace llmopt::test
 

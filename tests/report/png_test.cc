@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <random>
 
 #include "png_reader.h"
+#include "report/line_chart.h"
 #include "test_util.h"
 
 namespace llmopt::report {
@@ -61,7 +64,7 @@ TEST(ReportPngTest, LayoutOfSmallFile) {
   EXPECT_EQ(std::memcmp(b.data() + b.size() - 8, "IEND", 4), 0);
 }
 
-// A gradient large enough that IDAT needs several 65535-byte stored blocks.
+// A gradient large enough to exercise long match distances and every filter choice.
 TEST(ReportPngTest, PythonDecodesMultiBlockImage) {
   LLMOPT_REQUIRE_PYTHON();
   const int w = 300, h = 250;
@@ -93,6 +96,97 @@ TEST(ReportPngTest, PythonDecodesOnePixel) {
   auto d = test::decode_png_with_python(path, {{0, 0}});
   ASSERT_TRUE(d.ok) << d.error;
   EXPECT_EQ(d.rgb[0], (std::vector<int>{200, 100, 50}));
+}
+
+
+// Encodes, writes, decodes every pixel with Python and compares byte for byte; returns the file size.
+size_t roundtrip_exact(int w, int h, const std::vector<uint8_t>& rgb, const std::string& name) {
+  const std::string path = test::temp_dir() + "/" + name;
+  auto png = encode_png(w, h, rgb);
+  EXPECT_TRUE(png.ok()) << png.status().message();
+  if (!png.ok()) return 0;
+  EXPECT_TRUE(write_png(path, w, h, rgb).ok());
+  auto d = test::decode_png_pixels_with_python(path);
+  EXPECT_TRUE(d.ok) << name << ": " << d.error;
+  EXPECT_EQ(d.width, w) << name;
+  EXPECT_EQ(d.height, h) << name;
+  EXPECT_TRUE(d.pixels == rgb) << name << ": decoded pixels differ";
+  return png->size();
+}
+
+std::vector<uint8_t> noise(int w, int h, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::vector<uint8_t> rgb(static_cast<size_t>(w) * h * 3);
+  for (auto& v : rgb) v = static_cast<uint8_t>(gen());
+  return rgb;
+}
+
+TEST(ReportPngTest, LargeChartCompressesAndDecodesExactly) {
+  LLMOPT_REQUIRE_PYTHON();
+  std::vector<Series> series;
+  for (int k = 0; k < 4; ++k) {
+    Series s{"series " + std::to_string(k), {}, {}, series_color(static_cast<size_t>(k))};
+    for (int i = 0; i <= 500; ++i) {
+      s.x.push_back(i);
+      s.y.push_back((k + 1) * 3.0 * std::exp(-i / (40.0 + 30 * k)) + 1.0 + 0.2 * std::sin(i * (0.1 + 0.05 * k)));
+    }
+    series.push_back(s);
+  }
+  ChartOptions opt;
+  opt.title = "Training loss";
+  opt.x_label = "step";
+  opt.y_label = "loss";
+  Canvas c = render_line_chart(series, opt);
+  ASSERT_EQ(c.width(), 800);
+  ASSERT_EQ(c.height(), 500);
+  const size_t size = roundtrip_exact(c.width(), c.height(), c.pixels(), "chart.png");
+  EXPECT_GT(size, 0u);
+  EXPECT_LT(size, 100u * 1024) << "raw pixels are " << c.pixels().size() << " bytes";
+}
+
+TEST(ReportPngTest, NoiseDecodesExactly) {
+  LLMOPT_REQUIRE_PYTHON();
+  const int w = 257, h = 131;  // incompressible, and not a multiple of anything convenient
+  auto rgb = noise(w, h, 12345);
+  const size_t size = roundtrip_exact(w, h, rgb, "noise.png");
+  // Literals cost 8 or 9 bits in the fixed code, so noise may grow by at most about 1/8.
+  EXPECT_LT(size, rgb.size() * 9 / 8 + 1024);
+}
+
+TEST(ReportPngTest, ThinImagesDecodeExactly) {
+  LLMOPT_REQUIRE_PYTHON();
+  roundtrip_exact(1, 1, {200, 100, 50}, "thin_1x1.png");
+  roundtrip_exact(1, 300, noise(1, 300, 1), "thin_1x300_noise.png");
+  roundtrip_exact(300, 1, noise(300, 1, 2), "thin_300x1_noise.png");
+  // Width 1 and height 1 with long runs: matches at distance 4 (one scanline) and 3 (one pixel).
+  roundtrip_exact(1, 2000, std::vector<uint8_t>(6000, 255), "thin_1x2000_white.png");
+  roundtrip_exact(2000, 1, std::vector<uint8_t>(6000, 255), "thin_2000x1_white.png");
+  std::vector<uint8_t> stripes(3 * 1000);
+  for (size_t i = 0; i < stripes.size(); ++i) stripes[i] = static_cast<uint8_t>((i / 3) % 7 == 0 ? 0 : 255);
+  roundtrip_exact(1, 1000, stripes, "thin_1x1000_stripes.png");
+  roundtrip_exact(1000, 1, stripes, "thin_1000x1_stripes.png");
+}
+
+// Long runs, short runs, repeated rows and the window boundary: matches of every length and at
+// distances up to and past 32 KiB, all of which must come back unchanged.
+TEST(ReportPngTest, MixedContentDecodesExactly) {
+  LLMOPT_REQUIRE_PYTHON();
+  const int w = 600, h = 120;
+  std::mt19937 gen(7);
+  std::vector<uint8_t> rgb(static_cast<size_t>(w) * h * 3, 255);
+  std::vector<uint8_t> pattern = noise(40, 1, 9);
+  for (int y = 0; y < h; ++y) {
+    uint8_t* row = &rgb[static_cast<size_t>(y) * w * 3];
+    if (y % 5 == 0) {
+      for (int x = 0; x < w * 3; ++x) row[x] = static_cast<uint8_t>(gen() % 4 == 0 ? gen() : 255);
+    } else if (y % 5 == 1) {
+      for (int x = 0; x < w * 3; ++x) row[x] = pattern[static_cast<size_t>(x) % pattern.size()];
+    } else {
+      const int run = static_cast<int>(gen() % 300);
+      for (int x = run; x < run + 50 && x < w; ++x) row[x * 3] = static_cast<uint8_t>(y);
+    }
+  }
+  roundtrip_exact(w, h, rgb, "mixed.png");
 }
 
 }  // namespace
