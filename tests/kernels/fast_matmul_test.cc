@@ -230,6 +230,33 @@ TEST_P(KernelsFastMatmul, MatchesReferenceOnEveryIsa) {
   }
 }
 
+// A row's result must not depend on how many other rows share the call (the tile shape it lands in):
+// the engine's batched decode, chunked prefill and speculative verify passes all rely on it for
+// outputs identical to one-token decoding.
+TEST_P(KernelsFastMatmul, EachRowIsBitIdenticalToItsOneRowCall) {
+  IsaGuard guard;
+  const DType t = GetParam();
+  std::mt19937 rng(3000 + static_cast<int>(t));
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  ThreadPool pool(2);
+  const int64_t k = dtype_info(t).block_size == 256 ? 512 : 96, n_out = 19;
+  Weights w;
+  random_weights(t, n_out, k, rng, &w);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (int64_t m = 2; m <= 20; ++m) {
+      SCOPED_TRACE(std::string(dtype_name(t)) + " isa=" + isa_name(isa) + " m=" + std::to_string(m));
+      std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n_out)), y1(static_cast<size_t>(n_out));
+      for (auto& v : x) v = val(rng);
+      matmul(w.view, x.data(), m, y.data(), pool);
+      for (int64_t i = 0; i < m; ++i) {
+        matmul(w.view, x.data() + i * k, 1, y1.data(), pool);
+        for (int64_t j = 0; j < n_out; ++j) ASSERT_EQ(y[i * n_out + j], y1[j]) << "row " << i << " col " << j;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelsFastMatmul,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                                            DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K,

@@ -11,6 +11,7 @@
 
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -102,7 +103,9 @@ struct QuantKernel {
           const __m256i s = W::kUnsigned ? xq : _mm256_sign_epi8(xq, wb.q);
           const __m256 p = _mm256_cvtepi32_ps(Ops::dot_u8s8(u, s));
           acc[r][i] = _mm256_fmadd_ps(p, _mm256_mul_ps(wb.d, _mm256_set1_ps(xb.d)), acc[r][i]);
-          if constexpr (W::kHasMin) macc[r][i] += wb.m * xb.s;
+          // An explicit fma: left as `+= m * s`, the compiler contracts it in some tile shapes and
+          // not in others, and a row's result would depend on how many rows the call had.
+          if constexpr (W::kHasMin) macc[r][i] = std::fma(wb.m, xb.s, macc[r][i]);
         }
       }
     }
