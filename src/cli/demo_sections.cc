@@ -21,6 +21,27 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Greedy options of the speculative-decoding sections (the target's plain run is the baseline).
+GenerateOptions greedy_options(int32_t n_predict) {
+  GenerateOptions o;
+  o.n_predict = n_predict;
+  o.sampling.temperature = 0.0f;
+  o.ignore_eos = true;
+  return o;
+}
+
+// The table of a speculative-decoding section: its header and plain row, then one row per drafter.
+void print_spec_header(const char* first_col, double plain_tps) {
+  std::printf("| %-24s | %10s | %16s | %9s | %8s |\n", first_col, "acceptance", "tokens/target pass", "tokens/s",
+              "speed-up");
+  std::printf("|--------------------------|------------|------------------|-----------|----------|\n");
+  std::printf("| %-24s | %10s | %16.2f | %9.1f | %7.2fx |\n", "plain", "-", 1.0, plain_tps, 1.0);
+}
+void print_spec_row(const std::string& label, const SpecStats& st, double tps, double speedup) {
+  std::printf("| %-24s | %9.0f%% | %16.2f | %9.1f | %7.2fx |\n", label.c_str(), 100.0 * st.acceptance_rate(),
+              st.tokens_per_pass(), tps, speedup);
+}
+
 std::string main_type(const Model& model) {
   // The type holding most weight bytes.
   std::vector<std::pair<size_t, std::string>> by_type;
@@ -109,10 +130,7 @@ Status demo_speculative(const Model& model, ThreadPool& pool) {
       "in a small blue notebook.";
   const std::string text = para + " The old lighthouse stood at the edge of the cliff. And again: The old lighthouse";
   const auto prompt = model.tokenizer().encode(text, model.tokenizer().add_bos_default());
-  GenerateOptions o;
-  o.n_predict = 48;
-  o.sampling.temperature = 0.0f;
-  o.ignore_eos = true;
+  const GenerateOptions o = greedy_options(48);
   auto t0 = Clock::now();
   auto plain = generate(model, prompt, o, pool);
   const double t_plain = since(t0);
@@ -125,12 +143,8 @@ Status demo_speculative(const Model& model, ThreadPool& pool) {
   auto spec = generate_speculative(model, ngram, prompt, o, so, pool, &st);
   const double t_spec = since(t0);
   if (!spec.ok()) return spec.status();
-  std::printf("| %-24s | %10s | %16s | %9s | %8s |\n", "decoding", "acceptance", "tokens/target pass", "tokens/s",
-              "speed-up");
-  std::printf("|--------------------------|------------|------------------|-----------|----------|\n");
-  std::printf("| %-24s | %10s | %16.2f | %9.1f | %7.2fx |\n", "plain", "-", 1.0, plain->tokens.size() / t_plain, 1.0);
-  std::printf("| %-24s | %9.0f%% | %16.2f | %9.1f | %7.2fx |\n", "n-gram draft, k = 4", 100.0 * st.acceptance_rate(),
-              st.tokens_per_pass(), spec->tokens.size() / t_spec, t_plain / t_spec);
+  print_spec_header("decoding", plain->tokens.size() / t_plain);
+  print_spec_row("n-gram draft, k = 4", st, spec->tokens.size() / t_spec, t_plain / t_spec);
   std::printf("\nsame tokens as plain greedy decoding: %s\n", spec->tokens == plain->tokens ? "yes" : "NO");
   return spec->tokens == plain->tokens ? ok_status() : error("speculative output differs from plain decoding");
 }
@@ -150,22 +164,16 @@ Status demo_draft_model(const Model& model, const std::string& draft_path, Threa
   ChatHistory h(default_system_prompt(model.source().metadata().get_string("tokenizer.chat_template").value_or("")));
   h.add("user", "Write a short story about a little cat who finds a red ball.");
   const auto prompt = tok.encode_with_special(h.prompt(), tok.add_bos_default());
-  GenerateOptions o;
-  o.n_predict = 96;
-  o.sampling.temperature = 0.0f;
-  o.ignore_eos = true;
+  const GenerateOptions o = greedy_options(96);
   auto t0 = Clock::now();
   auto plain = generate(model, prompt, o, pool);
   const double t_plain = since(t0);
   if (!plain.ok()) return plain.status();
   std::printf("draft: %s (%s, %s)\n\n", draft_path.c_str(), human_bytes(static_cast<double>(draft->weight_bytes())).c_str(),
               arch_name(draft->config().arch));
-  std::printf("| %-24s | %10s | %16s | %9s | %8s |\n", "decoding (greedy, chat)", "acceptance", "tokens/target pass",
-              "tokens/s", "speed-up");
-  std::printf("|--------------------------|------------|------------------|-----------|----------|\n");
-  std::printf("| %-24s | %10s | %16.2f | %9.1f | %7.2fx |\n", "plain", "-", 1.0, plain->tokens.size() / t_plain, 1.0);
+  print_spec_header("decoding (greedy, chat)", plain->tokens.size() / t_plain);
   bool same = true;
-  for (int32_t k : {2, 4}) {
+  for (int32_t k : {1, 2, 4}) {
     ModelDrafter drafter(draft, model.config().n_ctx_train > 0 ? std::min(model.config().n_ctx_train, 2048) : 2048,
                          1, pool);
     SpecStats st;
@@ -176,9 +184,7 @@ Status demo_draft_model(const Model& model, const std::string& draft_path, Threa
     const double t_spec = since(t0);
     if (!spec.ok()) return spec.status();
     same = same && spec->tokens == plain->tokens;
-    const std::string label = "draft model, k = " + std::to_string(k);
-    std::printf("| %-24s | %9.0f%% | %16.2f | %9.1f | %7.2fx |\n", label.c_str(), 100.0 * st.acceptance_rate(),
-                st.tokens_per_pass(), spec->tokens.size() / t_spec, t_plain / t_spec);
+    print_spec_row("draft model, k = " + std::to_string(k), st, spec->tokens.size() / t_spec, t_plain / t_spec);
   }
   std::printf("\nsame tokens as plain greedy decoding: %s\n", same ? "yes" : "NO");
   return same ? ok_status() : error("speculative output differs from plain decoding");
