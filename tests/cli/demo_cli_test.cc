@@ -16,7 +16,7 @@ TEST(DemoCliTest, RealModelPrintsEverySection) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* want : {"KV-cache speed-up", "same tokens with and without: yes", "## Weight types",
                            "f32 (as loaded)", "| q8_0", "| q4_0", "## Speculative decoding",
-                           "same tokens as plain greedy decoding: yes", "a distilled draft model for this target: not available yet",
+                           "same tokens as plain greedy decoding: yes", "no draft model given",
                            "## Serving 8 requests at once", "batched throughput:", "no chat template in this model"}) {
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
   }
@@ -25,6 +25,21 @@ TEST(DemoCliTest, RealModelPrintsEverySection) {
   ASSERT_NE(row, std::string::npos);
   const std::string line = r.out.substr(row, r.out.find('\n', row) - row);
   EXPECT_EQ(line.find(" - "), std::string::npos) << line;
+
+  // With a draft model (here the model itself: same vocabulary) the draft section runs, and its
+  // greedy output must equal plain decoding.
+  r = test::run_command(test::llmopt_binary() + " demo -t 2 -n 16 -m '" + test::data_path(kModel) + "' --draft '" +
+                        test::data_path(kModel) + "' --text '" + text + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t sec = r.out.find("## Speculative decoding with the distilled draft model");
+  ASSERT_NE(sec, std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("draft model, k = 2", sec), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("same tokens as plain greedy decoding: yes", sec), std::string::npos) << r.out;
+  // A draft with another vocabulary is refused.
+  r = test::run_command(test::llmopt_binary() + " demo -t 2 -n 8 -m '" + test::data_path(kModel) +
+                        "' --draft '" + test::data_path("models/tinystories-656k/TinyStories-656K-Q8_0.gguf") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("vocabulary"), std::string::npos) << r.err;
 }
 
 }  // namespace
