@@ -18,6 +18,18 @@ namespace llmopt::train {
 
 namespace {
 
+// y_j[i] += g_j * x[i] for four rows y_0..y_3 sharing each streamed element of x.
+template <class S>
+inline void axpy4(S g0, S g1, S g2, S g3, const S* x, S* y0, S* y1, S* y2, S* y3, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const S xv = x[i];
+    y0[i] += g0 * xv;
+    y1[i] += g1 * xv;
+    y2[i] += g2 * xv;
+    y3[i] += g3 * xv;
+  }
+}
+
 // c[t] += sum over k of a[t][k] * m[k] for rows t in [begin, end): a [.., K] row-major, m [K, cols],
 // c [.., cols]. Blocks of 4 rows share each streamed row of m while it is in L1. Every element adds
 // its terms in ascending k, in the blocks and in the tail alike, so results do not depend on the split.
@@ -32,15 +44,7 @@ void rows_times_matrix_acc(const S* a, const S* m, int64_t K, int64_t cols, S* c
     S* c3 = c2 + cols;
     const S* g = a + t * K;
     for (int64_t k = 0; k < K; ++k) {
-      const S* mk = m + k * cols;
-      const S g0 = g[k], g1 = g[K + k], g2 = g[2 * K + k], g3 = g[3 * K + k];
-      for (int64_t i = 0; i < cols; ++i) {
-        const S mv = mk[i];
-        c0[i] += g0 * mv;
-        c1[i] += g1 * mv;
-        c2[i] += g2 * mv;
-        c3[i] += g3 * mv;
-      }
+      axpy4<S>(g[k], g[K + k], g[2 * K + k], g[3 * K + k], m + k * cols, c0, c1, c2, c3, cols);
     }
   }
   for (; t < end; ++t) {
@@ -251,15 +255,7 @@ void linear_backward(const S* dy, const S* x, const S* w, int64_t n, int64_t in,
         S* w3 = w2 + in;
         for (int64_t t = 0; t < n; ++t) {
           const S* g = dy + t * out + o;
-          const S* xt = x + t * in;
-          const S g0 = g[0], g1 = g[1], g2 = g[2], g3 = g[3];
-          for (int64_t i = 0; i < in; ++i) {
-            const S xv = xt[i];
-            w0[i] += g0 * xv;
-            w1[i] += g1 * xv;
-            w2[i] += g2 * xv;
-            w3[i] += g3 * xv;
-          }
+          axpy4<S>(g[0], g[1], g[2], g[3], x + t * in, w0, w1, w2, w3, in);
         }
       }
       for (; o < end; ++o) {
