@@ -2,7 +2,8 @@
 //   --type: one type for every weight matrix or one of llama.cpp's mixed K-quant file types (q4_k_m,
 //           q5_k_m; rules in model/quant_mix.cc), with llama.cpp's reference quantizers; or
 //   --method rtn|gptq|awq: the quant library's methods on the grids of Q4_0 / Q4_1 / Q8_0 blocks
-//           (quant/gguf_grid.h), calibrated on a text, layer by layer (see run_method below).
+//           (quant/gguf_grid.h), calibrated on a text, layer by layer (cli/quantize_method.cc); or
+//   --method smoothquant, or --act dynamic|static with rtn|gptq: W8A8 as the extension type i8_ch.
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -51,7 +52,8 @@ Command register_quantize(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "quantize",
       "Quantize an F32/F16/BF16 model (GGUF, Hugging Face directory or llama2.c checkpoint) to GGUF, with "
-      "llama.cpp's reference quantizers (--type) or with RTN, GPTQ or AWQ on the Q4_0/Q4_1/Q8_0 grids (--method)");
+      "llama.cpp's reference quantizers (--type), with RTN, GPTQ or AWQ on the Q4_0/Q4_1/Q8_0 grids (--method), or "
+      "to W8A8 (int8 weights and int8 activations: --method smoothquant, or --act with rtn|gptq)");
   sub->add_option("input", args->input, "Input model (file or Hugging Face directory)")->required();
   sub->add_option("output", args->output, "Output .gguf path")->required();
   sub->add_option("--type", args->type,
@@ -59,17 +61,34 @@ Command register_quantize(CLI::App& app) {
                       ". A single type is used for every weight matrix (vectors stay f32); q4_k_m and q5_k_m "
                       "choose the type per tensor like llama-quantize");
   sub->add_option("--method", args->m.method,
-                  "rtn, gptq or awq: quantize every linear layer of the blocks with this method on the grid of a GGUF "
-                  "block type (4-bit sym: q4_0, 4-bit asym: q4_1, 8-bit sym: q8_0), layer by layer with calibration "
-                  "inputs from the already quantized layers before it; embeddings and the head stay as in the input");
-  sub->add_option("--bits", args->m.bits, "--method: 4 or 8 (default 4)");
+                  "rtn, gptq, awq or smoothquant: quantize every linear layer of the blocks with this method, layer "
+                  "by layer with calibration inputs from the already quantized layers before it; embeddings and the "
+                  "head stay as in the input. rtn/gptq/awq write the grid of a GGUF block type (4-bit sym: q4_0, "
+                  "4-bit asym: q4_1, 8-bit sym: q8_0; llama.cpp loads these); smoothquant (and --act) writes W8A8 "
+                  "weights as the llmopt extension type i8_ch (int8, one f32 scale per row; docs/FORMATS.md)");
+  sub->add_option("--bits", args->m.bits, "--method: 4 or 8 (default 4; 8 for W8A8)");
   sub->add_option("--granularity", args->m.granularity,
-                  "--method: group (one scale per --group-size inputs) or channel (one per output row); groups "
-                  "longer than 32 repeat their parameters in every 32-block (default group)");
+                  "--method: group (one scale per --group-size inputs), channel (one per output row) or tensor "
+                  "(W8A8 only); groups longer than 32 repeat their parameters in every 32-block (default group; "
+                  "channel for W8A8)");
+  sub->add_option("--act", args->m.act,
+                  "W8A8: quantize activations to int8 at run time with a per-token scale (dynamic), a per-tensor "
+                  "scale calibrated on --calib (static; the default of --method smoothquant), or per input the "
+                  "static scale where its output error is at most 2x the dynamic one's, else dynamic (auto)");
+  sub->add_option("--sq-alpha", args->m.sq_alpha,
+                  "--method smoothquant: migration strength alpha in [0, 1], s_j = max|X_j|^alpha / max|W_j|^(1 - alpha) "
+                  "(default: searched per input on 0, 0.05, ..., 1 and no smoothing, with the static activation "
+                  "range clipping, to minimize the layer's W8A8 output error on the calibration inputs)");
+  sub->add_flag("--smooth-only", args->m.smooth_only,
+                "--method smoothquant: write the smoothed model in f32 without rounding anything (it computes the same "
+                "function as the input; for inspecting the migration)");
+  sub->add_flag("--act-order", args->m.act_order,
+                "--method gptq: quantize columns in order of descending Hessian diagonal (static groups)");
   sub->add_option("--group-size", args->m.group_size, "--method: 32, 64 or 128 (default 32)");
   sub->add_flag("--sym", args->m.sym, "--method: symmetric grid (the default; q4_0 / q8_0)");
   sub->add_flag("--asym", args->m.asym, "--method: asymmetric grid (4-bit only: q4_1)");
-  sub->add_option("--calib", args->m.calib, "--method gptq|awq: calibration text file");
+  sub->add_option("--calib", args->m.calib,
+                  "--method gptq|awq|smoothquant and --act static: calibration text file");
   sub->add_option("--calib-samples", args->m.calib_samples, "--method: calibration windows (default 32)");
   sub->add_option("--calib-seq-len", args->m.calib_seq_len, "--method: tokens per calibration window (default 128)");
   sub->add_option("--keep", args->keep,

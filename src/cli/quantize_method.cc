@@ -11,6 +11,7 @@
 
 #include "cli/common.h"
 #include "cli/quantize_method.h"
+#include "cli/quantize_w8a8.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
@@ -119,18 +120,54 @@ double bits_per_weight(const Model& m) {
 }
 
 int run_quantize_method(const std::string& input, const std::string& output, const std::string& keep_re,
-                        const std::string& tokenizer_path, int threads, const MethodArgs& a) {
+                        const std::string& tokenizer_path, int threads, const MethodArgs& args) {
   using namespace quant;
   // Flags first, before anything is read.
-  if (a.method != "rtn" && a.method != "gptq" && a.method != "awq") {
-    return fail("unknown method '" + a.method + "' (use rtn, gptq or awq)");
+  MethodArgs a = args;
+  if (a.method != "rtn" && a.method != "gptq" && a.method != "awq" && a.method != "smoothquant") {
+    return fail("unknown method '" + a.method + "' (use rtn, gptq, awq or smoothquant)");
   }
   if (a.sym && a.asym) return fail("--sym and --asym exclude each other");
-  Result<GridType> grid = grid_for(a.bits, !a.asym);
+  // W8A8: int8 weights as i8_ch and int8 activations at run time.
+  const bool w8a8 = a.method == "smoothquant" || !a.act.empty();
+  if (a.method == "smoothquant" && a.act.empty()) a.act = "static";
+  if (w8a8) {
+    if (a.act != "dynamic" && a.act != "static" && a.act != "auto") {
+      return fail("unknown --act '" + a.act +
+                  "' (use dynamic: per-token scales at run time, static: calibrated, or auto: static where it costs "
+                  "at most 2x the output error of dynamic)");
+    }
+    if (a.method == "awq") return fail("--act (W8A8) works with --method rtn, gptq or smoothquant, not awq");
+    if (a.bits == 0) a.bits = 8;
+    if (a.bits != 8) {
+      return fail("W8A8 (--act, --method smoothquant) quantizes weights and activations to 8 bits; --bits " +
+                  std::to_string(a.bits) + " is not supported there (use --bits 8)");
+    }
+    if (a.asym) return fail("W8A8 weights are symmetric (int8 x int8 products); drop --asym");
+    if (a.granularity.empty()) a.granularity = "channel";
+    if (a.granularity != "channel" && a.granularity != "tensor") {
+      return fail("W8A8 uses one weight scale per output row (--granularity channel) or per tensor (tensor), not '" +
+                  a.granularity + "'");
+    }
+    if (!(a.sq_alpha <= 1.0f) || (a.sq_alpha < 0.0f && a.sq_alpha != -1.0f)) {
+      return fail("--sq-alpha " + std::to_string(a.sq_alpha) + " is outside [0, 1]");
+    }
+  }
+  if (a.act_order && a.method != "gptq") return fail("--act-order applies to --method gptq only");
+  if (a.smooth_only && a.method != "smoothquant") return fail("--smooth-only applies to --method smoothquant only");
+  if (a.bits == 0) a.bits = 4;
+  if (a.granularity.empty()) a.granularity = "group";
+  Result<GridType> grid = grid_for(w8a8 ? 8 : a.bits, !a.asym);
   if (!grid.ok()) return fail(grid.status());
   GridSpec gspec;
   gspec.type = *grid;
-  if (a.granularity == "channel") {
+  W8A8Spec w8spec;
+  w8spec.per_tensor = a.granularity == "tensor";
+  w8spec.gptq = a.method == "gptq";
+  w8spec.act_order = a.act_order;
+  if (w8a8) {
+    gspec.group_size = 0;
+  } else if (a.granularity == "channel") {
     gspec.group_size = 0;
   } else if (a.granularity == "group") {
     if (a.group_size != 32 && a.group_size != 64 && a.group_size != 128) {
@@ -138,10 +175,17 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     }
     gspec.group_size = a.group_size;
   } else {
-    return fail("unknown granularity '" + a.granularity + "' (use channel or group)");
+    return fail("unknown granularity '" + a.granularity +
+                "' (use channel or group; per-tensor scales are for W8A8: --act dynamic|static)");
   }
-  const bool calibrated = a.method != "rtn";
-  if (calibrated && a.calib.empty()) return fail("--method " + a.method + " needs calibration text: --calib FILE");
+  if (a.act_order && !w8a8) {
+    return fail("--act-order is not supported on the GGUF block grids yet; it works with W8A8 (--act dynamic|static)");
+  }
+  const bool calibrated = a.method != "rtn" || a.act == "static" || a.act == "auto";
+  if (calibrated && a.calib.empty()) {
+    return fail((a.method == "rtn" ? std::string("--act static") : "--method " + a.method) +
+                " needs calibration text: --calib FILE");
+  }
   if (a.calib_samples < 1) return fail("--calib-samples must be >= 1");
   if (a.calib_seq_len < 2) return fail("--calib-seq-len must be >= 2");
   std::optional<std::regex> keep;
@@ -208,7 +252,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     for (const LinearGroup& g : layer_groups(cfg.arch, il)) {
       for (const std::string& name : g.weights) {
         const TensorView* v = work->find(name);
-        if (v == nullptr || v->cols() % 32 != 0 || gspec.group_size == 0) continue;
+        if (v == nullptr || v->cols() % 32 != 0 || gspec.group_size == 0 || w8a8) continue;
         if (v->cols() % gspec.group_size != 0) {
           return fail("--group-size " + std::to_string(gspec.group_size) + " does not divide the rows of " +
                       std::to_string(v->cols()) + " elements of " + name + " (use a group size that divides " +
@@ -244,6 +288,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   const DType qtype = grid_dtype(gspec.type);
   const std::string gran = gspec.group_size == 0 ? "channel" : "g" + std::to_string(gspec.group_size);
   std::map<std::string, std::vector<uint8_t>> packed;  // quantized weights
+  std::map<std::string, I8ChWeight> i8;                 // W8A8 weights
   std::set<std::string> as_f16;                         // kept or not fitting the grid
   std::set<std::string> folded;                         // norms changed by AWQ
   InputCapture capture;
@@ -262,6 +307,140 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     packed[name] = std::move(blocks);
   };
 
+  // W8A8 for one layer, on the inputs captured for it. SmoothQuant folds 1/s where AWQ does (the norm
+  // producing the input, or ffn_up's rows for LLaMA's ffn_down, searched first) and leaves s = 1 where
+  // nothing can take it (attn_output, GPT-2's ffn_down). The static activation scale of an input is
+  // max|x| / 127 over its (smoothed) calibration rows; the working copy gets the quantized weights
+  // (activation rounding is not simulated there).
+  auto quantize_layer_w8a8 = [&](const std::vector<LinearGroup>& groups, int32_t il) -> Status {
+    const bool smooth = a.method == "smoothquant";
+    auto weights_of = [&](const LinearGroup& g) {
+      std::vector<std::pair<const float*, int64_t>> ws;
+      for (const std::string& name : g.weights) ws.emplace_back(f32.at(name), view_of(name)->rows());
+      return ws;
+    };
+    // SmoothQuant's search for one input (cli/quantize_w8a8.h).
+    auto search = [&](const LinearGroup& g, const std::vector<float>& x, bool can_smooth) {
+      SmoothSearch so;
+      so.can_smooth = can_smooth;
+      so.static_act = a.act != "dynamic";
+      so.per_tensor = w8spec.per_tensor;
+      so.alpha = a.sq_alpha;
+      auto r = search_smoothing(weights_of(g), x, view_of(g.weights[0])->cols(), so, pool);
+      if (!r.ok() || a.act != "auto") return r;
+      // auto: per-token dynamic scales where a static one costs more than twice their output error.
+      so.static_act = false;
+      auto d = search_smoothing(weights_of(g), x, view_of(g.weights[0])->cols(), so, pool);
+      if (!d.ok()) return d;
+      if (r->error <= 2.0 * d->error) return r;
+      d->static_act = false;
+      return d;
+    };
+    std::map<std::string, SmoothChoice> pre;
+    if (smooth) {
+      for (const LinearGroup& g : groups) {
+        if (g.weights.empty() || g.fold_rows.empty() || !f32.count(g.fold_rows)) continue;
+        const int64_t cols = view_of(g.weights[0])->cols();
+        const TensorView* t = view_of(g.fold_rows);
+        const std::vector<float>& x = capture.rows(view_of(g.weights[0])->data);
+        if (t->rows() != cols || x.empty()) continue;
+        auto ch = search(g, x, true);
+        if (!ch.ok()) return ch.status().with_context(g.weights[0]);
+        if (!ch->s.empty()) {
+          float* p = f32.at(g.fold_rows);
+          for (int64_t row = 0; row < t->rows(); ++row) {
+            for (int64_t c = 0; c < t->cols(); ++c) p[row * t->cols() + c] /= ch->s[row];
+          }
+        }
+        pre[g.weights[0]] = std::move(ch).value();
+      }
+    }
+    for (const LinearGroup& g : groups) {
+      if (g.weights.empty()) continue;
+      const int64_t cols = view_of(g.weights[0])->cols();
+      std::vector<float> x;
+      if (calibrated) {
+        x = capture.rows(view_of(g.weights[0])->data);
+        if (x.empty()) return error("no calibration input reached " + g.weights[0]);
+      }
+      SmoothChoice choice;  // no smoothing, no clipping unless SmoothQuant chooses them
+      const bool foldable = !g.norm_w.empty() && f32.count(g.norm_w) > 0;
+      if (auto it = pre.find(g.weights[0]); it != pre.end()) {
+        choice = it->second;
+      } else if (smooth || a.act == "auto") {
+        auto ch = search(g, x, smooth && foldable);
+        if (!ch.ok()) return ch.status().with_context(g.weights[0]);
+        choice = std::move(ch).value();
+      }
+      const std::vector<float>& s = choice.s;
+      if (!s.empty() && foldable) {
+        for (const std::string& norm : {g.norm_w, g.norm_b}) {
+          if (norm.empty() || !f32.count(norm)) continue;
+          float* p = f32.at(norm);
+          for (int64_t c = 0; c < cols; ++c) p[c] /= s[c];
+          folded.insert(norm);
+        }
+      }
+      if (!s.empty()) {
+        for (const std::string& name : g.weights) {
+          float* p = f32.at(name);
+          const int64_t rows = view_of(name)->rows();
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t c = 0; c < cols; ++c) p[r * cols + c] *= s[c];
+          }
+        }
+        divide_columns(x, cols, s);
+      }
+      float act_scale = 0.0f;
+      if (a.act == "static" || (a.act == "auto" && choice.static_act)) {
+        auto sc = static_act_scale(x, choice.act_clip);
+        if (!sc.ok()) return sc.status().with_context(g.weights[0]);
+        act_scale = *sc;
+      }
+      std::vector<float> h;
+      if (w8spec.gptq) {
+        HessianAccumulator acc(cols);
+        LLMOPT_RETURN_IF_ERROR(acc.add(x.data(), static_cast<int64_t>(x.size()) / cols).with_context(g.weights[0]));
+        auto hv = acc.hessian();
+        if (!hv.ok()) return hv.status().with_context(g.weights[0]);
+        h = std::move(hv).value();
+      }
+      for (const std::string& name : g.weights) {
+        if (a.smooth_only) {  // the smoothed f32 weight, nothing rounded
+          folded.insert(name);
+          continue;
+        }
+        auto r = quantize_i8ch(f32.at(name), view_of(name)->rows(), cols, w8spec, w8spec.gptq ? &h : nullptr, &pool);
+        if (!r.ok()) return r.status().with_context(name);
+        r->act_scale = act_scale;
+        i8[name] = std::move(r).value();
+        std::string note;
+        if (smooth || a.act == "auto") {
+          char buf[160];
+          if (!s.empty()) {
+            std::snprintf(buf, sizeof(buf), ", smoothed alpha %.2f", choice.alpha);
+          } else {
+            std::snprintf(buf, sizeof(buf), ", not smoothed (%s)", foldable || pre.count(g.weights[0])
+                                                                    ? "no alpha helps" : "nothing to fold 1/s into");
+          }
+          note = buf;
+          if (act_scale > 0.0f) {
+            std::snprintf(buf, sizeof(buf), ", range clip %.1f", choice.act_clip);
+            note += buf;
+          }
+          std::snprintf(buf, sizeof(buf), " (output error %.3g, plain w8a8 %.3g)", choice.error, choice.error_plain);
+          note += buf;
+        }
+        std::fprintf(stderr, "[layer %d/%d] %s i8_ch %s %s, activations %s%s\n", il + 1, cfg.n_layer, name.c_str(),
+                     a.method.c_str(), a.granularity.c_str(),
+                     act_scale > 0.0f ? ("static (scale " + std::to_string(act_scale) + ")").c_str() : "per token",
+                     note.c_str());
+      }
+      std::fflush(stderr);
+    }
+    return ok_status();
+  };
+
   for (int32_t il = 0; il < cfg.n_layer; ++il) {
     std::vector<LinearGroup> groups = layer_groups(cfg.arch, il);
     // Which weights get quantized; the others are written as F16.
@@ -275,7 +454,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
           std::fprintf(stderr, "[layer %d/%d] %s f16 (--keep)\n", il + 1, cfg.n_layer, name.c_str());
           continue;
         }
-        Status fit = validate_grid(gspec, v->rows(), v->cols());
+        Status fit = w8a8 ? ok_status() : validate_grid(gspec, v->rows(), v->cols());
         if (!fit.ok()) {
           log_warn("quantize: tensor '" + name + "': " + fit.message() + "; writing it as f16");
           to_f16_in_place(name);
@@ -291,6 +470,11 @@ int run_quantize_method(const std::string& input, const std::string& output, con
         if (!g.weights.empty()) capture.want(view_of(g.weights[0])->data);
       }
       run_calibration(model, windows, &capture, pool);
+    }
+    if (w8a8) {
+      Status st = quantize_layer_w8a8(groups, il);
+      if (!st.ok()) return fail(st);
+      continue;
     }
     // AWQ's search over the rows of all weights of a group at once (one s for their shared input).
     auto awq_search = [&](const LinearGroup& g, bool scale_search) -> Result<GridAwqResult> {
@@ -413,7 +597,28 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   std::map<std::string, DType> write_type;
   for (const NamedTensor& t : src->tensors()) {
     auto q = packed.find(t.name);
-    if (q != packed.end()) {
+    if (auto w = i8.find(t.name); w != i8.end()) {
+      // The extension type and its companions (docs/FORMATS.md): codes, then ".scale", ".act_scale".
+      TensorView v;
+      v.type = DType::kI8Ch;
+      v.shape = t.view.shape;
+      v.data = reinterpret_cast<const uint8_t*>(w->second.codes.data());
+      v.nbytes = w->second.codes.size();
+      out->add_tensor(t.name, v);
+      write_type[t.name] = DType::kI8Ch;
+      TensorView sc;
+      sc.type = DType::kF32;
+      sc.shape = {t.view.shape[0]};
+      sc.data = reinterpret_cast<const uint8_t*>(w->second.row_scale.data());
+      sc.nbytes = w->second.row_scale.size() * sizeof(float);
+      out->add_tensor(t.name + ".scale", sc);
+      if (w->second.act_scale > 0.0f) {
+        sc.shape = {1};
+        sc.data = reinterpret_cast<const uint8_t*>(&w->second.act_scale);
+        sc.nbytes = sizeof(float);
+        out->add_tensor(t.name + ".act_scale", sc);
+      }
+    } else if (q != packed.end()) {
       TensorView v;
       v.type = qtype;
       v.shape = t.view.shape;
@@ -431,6 +636,13 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   }
   const uint32_t file_type = gspec.type == GridType::kQ4_0 ? 2 : gspec.type == GridType::kQ4_1 ? 3 : 7;
   out->mutable_metadata().set("general.file_type", MetaValue::from_u32(file_type));
+  std::string how = a.method + " " + (w8a8 ? "i8_ch" : std::string(dtype_name(qtype))) + " " + gran;
+  if (w8a8) how = a.method + " w8a8 i8_ch " + a.granularity + ", activations " + a.act;
+  if (a.smooth_only) how = "smoothquant smoothing only, weights f32";
+  if (a.method == "smoothquant") {
+    how += a.sq_alpha >= 0.0f ? ", alpha " + std::to_string(a.sq_alpha) : std::string(", alpha searched per input");
+  }
+  out->mutable_metadata().set("llmopt.quantization", MetaValue::from_string(how));
   ConvertOptions opts;
   opts.outtype = qtype;
   opts.pool = &pool;
@@ -443,8 +655,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   auto out_model = load_model(output);
   if (!out_model.ok()) return fail(out_model.status().with_context("reading back " + output));
   const uint64_t in_bytes = path_bytes(input), out_bytes = path_bytes(output);
-  std::fprintf(stderr, "wrote %s (%s %s %s, %s)\n", output.c_str(), a.method.c_str(), dtype_name(qtype), gran.c_str(),
-               a.asym ? "asym" : "sym");
+  std::fprintf(stderr, "wrote %s (%s, %s)\n", output.c_str(), how.c_str(), a.asym ? "asym" : "sym");
   std::fprintf(stderr, "size: %s -> %s (%.2fx smaller)\n", human_bytes(static_cast<double>(in_bytes)).c_str(),
                human_bytes(static_cast<double>(out_bytes)).c_str(),
                out_bytes > 0 ? static_cast<double>(in_bytes) / static_cast<double>(out_bytes) : 0.0);

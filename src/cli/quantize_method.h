@@ -1,5 +1,7 @@
 // The --method path of `llmopt quantize`: RTN, GPTQ or AWQ per linear weight, on grids that GGUF's
-// Q4_0 / Q4_1 / Q8_0 blocks represent exactly, with calibration inputs captured layer by layer.
+// Q4_0 / Q4_1 / Q8_0 blocks represent exactly, or W8A8 (RTN / GPTQ / SmoothQuant weights as the
+// extension type i8_ch, int8 activations per token or with calibrated static scales), with
+// calibration inputs captured layer by layer.
 #pragma once
 
 #include <string>
@@ -9,15 +11,19 @@
 namespace llmopt::cli {
 
 struct MethodArgs {
-  std::string method;
-  int bits = 4;
-  std::string granularity = "group";
+  std::string method;          // rtn, gptq, awq or smoothquant
+  int bits = 0;                // 0: the method's default (8 for smoothquant and --act, else 4)
+  std::string granularity;     // "": channel for W8A8, else group
   int group_size = 32;
   bool asym = false;
   bool sym = false;
   std::string calib;
   int calib_samples = 32;
   int calib_seq_len = 128;
+  std::string act;             // "", dynamic or static: W8A8 (int8 activations at run time)
+  float sq_alpha = -1.0f;      // smoothquant: migration strength; < 0: searched per input
+  bool act_order = false;      // gptq: columns by descending Hessian diagonal
+  bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
 };
 
 // Returns the process exit code (errors are printed as one "error:" line).

@@ -30,6 +30,11 @@ enum class DType : uint32_t {
   kI64 = 27,
   kF64 = 28,
   kBF16 = 30,
+  // llmopt extension types (not GGML's; ids far above GGML's so llama.cpp refuses them cleanly; see
+  // docs/FORMATS.md). kI8Ch: int8 codes in [-127, 127], one byte per element, rows of any length; the
+  // per-row f32 scales live in a companion tensor "<name>.scale" and an optional static activation
+  // scale in "<name>.act_scale" (the loader attaches both to the weight's TensorView).
+  kI8Ch = 1024,
 };
 
 struct DTypeInfo {

@@ -18,8 +18,18 @@ struct TensorView {
   std::vector<int64_t> shape;      // outermost first
   const uint8_t* data = nullptr;   // nullptr means "absent"
   size_t nbytes = 0;
+  // Extension types only (DType::kI8Ch): one f32 scale per row, and the static per-tensor activation
+  // scale (0: activations are quantized per token at run time). Set by the model loader from the
+  // weight's companion tensors; the view does not own them.
+  const float* row_scale = nullptr;
+  float act_scale = 0.0f;
 
   bool present() const { return data != nullptr; }
+  // Bytes of the tensor and of the companion scales attached to it (what a model spends on it).
+  size_t total_bytes() const {
+    return nbytes + (row_scale != nullptr ? static_cast<size_t>(rows()) * sizeof(float) : 0) +
+           (act_scale > 0.0f ? sizeof(float) : 0);
+  }
   int64_t numel() const {
     int64_t n = 1;
     for (auto d : shape) n *= d;

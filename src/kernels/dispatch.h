@@ -22,6 +22,12 @@ struct MatmulArgs {
   int64_t m = 0;
   const float* x = nullptr;        // [m][k] f32 activations (float weight types)
   const BlockQ8Act* xq = nullptr;  // [m][k / 32] quantized activations (block weight types)
+  // DType::kI8Ch: activation codes [m][k_pad] (k_pad = k rounded up to 32, zero-padded), one scale per
+  // activation row, one scale per weight row.
+  const int8_t* xi8 = nullptr;
+  int64_t k_pad = 0;
+  const float* x_scale = nullptr;
+  const float* w_scale = nullptr;
   const float* bias = nullptr;     // [n_out] or nullptr
   float* y = nullptr;              // [m][n_out]
 };
@@ -31,9 +37,12 @@ using MatmulRowsFn = void (*)(const MatmulArgs& a, int64_t r0, int64_t r1);
 // f32 row -> BlockQ8Act, bit-identical to ref::quantize_row_q8_act.
 using QuantizeActFn = void (*)(const float* src, BlockQ8Act* dst, int64_t n);
 
+// Which form of the activations a row kernel reads.
+enum class ActForm { kF32, kQ8Blocks, kI8Rows };
+
 struct MatmulKernel {
   MatmulRowsFn rows = nullptr;  // nullptr: no fast kernel for this weight type
-  bool q8_act = false;          // true: wants MatmulArgs::xq
+  ActForm act = ActForm::kF32;  // kQ8Blocks: MatmulArgs::xq; kI8Rows: xi8 / x_scale / w_scale
 };
 
 struct IsaKernels {

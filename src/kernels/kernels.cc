@@ -44,7 +44,12 @@ void matmul(const TensorView& w, const float* x, int64_t m, float* y, ThreadPool
 void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t m, float* y,
                  ThreadPool& pool) {
   const IsaKernels* isa = active_isa_kernels();
-  const MatmulKernel kernel = isa != nullptr ? isa->find_matmul(w.type) : MatmulKernel{};
+  MatmulKernel kernel = isa != nullptr ? isa->find_matmul(w.type) : MatmulKernel{};
+  const bool i8ch = w.type == DType::kI8Ch;
+  if (i8ch) {
+    LLMOPT_CHECK_MSG(w.row_scale != nullptr, "matmul: i8_ch weight without its row scales");
+    if (kernel.rows == nullptr) kernel = {ref::matmul_rows_i8ch, ActForm::kI8Rows};
+  }
   if (kernel.rows == nullptr || !w.present() || w.shape.size() != 2) {
     ref::matmul_bias(w, bias, x, m, y, pool);
     return;
@@ -62,15 +67,30 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
   a.x = x;
   a.bias = bias;
   a.y = y;
-  if (kernel.q8_act) {
-    // NOTE: activations are quantized once per call on the calling thread (m * k work, small next to
-    // n_out * k); the buffer only grows, so steady-state decode does not allocate.
+  // NOTE: activations are quantized once per call on the calling thread (m * k work, small next to
+  // n_out * k); the buffers only grow, so steady-state decode does not allocate.
+  if (kernel.act == ActForm::kQ8Blocks) {
     LLMOPT_CHECK(a.k % kQK8_0 == 0);
     thread_local std::vector<BlockQ8Act> xq;
     const int64_t nb = a.k / kQK8_0;
     if (xq.size() < static_cast<size_t>(m * nb)) xq.resize(static_cast<size_t>(m * nb));
     for (int64_t i = 0; i < m; ++i) isa->quantize_act(x + i * a.k, xq.data() + i * nb, a.k);
     a.xq = xq.data();
+  } else if (kernel.act == ActForm::kI8Rows) {
+    // One int8 scale per token (or the weight's static one); rows zero-padded to whole 32-byte chunks.
+    thread_local std::vector<int8_t> xi8;
+    thread_local std::vector<float> xs;
+    a.k_pad = (a.k + 31) / 32 * 32;
+    if (xi8.size() < static_cast<size_t>(m * a.k_pad)) xi8.resize(static_cast<size_t>(m * a.k_pad));
+    if (xs.size() < static_cast<size_t>(m)) xs.resize(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) {
+      int8_t* q = xi8.data() + i * a.k_pad;
+      xs[i] = ref::quantize_act_i8(x + i * a.k, a.k, w.act_scale, q);
+      std::fill(q + a.k, q + a.k_pad, int8_t{0});
+    }
+    a.xi8 = xi8.data();
+    a.x_scale = xs.data();
+    a.w_scale = w.row_scale;
   }
   // NOTE: below ~256K multiply-adds (tens of microseconds) handing work to other threads costs more
   // than it saves; results are the same either way (rows are computed independently).

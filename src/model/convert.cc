@@ -141,6 +141,10 @@ Status write_gguf_model(const WeightSource& src, const std::string& path, const 
     if (!t.view.present()) return error(src.origin() + ": tensor '" + t.name + "' has no data");
     DType written = t.view.type;
     const bool quantized = dtype_info(t.view.type).quantized;
+    if (quantized && opts.requantize && !kernels::can_dequantize(t.view.type)) {
+      return error(src.origin() + ": tensor '" + t.name + "' has type " + dtype_name(t.view.type) +
+                   ", which cannot be re-quantized (convert from the F32/F16 model instead)");
+    }
     if (quantized && !opts.requantize) {
       any_quantized = true;
       w.add_tensor(t.name, t.view);

@@ -25,11 +25,11 @@ Model::Model(ModelConfig config, Weights weights, std::unique_ptr<Tokenizer> tok
 size_t Model::weight_bytes() const {
   const Weights& w = weights_;
   size_t total = w.tok_embd.nbytes + w.pos_embd.nbytes + w.output_norm.nbytes + w.output_norm_b.nbytes;
-  if (w.output.data != w.tok_embd.data) total += w.output.nbytes;  // a tied head is not counted twice
+  if (w.output.data != w.tok_embd.data) total += w.output.total_bytes();  // a tied head is not counted twice
   for (const LayerWeights& l : w.layers) {
     for (const TensorView* t : {&l.attn_norm, &l.attn_norm_b, &l.wq, &l.wk, &l.wv, &l.wqkv, &l.bqkv, &l.wo, &l.bo,
                                 &l.ffn_norm, &l.ffn_norm_b, &l.w_gate, &l.w_up, &l.b_up, &l.w_down, &l.b_down}) {
-      total += t->nbytes;
+      total += t->total_bytes();
     }
   }
   return total;

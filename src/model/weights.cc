@@ -2,7 +2,9 @@
 // presence, shape and type is checked here, so the forward pass can trust what it is given.
 #include "model/weights.h"
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "core/dtype.h"
@@ -13,7 +15,8 @@ namespace llmopt {
 namespace {
 
 enum class Kind {
-  kMatrix,  // 2-D, any type the kernels can dequantize
+  kMatrix,  // 2-D weight of a matrix product: any type the kernels can dequantize, or kI8Ch
+  kTable,   // 2-D lookup table (embeddings): rows are dequantized one at a time, so no kI8Ch
   kVector,  // 1-D, f32 only (norm weights, biases)
 };
 
@@ -34,6 +37,45 @@ class Binder {
     }
     LLMOPT_RETURN_IF_ERROR(check_type(name, *t, kind));
     *out = *t;
+    if (t->type == DType::kI8Ch) return attach_i8ch_scales(name, out);
+    return ok_status();
+  }
+
+  // kI8Ch: the per-row scales "<name>.scale" (f32 [rows], finite, >= 0) are required; the static
+  // activation scale "<name>.act_scale" (f32 [1], finite, > 0) is optional.
+  Status attach_i8ch_scales(const std::string& name, TensorView* out) {
+    const TensorView* s = src_.find(name + ".scale");
+    if (s == nullptr || !s->present()) {
+      return error("tensor '" + name + "' has type i8_ch but its row scales '" + name + ".scale' are missing");
+    }
+    if (s->type != DType::kF32 || s->shape != std::vector<int64_t>{out->rows()} ||
+        s->nbytes != static_cast<size_t>(out->rows()) * sizeof(float)) {
+      return error("tensor '" + name + ".scale' must be f32 of shape [" + std::to_string(out->rows()) + "], got " +
+                   dtype_name(s->type) + " " + shape_to_string(s->shape));
+    }
+    if (reinterpret_cast<uintptr_t>(s->data) % alignof(float) != 0) {
+      return error("tensor '" + name + ".scale' is not 4-byte aligned");
+    }
+    const float* sc = s->f32();
+    for (int64_t r = 0; r < out->rows(); ++r) {
+      if (!std::isfinite(sc[r]) || sc[r] < 0.0f) {
+        return error("tensor '" + name + ".scale' has a bad scale at row " + std::to_string(r) + ": " +
+                     std::to_string(sc[r]));
+      }
+    }
+    out->row_scale = sc;
+    if (const TensorView* a = src_.find(name + ".act_scale"); a != nullptr && a->present()) {
+      float v = 0.0f;
+      if (a->type != DType::kF32 || a->numel() != 1 || a->nbytes != sizeof(float)) {
+        return error("tensor '" + name + ".act_scale' must be one f32 value, got " + dtype_name(a->type) + " " +
+                     shape_to_string(a->shape));
+      }
+      std::memcpy(&v, a->data, sizeof(float));
+      if (!std::isfinite(v) || v <= 0.0f) {
+        return error("tensor '" + name + ".act_scale' must be a positive activation scale, got " + std::to_string(v));
+      }
+      out->act_scale = v;
+    }
     return ok_status();
   }
 
@@ -42,7 +84,10 @@ class Binder {
       return error("tensor '" + name + "' has type " + dtype_name(t.type) +
                    "; norm and bias tensors must be f32");
     }
-    if (!kernels::can_dequantize(t.type)) {
+    if (t.type == DType::kI8Ch && kind == Kind::kTable) {
+      return error("tensor '" + name + "' has type i8_ch, which is for matrix-product weights, not embeddings");
+    }
+    if (t.type != DType::kI8Ch && !kernels::can_dequantize(t.type)) {
       return error("tensor '" + name + "' has type " + dtype_name(t.type) + ", which llmopt cannot compute with");
     }
     const DTypeInfo& info = dtype_info(t.type);
@@ -89,10 +134,10 @@ Result<Weights> bind_weights(const WeightSource& src, ModelConfig& cfg) {
   }
   const int64_t n_vocab = cfg.n_vocab;
 
-  LLMOPT_RETURN_IF_ERROR(b.bind("token_embd.weight", Kind::kMatrix, {n_vocab, n_embd}, true, &w.tok_embd));
+  LLMOPT_RETURN_IF_ERROR(b.bind("token_embd.weight", Kind::kTable, {n_vocab, n_embd}, true, &w.tok_embd));
   if (gpt2) {
     LLMOPT_RETURN_IF_ERROR(
-        b.bind("position_embd.weight", Kind::kMatrix, {cfg.n_ctx_train, n_embd}, true, &w.pos_embd));
+        b.bind("position_embd.weight", Kind::kTable, {cfg.n_ctx_train, n_embd}, true, &w.pos_embd));
   }
   LLMOPT_RETURN_IF_ERROR(b.bind("output_norm.weight", Kind::kVector, {n_embd}, true, &w.output_norm));
   if (gpt2) {

@@ -170,13 +170,13 @@ DecodeBytes decode_bytes_per_token(const Model& model, double context) {
   const Weights& w = model.weights();
   DecodeBytes b;
   const bool tied = w.output.data == w.tok_embd.data;
-  double wb = static_cast<double>(w.output.nbytes + w.output_norm.nbytes + w.output_norm_b.nbytes);
+  double wb = static_cast<double>(w.output.total_bytes() + w.output_norm.nbytes + w.output_norm_b.nbytes);
   if (!tied && w.tok_embd.present()) wb += static_cast<double>(w.tok_embd.row_bytes());
   if (w.pos_embd.present()) wb += static_cast<double>(w.pos_embd.row_bytes());
   for (const LayerWeights& l : w.layers) {
     for (const TensorView* t : {&l.attn_norm, &l.attn_norm_b, &l.wq, &l.wk, &l.wv, &l.wqkv, &l.bqkv, &l.wo, &l.bo,
                                 &l.ffn_norm, &l.ffn_norm_b, &l.w_gate, &l.w_up, &l.b_up, &l.w_down, &l.b_down}) {
-      wb += static_cast<double>(t->nbytes);
+      wb += static_cast<double>(t->total_bytes());
     }
   }
   b.weight_bytes = wb;

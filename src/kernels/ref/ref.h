@@ -9,6 +9,10 @@
 #include "kernels/kernels.h"
 #include "kernels/ref/blocks.h"
 
+namespace llmopt::kernels {
+struct MatmulArgs;
+}
+
 namespace llmopt::kernels::ref {
 
 // ---- rows of a type -> f32 (n is a multiple of the type's block size) ----
@@ -43,12 +47,20 @@ void quantize_row_q8_act(const float* src, BlockQ8Act* dst, int64_t n);
 // Inverse of the above (q * d), for tests that reproduce exactly what the integer kernels compute.
 void dequantize_row_q8_act(const BlockQ8Act* src, float* dst, int64_t n);
 
+// ---- W8A8 (DType::kI8Ch weights, i8ch.cc) ----
+// Activation row -> int8 codes with one scale, returned: static_scale when > 0, else max|x| / 127
+// (per token); q = clamp(round-half-even(x / scale), -127, 127); an all-zero row gets scale 0.
+float quantize_act_i8(const float* x, int64_t n, float static_scale, int8_t* q);
+
 // ---- products ----
 float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float a, const float* x, float* y, int64_t n);
 // y[m][n_out] = x[m][k] . W[n_out][k] (+ bias). See kernels::matmul_bias.
 void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t m, float* y,
                  ThreadPool& pool);
+// Row kernel for kI8Ch weights (MatmulArgs::xi8 form): y = float(sum of int8 products) * (w_scale *
+// x_scale), or fma(float(sum), w_scale * x_scale, bias).
+void matmul_rows_i8ch(const MatmulArgs& a, int64_t r0, int64_t r1);
 
 // ---- elementwise / row ops ----
 void rms_norm(const float* x, const float* w, float eps, float* out, int64_t n);

@@ -119,6 +119,56 @@ struct QuantKernel {
   }
 };
 
+// DType::kI8Ch (W8A8): int8 weight rows of k bytes with one f32 scale per row, against int8 activation
+// rows (k_pad bytes, zero-padded) with one scale per row. The int32 sum over the whole row is exact,
+// then y = float(sum) * (w_scale * x_scale): the same operations as ref::matmul_rows_i8ch.
+template <class Ops>
+struct I8Kernel {
+  static constexpr int kTileR = 1, kTileM = 8;
+  template <int R, int M>
+  static void tile(const MatmulArgs& a, int64_t r0, int64_t i0) {
+    const int64_t k = a.k;
+    const int8_t* rows[R];
+    for (int r = 0; r < R; ++r) rows[r] = reinterpret_cast<const int8_t*>(a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes);
+    const int8_t* xs[M];
+    for (int i = 0; i < M; ++i) xs[i] = a.xi8 + (i0 + i) * a.k_pad;
+    __m256i acc[R][M];
+    for (int r = 0; r < R; ++r)
+      for (int i = 0; i < M; ++i) acc[r][i] = _mm256_setzero_si256();
+    auto step = [&](const __m256i (&wq)[R], int64_t c) {
+      for (int r = 0; r < R; ++r) {
+        const __m256i u = _mm256_sign_epi8(wq[r], wq[r]);  // |w| as u8 (codes are within +-127)
+        for (int i = 0; i < M; ++i) {
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[i] + c));
+          acc[r][i] = _mm256_add_epi32(acc[r][i], Ops::dot_u8s8(u, _mm256_sign_epi8(xv, wq[r])));
+        }
+      }
+    };
+    int64_t c = 0;
+    for (; c + 32 <= k; c += 32) {
+      __m256i wq[R];
+      for (int r = 0; r < R; ++r) wq[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + c));
+      step(wq, c);
+    }
+    if (c < k) {  // the last k % 32 weights, zero-padded (the activation rows are padded already)
+      __m256i wq[R];
+      for (int r = 0; r < R; ++r) {
+        alignas(32) int8_t t[32] = {};
+        std::memcpy(t, rows[r] + c, static_cast<size_t>(k - c));
+        wq[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(t));
+      }
+      step(wq, c);
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int i = 0; i < M; ++i) {
+        const float s = a.w_scale[r0 + r] * a.x_scale[i0 + i];
+        const float v = static_cast<float>(hsum_i32(acc[r][i]));
+        a.y[(i0 + i) * a.n_out + r0 + r] = a.bias != nullptr ? std::fma(v, s, a.bias[r0 + r]) : v * s;
+      }
+    }
+  }
+};
+
 // ---- row loops --------------------------------------------------------------------------------------
 template <class K, int R>
 void run_row_group(const MatmulArgs& a, int64_t r) {
@@ -212,27 +262,29 @@ template <class Ops>
 MatmulKernel find_matmul_x86(DType t) {
   switch (t) {
     case DType::kF32:
-      return {run_rows<FloatKernel<WF32>>, false};
+      return {run_rows<FloatKernel<WF32>>, ActForm::kF32};
     case DType::kF16:
-      return {run_rows<FloatKernel<WF16>>, false};
+      return {run_rows<FloatKernel<WF16>>, ActForm::kF32};
     case DType::kBF16:
-      return {run_rows<FloatKernel<WBF16>>, false};
+      return {run_rows<FloatKernel<WBF16>>, ActForm::kF32};
     case DType::kQ8_0:
-      return {run_rows<QuantKernel<WQ8_0, Ops>>, true};
+      return {run_rows<QuantKernel<WQ8_0, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ4_0:
-      return {run_rows<QuantKernel<WQ4_0, Ops>>, true};
+      return {run_rows<QuantKernel<WQ4_0, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ4_1:
-      return {run_rows<QuantKernel<WQ4_1, Ops>>, true};
+      return {run_rows<QuantKernel<WQ4_1, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ5_0:
-      return {run_rows<QuantKernel<WQ5_0, Ops>>, true};
+      return {run_rows<QuantKernel<WQ5_0, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ5_1:
-      return {run_rows<QuantKernel<WQ5_1, Ops>>, true};
+      return {run_rows<QuantKernel<WQ5_1, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ4_K:
-      return {run_rows<QuantKernel<WQ4_K, Ops>>, true};
+      return {run_rows<QuantKernel<WQ4_K, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ5_K:
-      return {run_rows<QuantKernel<WQ5_K, Ops>>, true};
+      return {run_rows<QuantKernel<WQ5_K, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ6_K:
-      return {run_rows<QuantKernel<WQ6_K, Ops>>, true};
+      return {run_rows<QuantKernel<WQ6_K, Ops>>, ActForm::kQ8Blocks};
+    case DType::kI8Ch:
+      return {run_rows<I8Kernel<Ops>>, ActForm::kI8Rows};
     default:
       return {};
   }

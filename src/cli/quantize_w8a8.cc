@@ -1,0 +1,196 @@
+// See quantize_w8a8.h.
+#include "cli/quantize_w8a8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/tensor.h"
+#include "kernels/kernels.h"
+
+#include "quant/affine.h"
+#include "quant/gptq.h"
+#include "quant/smoothquant.h"
+#include "quant/w8a8.h"
+
+namespace llmopt::cli {
+
+Result<std::vector<float>> smoothing_for(const std::vector<std::pair<const float*, int64_t>>& ws, const float* x,
+                                         int64_t n_x, int64_t cols, float alpha) {
+  std::vector<float> act_max, w_max;
+  quant::update_channel_abs_max(x, n_x, cols, act_max);
+  for (const auto& [w, rows] : ws) quant::update_channel_abs_max(w, rows, cols, w_max);
+  return quant::smoothing_scales(act_max, w_max, alpha);
+}
+
+void divide_columns(std::vector<float>& x, int64_t cols, const std::vector<float>& s) {
+  const int64_t n = static_cast<int64_t>(x.size()) / cols;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < cols; ++j) x[i * cols + j] /= s[j];
+  }
+}
+
+Result<float> static_act_scale(const std::vector<float>& x, float clip) {
+  float amax = 0.0f;
+  for (float v : x) {
+    if (!std::isfinite(v)) return error("non-finite calibration activation");
+    amax = std::fmax(amax, std::fabs(v));
+  }
+  if (amax == 0.0f) return error("the calibration activations are all zero; no static scale can be set");
+  return quant::static_activation_scale(amax * clip);
+}
+
+namespace {
+
+// || y - Qa(xs) . Qw(w)^T ||^2 for one candidate (xs: the smoothed inputs, w: [rows][cols] smoothed).
+Result<double> w8a8_error(const std::vector<float>& xs, int64_t n, int64_t cols, const std::vector<float>& w,
+                          int64_t rows, const std::vector<float>& y, const SmoothSearch& opt, float clip,
+                          ThreadPool& pool) {
+  quant::AffineSpec as;
+  as.bits = 8;
+  as.symmetric = true;
+  as.granularity = opt.per_tensor ? quant::AffineSpec::kTensor : quant::AffineSpec::kChannel;
+  auto qw = quant::quantize_rtn(w.data(), rows, cols, as);
+  if (!qw.ok()) return qw.status();
+  const std::vector<float> wq = quant::dequantize(*qw);
+  Result<quant::Int8Activations> qa = error("unreachable");
+  if (opt.static_act) {
+    auto sc = static_act_scale(xs, clip);
+    if (!sc.ok()) return sc.status();
+    qa = quant::quantize_activation_int8_static(xs.data(), n, cols, *sc);
+  } else {
+    qa = quant::quantize_activation_int8_dynamic(xs.data(), n, cols);
+  }
+  if (!qa.ok()) return qa.status();
+  const std::vector<float> xq = quant::dequantize_activations(*qa);
+  TensorView tv;
+  tv.type = DType::kF32;
+  tv.shape = {rows, cols};
+  tv.data = reinterpret_cast<const uint8_t*>(wq.data());
+  tv.nbytes = wq.size() * sizeof(float);
+  std::vector<float> yq(static_cast<size_t>(n * rows));
+  kernels::matmul(tv, xq.data(), n, yq.data(), pool);
+  // Relative error per token, averaged: tokens with large activations (often the first position)
+  // would otherwise dominate the sum, while quality is measured per token.
+  double e = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    double num = 0.0, den = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const double d = static_cast<double>(yq[i * rows + r]) - y[i * rows + r];
+      num += d * d;
+      den += static_cast<double>(y[i * rows + r]) * y[i * rows + r];
+    }
+    e += den > 0.0 ? num / den : num;
+  }
+  return e / static_cast<double>(n);
+}
+
+}  // namespace
+
+Result<SmoothChoice> search_smoothing(const std::vector<std::pair<const float*, int64_t>>& ws,
+                                      const std::vector<float>& x_all, int64_t cols, const SmoothSearch& opt,
+                                      ThreadPool& pool) {
+  // At most 512 evenly strided rows of the captured inputs.
+  const int64_t n_all = static_cast<int64_t>(x_all.size()) / cols;
+  if (n_all == 0) return error("no calibration inputs");
+  const int64_t n = std::min<int64_t>(n_all, 512);
+  std::vector<float> x(static_cast<size_t>(n * cols));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = i * n_all / n;
+    std::copy(x_all.begin() + r * cols, x_all.begin() + (r + 1) * cols, x.begin() + i * cols);
+  }
+  // All weights reading this input, stacked: [rows][cols].
+  int64_t rows = 0;
+  std::vector<float> w;
+  for (const auto& [p, r] : ws) {
+    w.insert(w.end(), p, p + r * cols);
+    rows += r;
+  }
+  // The reference output X W^T in f32.
+  TensorView tv;
+  tv.type = DType::kF32;
+  tv.shape = {rows, cols};
+  tv.data = reinterpret_cast<const uint8_t*>(w.data());
+  tv.nbytes = w.size() * sizeof(float);
+  std::vector<float> y(static_cast<size_t>(n * rows));
+  kernels::matmul(tv, x.data(), n, y.data(), pool);
+
+  // alpha < 0 stands for "no smoothing" (s = 1), which the search also weighs unless alpha is fixed.
+  std::vector<float> alphas;
+  if (!opt.can_smooth) {
+    alphas = {-1.0f};
+  } else if (opt.alpha >= 0.0f) {
+    alphas = {opt.alpha};
+  } else {
+    alphas = {-1.0f};
+    for (int i = 0; i <= 20; ++i) alphas.push_back(0.05f * static_cast<float>(i));
+  }
+  std::vector<float> clips = {1.0f};
+  if (opt.static_act) clips = {1.0f, 0.9f, 0.8f, 0.7f, 0.6f, 0.5f};
+
+  SmoothChoice best;
+  bool have = false;
+  {
+    auto e = w8a8_error(x, n, cols, w, rows, y, opt, 1.0f, pool);
+    if (!e.ok()) return e.status();
+    best.error_plain = *e;
+  }
+  for (float alpha : alphas) {
+    std::vector<float> s;
+    std::vector<float> xs = x, wsm = w;
+    if (alpha >= 0.0f) {
+      auto sv = smoothing_for(ws, x_all.data(), n_all, cols, alpha);
+      if (!sv.ok()) return sv.status();
+      s = std::move(sv).value();
+      divide_columns(xs, cols, s);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) wsm[r * cols + c] *= s[c];
+      }
+    }
+    for (float clip : clips) {
+      auto e = w8a8_error(xs, n, cols, wsm, rows, y, opt, clip, pool);
+      if (!e.ok()) return e.status();
+      if (!have || *e < best.error) {
+        have = true;
+        best.error = *e;
+        best.s = s;
+        best.alpha = alpha;
+        best.act_clip = clip;
+      }
+    }
+  }
+  return best;
+}
+
+Result<I8ChWeight> quantize_i8ch(float* w, int64_t rows, int64_t cols, const W8A8Spec& spec,
+                                 const std::vector<float>* h, ThreadPool* pool) {
+  quant::AffineSpec as;
+  as.bits = 8;
+  as.symmetric = true;
+  as.granularity = spec.per_tensor ? quant::AffineSpec::kTensor : quant::AffineSpec::kChannel;
+  Result<quant::AffineTensor> t = error("unreachable");
+  if (spec.gptq) {
+    if (h == nullptr) return error("GPTQ needs the input's Hessian");
+    quant::GptqOptions go;
+    go.act_order = spec.act_order;
+    go.pool = pool;
+    t = quant::quantize_gptq(w, rows, cols, *h, as, go);
+  } else {
+    t = quant::quantize_rtn(w, rows, cols, as);
+  }
+  if (!t.ok()) return t.status();
+  I8ChWeight out;
+  out.codes.resize(static_cast<size_t>(rows * cols));
+  out.row_scale.resize(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows * cols; ++i) out.codes[i] = static_cast<int8_t>(t->codes[i]);
+  for (int64_t r = 0; r < rows; ++r) out.row_scale[r] = t->scales[spec.per_tensor ? 0 : r];
+  // The values the engine computes with: scale * code (the same float product as quant::dequantize).
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      w[r * cols + c] = out.row_scale[r] * static_cast<float>(out.codes[r * cols + c]);
+    }
+  }
+  return out;
+}
+
+}  // namespace llmopt::cli
