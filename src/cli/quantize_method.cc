@@ -178,9 +178,6 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     return fail("unknown granularity '" + a.granularity +
                 "' (use channel or group; per-tensor scales are for W8A8: --act dynamic|static)");
   }
-  if (a.act_order && !w8a8) {
-    return fail("--act-order is not supported on the GGUF block grids yet; it works with W8A8 (--act dynamic|static)");
-  }
   const bool calibrated = a.method != "rtn" || a.act == "static" || a.act == "auto";
   if (calibrated && a.calib.empty()) {
     return fail((a.method == "rtn" ? std::string("--act static") : "--method " + a.method) +
@@ -532,11 +529,12 @@ int run_quantize_method(const std::string& input, const std::string& output, con
           const TensorView* v = view_of(name);
           GridGptqOptions go;
           go.pool = &pool;
+          go.act_order = a.act_order;
           auto t = grid_quantize_gptq(f32.at(name), v->rows(), cols, *h, gspec, go);
           if (!t.ok()) return fail(t.status().with_context(name));
           store(name, *t);
-          std::fprintf(stderr, "[layer %d/%d] %s %s gptq %s\n", il + 1, cfg.n_layer, name.c_str(),
-                       dtype_name(qtype), gran.c_str());
+          std::fprintf(stderr, "[layer %d/%d] %s %s gptq %s%s\n", il + 1, cfg.n_layer, name.c_str(),
+                       dtype_name(qtype), gran.c_str(), a.act_order ? " act-order" : "");
         }
       } else if (a.method == "awq") {
         // One scale vector for all weights that share the input: search on their rows together. 1/s is

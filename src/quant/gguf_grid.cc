@@ -11,6 +11,7 @@
 #include "quant/output_error.h"
 #include "kernels/ref/blocks.h"
 #include "quant/affine.h"
+#include "quant/gptq_core.h"
 #include "quant/linalg.h"
 
 namespace llmopt::quant {
@@ -202,22 +203,11 @@ Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols
   LLMOPT_RETURN_IF_ERROR(check_finite(h.data(), cols, cols, "Hessian values"));
   const GridType type = spec.type;
 
-  // Dead columns, dampening, upper Cholesky factor of H^-1 (as quantize_gptq, without act-order).
-  std::vector<float> wz(w, w + rows * cols);
-  std::vector<double> hd(h.begin(), h.end());
-  for (int64_t i = 0; i < cols; ++i) {
-    if (hd[i * cols + i] <= 0.0) {
-      hd[i * cols + i] = 1.0;
-      for (int64_t r = 0; r < rows; ++r) wz[r * cols + i] = 0.0f;
-    }
-  }
-  double mean_diag = 0.0;
-  for (int64_t i = 0; i < cols; ++i) mean_diag += hd[i * cols + i];
-  mean_diag /= static_cast<double>(cols);
-  for (int64_t i = 0; i < cols; ++i) hd[i * cols + i] += opt.damp_percent * mean_diag;
-  auto u_res = upper_cholesky_of_inverse(hd, cols);
-  if (!u_res.ok()) return u_res.status().with_context("GPTQ Hessian");
-  const std::vector<float> u(u_res->begin(), u_res->end());
+  auto prep = gptq_prepare(w, rows, cols, h, opt.damp_percent, opt.act_order);
+  if (!prep.ok()) return prep.status();
+  const std::vector<float>& wz = prep->w;
+  const std::vector<int64_t>& perm = prep->perm;
+  const std::vector<float>& u = prep->u;
 
   GridTensor t;
   t.spec = spec;
@@ -225,44 +215,39 @@ Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols
   t.cols = cols;
   const int64_t len = group_len_of(spec, cols), gpr = cols / len;
   const bool per_channel = spec.group_size == 0;
+  // Parameters fixed before the loop: per channel from the row, and with act-order ("static groups")
+  // every group's from its own original columns. Otherwise a group's parameters come from its
+  // error-updated weights when the sweep reaches its first column.
+  const bool static_params = per_channel || opt.act_order;
   t.codes.resize(static_cast<size_t>(rows * cols));
   t.params.resize(static_cast<size_t>(rows * gpr));
-  if (per_channel) {
-    for (int64_t r = 0; r < rows; ++r) t.params[r] = grid_group_params(type, wz.data() + r * cols, cols);
+  if (static_params) {
+    for (int64_t g = 0; g < rows * gpr; ++g) t.params[g] = grid_group_params(type, wz.data() + g * len, len);
   }
-  // Lazy blocks are whole groups, so a group's parameters always see its fully updated weights.
+  // Without act-order, lazy blocks are whole groups, so a group's parameters see its fully updated
+  // weights.
   int64_t block = std::max<int64_t>(opt.block_size, 1);
-  if (!per_channel) block = (block + len - 1) / len * len;
+  if (!static_params) block = (block + len - 1) / len * len;
   block = std::min(block, cols);
 
   auto run_rows = [&](int64_t r0, int64_t r1, int) {
     std::vector<float> wr(static_cast<size_t>(cols));
     std::vector<float> err(static_cast<size_t>(block));
     for (int64_t r = r0; r < r1; ++r) {
-      std::copy(wz.begin() + r * cols, wz.begin() + (r + 1) * cols, wr.begin());
-      GridParams cur = per_channel ? t.params[r] : GridParams{};
-      for (int64_t b0 = 0; b0 < cols; b0 += block) {
-        const int64_t b1 = std::min(b0 + block, cols);
-        for (int64_t j = b0; j < b1; ++j) {
-          if (!per_channel && j % len == 0) {
-            cur = grid_group_params(type, wr.data() + j, len);
-            t.params[r * gpr + j / len] = cur;
-          }
-          const int32_t q = grid_quantize_value(wr[j], cur, type);
-          t.codes[r * cols + j] = static_cast<int16_t>(q);
-          const float* uj = u.data() + j * cols;
-          const float e = (wr[j] - grid_value(q, cur, type)) / uj[j];
-          err[j - b0] = e;
-          if (e == 0.0f) continue;
-          for (int64_t k = j + 1; k < b1; ++k) wr[k] -= e * uj[k];
+      for (int64_t p = 0; p < cols; ++p) wr[p] = wz[r * cols + perm[p]];
+      GridParams cur;
+      gptq_sweep_row(wr.data(), u.data(), cols, block, err.data(), [&](int64_t j, int64_t, int64_t, const float*) {
+        const int64_t c = perm[j];
+        if (static_params) {
+          cur = t.params[r * gpr + c / len];
+        } else if (j % len == 0) {
+          cur = grid_group_params(type, wr.data() + j, len);
+          t.params[r * gpr + j / len] = cur;
         }
-        for (int64_t j = b0; j < b1; ++j) {
-          const float e = err[j - b0];
-          if (e == 0.0f) continue;
-          const float* uj = u.data() + j * cols;
-          for (int64_t k = b1; k < cols; ++k) wr[k] -= e * uj[k];
-        }
-      }
+        const int32_t q = grid_quantize_value(wr[j], cur, type);
+        t.codes[r * cols + c] = static_cast<int16_t>(q);
+        return grid_value(q, cur, type);
+      });
     }
   };
   if (opt.pool != nullptr && opt.pool->n_threads() > 1) {

@@ -85,12 +85,15 @@ Result<GridTensor> grid_quantize_rtn(const float* w, int64_t rows, int64_t cols,
 struct GridGptqOptions {
   double damp_percent = 0.01;
   int block_size = 128;  // rounded up to a multiple of the group size
+  bool act_order = false;  // columns by descending Hessian diagonal, with static group parameters
   ThreadPool* pool = nullptr;
 };
 
-// GPTQ (see gptq.h; no act-order) with every column quantized on the grid. Per-group parameters are
-// computed from the error-updated weights when the loop reaches the group's first column; per-channel
-// parameters once from the original row. h: [cols][cols] from HessianAccumulator.
+// GPTQ (see gptq.h) with every column quantized on the grid. Without act-order, per-group parameters
+// are computed from the error-updated weights when the loop reaches the group's first column; with
+// act-order every group's parameters are computed before the loop from its original columns ("static
+// groups", as gptq.h); per-channel parameters always once from the original row. h: [cols][cols] from
+// HessianAccumulator.
 Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols, const std::vector<float>& h,
                                       const GridSpec& spec, const GridGptqOptions& options = {});
 

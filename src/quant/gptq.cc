@@ -7,6 +7,7 @@
 #include <numeric>
 #include <string>
 
+#include "quant/gptq_core.h"
 #include "quant/linalg.h"
 
 namespace llmopt::quant {
@@ -52,41 +53,52 @@ GroupParams group_start_params(const float* wr, int64_t j, int64_t b0, int64_t b
 
 }  // namespace
 
+Result<GptqPrepared> gptq_prepare(const float* w, int64_t rows, int64_t cols, const std::vector<float>& h,
+                                  double damp_percent, bool act_order) {
+  GptqPrepared p;
+  // 1. Dead columns.
+  p.w.assign(w, w + rows * cols);
+  std::vector<double> hd(h.begin(), h.end());
+  for (int64_t i = 0; i < cols; ++i) {
+    if (hd[i * cols + i] <= 0.0) {
+      hd[i * cols + i] = 1.0;
+      for (int64_t r = 0; r < rows; ++r) p.w[r * cols + i] = 0.0f;
+    }
+  }
+  // 2. Visiting order.
+  p.perm.resize(static_cast<size_t>(cols));
+  std::iota(p.perm.begin(), p.perm.end(), 0);
+  if (act_order) {
+    std::stable_sort(p.perm.begin(), p.perm.end(),
+                     [&](int64_t a, int64_t b) { return hd[a * cols + a] > hd[b * cols + b]; });
+  }
+  std::vector<double> hp(static_cast<size_t>(cols * cols));
+  for (int64_t i = 0; i < cols; ++i) {
+    for (int64_t j = 0; j < cols; ++j) hp[i * cols + j] = hd[p.perm[i] * cols + p.perm[j]];
+  }
+  // 3. Dampening.
+  double mean_diag = 0.0;
+  for (int64_t i = 0; i < cols; ++i) mean_diag += hp[i * cols + i];
+  mean_diag /= static_cast<double>(cols);
+  for (int64_t i = 0; i < cols; ++i) hp[i * cols + i] += damp_percent * mean_diag;
+  // 4. Upper Cholesky factor of H^-1.
+  auto u_res = upper_cholesky_of_inverse(hp, cols);
+  if (!u_res.ok()) return u_res.status().with_context("GPTQ Hessian (try a larger damp_percent)");
+  p.u.assign(u_res->begin(), u_res->end());
+  return p;
+}
+
 Result<AffineTensor> quantize_gptq(const float* w, int64_t rows, int64_t cols, const std::vector<float>& h,
                                    const AffineSpec& spec, const GptqOptions& opt) {
   LLMOPT_RETURN_IF_ERROR(check_inputs(w, rows, cols, h, spec, opt));
   const int bits = spec.bits;
   const bool sym = spec.symmetric;
 
-  // 1. Dead columns.
-  std::vector<float> wz(w, w + rows * cols);
-  std::vector<double> hd(h.begin(), h.end());
-  for (int64_t i = 0; i < cols; ++i) {
-    if (hd[i * cols + i] == 0.0) {
-      hd[i * cols + i] = 1.0;
-      for (int64_t r = 0; r < rows; ++r) wz[r * cols + i] = 0.0f;
-    }
-  }
-  // 2. Visiting order.
-  std::vector<int64_t> perm(static_cast<size_t>(cols));
-  std::iota(perm.begin(), perm.end(), 0);
-  if (opt.act_order) {
-    std::stable_sort(perm.begin(), perm.end(),
-                     [&](int64_t a, int64_t b) { return hd[a * cols + a] > hd[b * cols + b]; });
-  }
-  std::vector<double> hp(static_cast<size_t>(cols * cols));
-  for (int64_t i = 0; i < cols; ++i) {
-    for (int64_t j = 0; j < cols; ++j) hp[i * cols + j] = hd[perm[i] * cols + perm[j]];
-  }
-  // 3. Dampening.
-  double mean_diag = 0.0;
-  for (int64_t i = 0; i < cols; ++i) mean_diag += hp[i * cols + i];
-  mean_diag /= static_cast<double>(cols);
-  for (int64_t i = 0; i < cols; ++i) hp[i * cols + i] += opt.damp_percent * mean_diag;
-  // 4. Upper Cholesky factor of H^-1.
-  auto u_res = upper_cholesky_of_inverse(hp, cols);
-  if (!u_res.ok()) return u_res.status().with_context("GPTQ Hessian (try a larger damp_percent)");
-  const std::vector<float> u(u_res->begin(), u_res->end());
+  auto prep = gptq_prepare(w, rows, cols, h, opt.damp_percent, opt.act_order);
+  if (!prep.ok()) return prep.status();
+  const std::vector<float>& wz = prep->w;
+  const std::vector<int64_t>& perm = prep->perm;
+  const std::vector<float>& u = prep->u;
 
   AffineTensor t;
   t.spec = spec;
@@ -118,36 +130,23 @@ Result<AffineTensor> quantize_gptq(const float* w, int64_t rows, int64_t cols, c
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t p = 0; p < cols; ++p) wr[p] = wz[r * cols + perm[p]];
       GroupParams cur;
-      for (int64_t b0 = 0; b0 < cols; b0 += block) {
-        const int64_t b1 = std::min(b0 + block, cols);
-        for (int64_t j = b0; j < b1; ++j) {
-          const int64_t c = perm[j];
-          if (dynamic_groups) {
-            if (j % gs == 0) {
-              cur = group_start_params(wr.data(), j, b0, b1, err.data(), u.data(), cols, gs, bits, sym,
-                                       group_buf);
-              t.scales[r * groups_per_row + j / gs] = cur.scale;
-              t.zeros[r * groups_per_row + j / gs] = cur.zero;
-            }
-          } else {
-            cur = t.params(group_of(spec, cols, r, c));
-          }
-          const int32_t q = quantize_value(wr[j], cur, bits, sym);
-          t.codes[r * cols + c] = static_cast<int16_t>(q);
-          const float* uj = u.data() + j * cols;
-          const float e = (wr[j] - dequantize_value(q, cur)) / uj[j];
-          err[j - b0] = e;
-          if (e == 0.0f) continue;
-          for (int64_t k = j + 1; k < b1; ++k) wr[k] -= e * uj[k];
-        }
-        // Lazy batch update of the columns after the block.
-        for (int64_t j = b0; j < b1; ++j) {
-          const float e = err[j - b0];
-          if (e == 0.0f) continue;
-          const float* uj = u.data() + j * cols;
-          for (int64_t k = b1; k < cols; ++k) wr[k] -= e * uj[k];
-        }
-      }
+      gptq_sweep_row(wr.data(), u.data(), cols, block, err.data(),
+                     [&](int64_t j, int64_t b0, int64_t b1, const float* errs) {
+                       const int64_t c = perm[j];
+                       if (dynamic_groups) {
+                         if (j % gs == 0) {
+                           cur = group_start_params(wr.data(), j, b0, b1, errs, u.data(), cols, gs, bits, sym,
+                                                    group_buf);
+                           t.scales[r * groups_per_row + j / gs] = cur.scale;
+                           t.zeros[r * groups_per_row + j / gs] = cur.zero;
+                         }
+                       } else {
+                         cur = t.params(group_of(spec, cols, r, c));
+                       }
+                       const int32_t q = quantize_value(wr[j], cur, bits, sym);
+                       t.codes[r * cols + c] = static_cast<int16_t>(q);
+                       return dequantize_value(q, cur);
+                     });
     }
   };
   if (opt.pool != nullptr && opt.pool->n_threads() > 1) {

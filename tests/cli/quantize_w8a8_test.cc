@@ -184,7 +184,6 @@ TEST(QuantizeW8A8Test, BadFlagsAndBrokenFilesAreSpecificErrors) {
   one_error(run_command(base + "--method rtn --act dynamic --asym"), "W8A8 weights are symmetric");
   one_error(run_command(base + "--method smoothquant --sq-alpha 1.5" + calib), "--sq-alpha");
   one_error(run_command(base + "--method rtn --act-order"), "--act-order applies to --method gptq only");
-  one_error(run_command(base + "--method gptq --act-order" + calib), "--act-order is not supported on the GGUF");
   one_error(run_command(base + "--method rtn --smooth-only"), "--smooth-only applies to --method smoothquant");
 
   // A good W8A8 file, per tensor, GPTQ with act-order; then the same without a companion tensor, or with

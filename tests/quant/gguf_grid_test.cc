@@ -120,6 +120,54 @@ TEST(GgufGridTest, GptqOnTheGridBeatsRtnAndPacksExactly) {
   }
 }
 
+TEST(GgufGridTest, GptqActOrderUsesStaticGroupsAndBeatsRtn) {
+  const int64_t rows = 16, cols = 128, n = 512;
+  const std::vector<float> w = heavy_tailed_weights(rows, cols, 31);
+  const std::vector<float> x = llm_activations(n, cols, 32);
+  const std::vector<float> h = hessian_of(x, n, cols);
+  for (const Case& c : all_cases()) {
+    GridGptqOptions opt;
+    opt.act_order = true;
+    auto t = grid_quantize_gptq(w.data(), rows, cols, h, {c.type, c.group}, opt);
+    auto rtn = grid_quantize_rtn(w.data(), rows, cols, {c.type, c.group});
+    ASSERT_TRUE(t.ok() && rtn.ok()) << t.status().message();
+    // Static groups: every group's parameters are RTN's, from its original columns ...
+    ASSERT_EQ(t->params.size(), rtn->params.size());
+    for (size_t g = 0; g < t->params.size(); ++g) {
+      EXPECT_EQ(t->params[g].d, rtn->params[g].d);
+      EXPECT_EQ(t->params[g].m, rtn->params[g].m);
+    }
+    // ... and the error compensation in act-order lowers the layer-output error below RTN's.
+    const std::vector<float> dr = rtn->dequantize(), dt = t->dequantize();
+    EXPECT_LT(layer_output_error(x.data(), n, w.data(), dt.data(), rows, cols),
+              layer_output_error(x.data(), n, w.data(), dr.data(), rows, cols))
+        << grid_name(c.type) << " group " << c.group;
+    expect_packs_exactly(*t);
+  }
+}
+
+TEST(GgufGridTest, GptqActOrderOnASortedDiagonalIsThePlainOrder) {
+  // A Hessian whose diagonal already descends: act-order visits columns in their own order, so per
+  // channel (static parameters either way) the result is the plain one, code for code.
+  const int64_t rows = 8, cols = 64, n = 256;
+  const std::vector<float> w = heavy_tailed_weights(rows, cols, 41);
+  std::vector<float> x = llm_activations(n, cols, 42);
+  for (int64_t j = 0; j < cols; ++j) {  // column j: RMS (cols - j) / cols
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i * cols + j]) * x[i * cols + j];
+    const float f = static_cast<float>((cols - j) / (cols * std::sqrt(ss / n)));
+    for (int64_t i = 0; i < n; ++i) x[i * cols + j] *= f;
+  }
+  const std::vector<float> h = hessian_of(x, n, cols);
+  for (int64_t j = 1; j < cols; ++j) ASSERT_GT(h[(j - 1) * cols + j - 1], h[j * cols + j]) << j;
+  GridGptqOptions plain, ordered;
+  ordered.act_order = true;
+  auto a = grid_quantize_gptq(w.data(), rows, cols, h, {GridType::kQ4_0, 0}, plain);
+  auto b = grid_quantize_gptq(w.data(), rows, cols, h, {GridType::kQ4_0, 0}, ordered);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->codes, b->codes);
+}
+
 TEST(GgufGridTest, GptqBlockSizeDoesNotChangeTheResultMuch) {
   const int64_t rows = 8, cols = 128, n = 256;
   const std::vector<float> w = heavy_tailed_weights(rows, cols, 21);
