@@ -34,6 +34,7 @@ variants=(
   "q4_k_m|--type q4_k_m"
   "rtn-g32|--method rtn --bits 4 --group-size 32"
   "gptq-g32|--method gptq --bits 4 --group-size 32 --calib $calib"
+  "gptq-g32-actorder|--method gptq --bits 4 --group-size 32 --act-order --calib $calib"
   "awq-g32|--method awq --bits 4 --group-size 32 --calib $calib"
   "rtn-g64|--method rtn --bits 4 --group-size 64"
   "gptq-g64|--method gptq --bits 4 --group-size 64 --calib $calib"

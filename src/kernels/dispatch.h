@@ -54,6 +54,8 @@ struct IsaKernels {
   void (*attn_scores)(const float* q, const float* k, int64_t stride, int32_t n, int64_t hd, float scale,
                       float* scores);
   void (*attn_accumulate)(const float* p, const float* v, int64_t stride, int32_t n, int64_t hd, float* out);
+  void (*gelu_inplace)(float* x, int64_t n);
+  void (*swiglu)(const float* gate, const float* up, float* out, int64_t n);
 };
 
 // The kernels selected now, or nullptr when the reference path is selected.

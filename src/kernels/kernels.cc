@@ -141,8 +141,22 @@ void rms_norm(const float* x, const float* w, float eps, float* out, int64_t n) 
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, int64_t n) {
   ref::layer_norm(x, w, b, eps, out, n);
 }
-void gelu_inplace(float* x, int64_t n) { ref::gelu_inplace(x, n); }
-void swiglu(const float* gate, const float* up, float* out, int64_t n) { ref::swiglu(gate, up, out, n); }
+void gelu_inplace(float* x, int64_t n) {
+  const IsaKernels* isa = active_isa_kernels();
+  if (isa != nullptr) {
+    isa->gelu_inplace(x, n);
+  } else {
+    ref::gelu_inplace(x, n);
+  }
+}
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  const IsaKernels* isa = active_isa_kernels();
+  if (isa != nullptr) {
+    isa->swiglu(gate, up, out, n);
+  } else {
+    ref::swiglu(gate, up, out, n);
+  }
+}
 void softmax_inplace(float* x, int64_t n) { ref::softmax_inplace(x, n); }
 void add_inplace(float* y, const float* x, int64_t n) { ref::add_inplace(y, x, n); }
 

@@ -153,14 +153,17 @@ TEST(KernelsOps, GeluTanhApproximation) {
   std::vector<float> x;
   for (int i = -1000; i <= 1000; ++i) x.push_back(static_cast<float>(i) * 0.01f);
   for (float v : {-50.0f, -12.0f, 12.0f, 50.0f, 1e4f, -1e4f, 0.0f}) x.push_back(v);
-  auto y = x;
-  gelu_inplace(y.data(), static_cast<int64_t>(y.size()));
-  const double c = std::sqrt(2.0 / M_PI);
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double v = x[i];
-    const double ref = 0.5 * v * (1.0 + std::tanh(c * (v + 0.044715 * v * v * v)));
-    EXPECT_NEAR(y[i], ref, 1e-6 + 1e-5 * std::fabs(ref)) << "x=" << v;
-  }
+  for_each_isa([&] {
+    auto y = x;
+    gelu_inplace(y.data(), static_cast<int64_t>(y.size()));
+    const double c = std::sqrt(2.0 / M_PI);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double v = x[i];
+      const double ref = 0.5 * v * (1.0 + std::tanh(c * (v + 0.044715 * v * v * v)));
+      // The SIMD exp is within a few ulp; the scalar tanh form loses a little more near x = -3.
+      ASSERT_NEAR(y[i], ref, 1e-6 + 1e-5 * std::fabs(ref)) << "x=" << v;
+    }
+  });
 }
 
 TEST(KernelsOps, Swiglu) {
@@ -173,13 +176,15 @@ TEST(KernelsOps, Swiglu) {
     g.push_back(v);
     u.push_back(1.5f);
   }
-  std::vector<float> out(g.size());
-  swiglu(g.data(), u.data(), out.data(), static_cast<int64_t>(g.size()));
-  for (size_t i = 0; i < g.size(); ++i) {
-    const double gd = g[i];
-    const double ref = gd / (1.0 + std::exp(-gd)) * u[i];
-    EXPECT_NEAR(out[i], ref, 1e-6 + 1e-5 * std::fabs(ref)) << "g=" << g[i];
-  }
+  for_each_isa([&] {
+    std::vector<float> out(g.size());
+    swiglu(g.data(), u.data(), out.data(), static_cast<int64_t>(g.size()));
+    for (size_t i = 0; i < g.size(); ++i) {
+      const double gd = g[i];
+      const double ref = gd / (1.0 + std::exp(-gd)) * u[i];
+      ASSERT_NEAR(out[i], ref, 1e-6 + 1e-6 * std::fabs(ref)) << "g=" << g[i];
+    }
+  });
 }
 
 void expect_softmax_matches(std::vector<float> x) {
