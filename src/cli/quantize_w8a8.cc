@@ -42,6 +42,19 @@ Result<float> static_act_scale(const std::vector<float>& x, float clip) {
 
 namespace {
 
+// x [n][cols] . w^T for an f32 matrix w [rows][cols].
+std::vector<float> matmul_f32(const std::vector<float>& w, int64_t rows, int64_t cols, const std::vector<float>& x,
+                              int64_t n, ThreadPool& pool) {
+  TensorView tv;
+  tv.type = DType::kF32;
+  tv.shape = {rows, cols};
+  tv.data = reinterpret_cast<const uint8_t*>(w.data());
+  tv.nbytes = w.size() * sizeof(float);
+  std::vector<float> y(static_cast<size_t>(n * rows));
+  kernels::matmul(tv, x.data(), n, y.data(), pool);
+  return y;
+}
+
 // || y - Qa(xs) . Qw(w)^T ||^2 for one candidate (xs: the smoothed inputs, w: [rows][cols] smoothed).
 Result<double> w8a8_error(const std::vector<float>& xs, int64_t n, int64_t cols, const std::vector<float>& w,
                           int64_t rows, const std::vector<float>& y, const SmoothSearch& opt, float clip,
@@ -63,13 +76,7 @@ Result<double> w8a8_error(const std::vector<float>& xs, int64_t n, int64_t cols,
   }
   if (!qa.ok()) return qa.status();
   const std::vector<float> xq = quant::dequantize_activations(*qa);
-  TensorView tv;
-  tv.type = DType::kF32;
-  tv.shape = {rows, cols};
-  tv.data = reinterpret_cast<const uint8_t*>(wq.data());
-  tv.nbytes = wq.size() * sizeof(float);
-  std::vector<float> yq(static_cast<size_t>(n * rows));
-  kernels::matmul(tv, xq.data(), n, yq.data(), pool);
+  const std::vector<float> yq = matmul_f32(wq, rows, cols, xq, n, pool);
   // Relative error per token, averaged: tokens with large activations (often the first position)
   // would otherwise dominate the sum, while quality is measured per token.
   double e = 0.0;
@@ -107,13 +114,7 @@ Result<SmoothChoice> search_smoothing(const std::vector<std::pair<const float*, 
     rows += r;
   }
   // The reference output X W^T in f32.
-  TensorView tv;
-  tv.type = DType::kF32;
-  tv.shape = {rows, cols};
-  tv.data = reinterpret_cast<const uint8_t*>(w.data());
-  tv.nbytes = w.size() * sizeof(float);
-  std::vector<float> y(static_cast<size_t>(n * rows));
-  kernels::matmul(tv, x.data(), n, y.data(), pool);
+  const std::vector<float> y = matmul_f32(w, rows, cols, x, n, pool);
 
   // alpha < 0 stands for "no smoothing" (s = 1), which the search also weighs unless alpha is fixed.
   std::vector<float> alphas;

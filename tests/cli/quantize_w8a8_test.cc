@@ -19,6 +19,7 @@
 #include "model/loader.h"
 #include "model/loader_test_util.h"
 #include "runtime/eval.h"
+#include "cli/quantize_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
@@ -26,31 +27,14 @@ namespace {
 
 using test::run_command;
 
-const char* kModel = "models/tinystories-656k/config.json";
-const char* kText = "text/tinystories-valid-first1000.txt";
+const char* kModel = test::kTinyStoriesModel;
+const char* kText = test::kTinyStoriesText;
 
 std::string bin() { return test::llmopt_binary(); }
 std::string q(const std::string& s) { return "'" + s + "'"; }
-std::string model_dir() {
-  const std::string p = test::data_path(kModel);
-  return p.substr(0, p.rfind('/'));
-}
+std::string model_dir() { return test::tinystories_dir(); }
 
-struct Texts {
-  std::string calib_path, eval_text;
-};
-const Texts& texts() {
-  static Texts t = [] {
-    Texts r;
-    const std::string all = test::read_file(test::data_path(kText));
-    const size_t half = all.size() / 2;
-    r.calib_path = test::temp_dir() + "/calib.txt";
-    test::write_file(r.calib_path, all.substr(0, half));
-    r.eval_text = all.substr(half);
-    return r;
-  }();
-  return t;
-}
+const test::CalibTexts& texts() { return test::calib_texts(); }
 
 std::string quantize(const std::string& name, const std::string& flags) {
   const std::string out = test::temp_dir() + "/" + name + ".gguf";
@@ -60,37 +44,8 @@ std::string quantize(const std::string& name, const std::string& flags) {
   return out;
 }
 
-struct Measured {
-  double ppl, kld;
-};
-
-// PPL and mean KL vs the first model on 20 chunks of 128 tokens of the held-out half.
-std::vector<Measured> evaluate(const std::vector<std::string>& paths) {
-  std::vector<std::unique_ptr<Model>> models;
-  std::vector<EvalModel> ems;
-  for (const std::string& p : paths) {
-    auto m = load_model(p);
-    EXPECT_TRUE(m.ok()) << p << ": " << m.status().message();
-    if (!m.ok()) return {};
-    models.push_back(std::move(m).value());
-    ems.push_back({models.back().get(), p});
-  }
-  EvalOptions opts;
-  opts.n_ctx = 128;
-  opts.n_chunks = 20;
-  opts.threads = 2;
-  opts.speed = false;
-  auto rows = run_eval(ems, texts().eval_text, opts);
-  EXPECT_TRUE(rows.ok()) << rows.status().message();
-  std::vector<Measured> out;
-  if (!rows.ok()) return out;
-  for (const EvalRow& r : *rows) {
-    out.push_back({r.ppl.ppl, r.kld});
-    std::printf("  %-40s ppl %.4f  kld %.6f  bpw %.3f\n", std::filesystem::path(r.name).filename().string().c_str(),
-                r.ppl.ppl, r.kld, r.bpw);
-  }
-  return out;
-}
+using test::Measured;
+std::vector<Measured> evaluate(const std::vector<std::string>& paths) { return test::evaluate_on_heldout(paths); }
 
 TEST(QuantizeW8A8Test, QualityOnTinyStories) {
   LLMOPT_REQUIRE_DATA(kModel);

@@ -17,27 +17,13 @@
 #include "kernels/kernels.h"
 #include "kernels/ref/blocks.h"
 #include "kernels/ref/ref.h"
+#include "kernels/isa_test_util.h"
 
 namespace llmopt::kernels {
 namespace {
 
-// Restores the ISA selected before the test.
-class IsaGuard {
- public:
-  IsaGuard() : saved_(active_isa()) {}
-  ~IsaGuard() { set_isa(saved_); }
-
- private:
-  Isa saved_;
-};
-
-std::vector<Isa> supported_isas() {
-  std::vector<Isa> out;
-  for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
-    if (isa_supported(isa)) out.push_back(isa);
-  }
-  return out;
-}
+using test::IsaGuard;
+using test::supported_isas;
 
 TEST(KernelsIsa, SelectAndFallBack) {
   IsaGuard guard;

@@ -14,19 +14,13 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "kernels/isa_test_util.h"
 #include "kernels/kernels.h"
 
 namespace llmopt::kernels {
 namespace {
 
-class IsaGuard {
- public:
-  IsaGuard() : saved_(active_isa()) {}
-  ~IsaGuard() { set_isa(saved_); }
-
- private:
-  Isa saved_;
-};
+using test::IsaGuard;
 
 struct Case {
   int64_t n_out, k, m;
@@ -87,8 +81,7 @@ TEST(KernelsI8Ch, MatchesTheDefinitionOnEveryIsa) {
     tv.act_scale = c.act_scale;
     const std::vector<float> want = expected(w, ws, x, bias, c);
     std::vector<float> first;
-    for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
-      if (!isa_supported(isa)) continue;
+    for (Isa isa : test::supported_isas()) {
       set_isa(isa);
       for (ThreadPool* pool : {&pool1, &pool3}) {
         std::vector<float> y(want.size(), -1.0f);
