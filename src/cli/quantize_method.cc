@@ -588,6 +588,22 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     }
   }
 
+  // W8A8 also covers the token embeddings and the head (round-to-nearest per row; the head's activations
+  // per token): like a Q8_0 file, every matrix is 8-bit, and the head is an int8 x int8 matmul too.
+  if (w8a8 && !a.smooth_only) {
+    for (const char* name : {"token_embd.weight", "output.weight"}) {
+      const TensorView* v = view_of(name);
+      if (v == nullptr || !f32.count(name) || v->shape.size() != 2) continue;
+      if (keep && std::regex_search(std::string(name), *keep)) continue;
+      W8A8Spec es;  // per row, round to nearest
+      auto r = quantize_i8ch(f32.at(name), v->rows(), v->cols(), es, nullptr, &pool);
+      if (!r.ok()) return fail(r.status().with_context(name));
+      i8[name] = std::move(r).value();
+      std::fprintf(stderr, "[embeddings/head] %s i8_ch rtn channel%s\n", name,
+                   std::string(name) == "output.weight" ? ", activations per token" : "");
+    }
+  }
+
   // The output: quantized weights as blocks, F16 fallbacks and folded norms from the working copy,
   // everything else as in the source.
   auto out = std::make_shared<MemoryWeightSource>(output);

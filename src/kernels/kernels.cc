@@ -25,6 +25,19 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   tr->dequantize_row(src, dst, n);
 }
 
+void dequantize_view_row(const TensorView& w, int64_t r, float* dst) {
+  LLMOPT_CHECK(w.present() && r >= 0 && r < w.rows());
+  const int64_t n = w.cols();
+  if (w.type == DType::kI8Ch) {
+    LLMOPT_CHECK_MSG(w.row_scale != nullptr, "i8_ch tensor without its row scales");
+    const auto* q = reinterpret_cast<const int8_t*>(w.data + static_cast<size_t>(r) * static_cast<size_t>(n));
+    const float s = w.row_scale[r];
+    for (int64_t c = 0; c < n; ++c) dst[c] = s * static_cast<float>(q[c]);
+    return;
+  }
+  dequantize_row(w.type, w.row(r), dst, n);
+}
+
 bool can_quantize(DType t) {
   const TypeTraits* tr = find_type_traits(t);
   return tr != nullptr && tr->quantize_row != nullptr;

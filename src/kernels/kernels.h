@@ -32,6 +32,9 @@ inline const char* isa_name() { return isa_name(active_isa()); }
 bool can_dequantize(DType t);
 // dst[0..n) = value of the n elements at src (n a multiple of the block size; CHECKed).
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
+// Row r of a 2-D weight view as f32: dequantize_row, or for kI8Ch (whose row scales live in the view)
+// scale[r] * code.
+void dequantize_view_row(const TensorView& w, int64_t r, float* dst);
 // True if f32 rows can be written as this type (F32, F16, BF16, and with llama.cpp's reference
 // round-to-nearest quantizers, bit-exact: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
 bool can_quantize(DType t);

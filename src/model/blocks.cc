@@ -30,9 +30,9 @@ void embed(const Weights& w, const TokenBatch& batch, int64_t n_embd, float* x) 
   std::vector<float> pos_row(w.pos_embd.present() ? n_embd : 0);  // [n_embd]
   for (int64_t t = 0; t < batch.n_tok(); ++t) {
     float* row = x + t * n_embd;
-    kernels::dequantize_row(w.tok_embd.type, w.tok_embd.row(batch.ids[t]), row, n_embd);
+    kernels::dequantize_view_row(w.tok_embd, batch.ids[t], row);
     if (w.pos_embd.present()) {
-      kernels::dequantize_row(w.pos_embd.type, w.pos_embd.row(batch.pos[t]), pos_row.data(), n_embd);
+      kernels::dequantize_view_row(w.pos_embd, batch.pos[t], pos_row.data());
       kernels::add_inplace(row, pos_row.data(), n_embd);
     }
   }

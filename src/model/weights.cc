@@ -16,7 +16,7 @@ namespace {
 
 enum class Kind {
   kMatrix,  // 2-D weight of a matrix product: any type the kernels can dequantize, or kI8Ch
-  kTable,   // 2-D lookup table (embeddings): rows are dequantized one at a time, so no kI8Ch
+  kTable,   // 2-D lookup table (embeddings): rows are read one at a time (dequantize_view_row)
   kVector,  // 1-D, f32 only (norm weights, biases)
 };
 
@@ -83,9 +83,6 @@ class Binder {
     if (kind == Kind::kVector && t.type != DType::kF32) {
       return error("tensor '" + name + "' has type " + dtype_name(t.type) +
                    "; norm and bias tensors must be f32");
-    }
-    if (t.type == DType::kI8Ch && kind == Kind::kTable) {
-      return error("tensor '" + name + "' has type i8_ch, which is for matrix-product weights, not embeddings");
     }
     if (t.type != DType::kI8Ch && !kernels::can_dequantize(t.type)) {
       return error("tensor '" + name + "' has type " + dtype_name(t.type) + ", which llmopt cannot compute with");

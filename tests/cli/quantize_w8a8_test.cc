@@ -5,7 +5,8 @@
 //   - SmoothQuant with static per-tensor activation scales more than halves the KL of plain static
 //     W8A8, and with per-token scales meets the same bounds;
 //   - SmoothQuant's smoothing alone (nothing rounded) leaves the logits unchanged to 1e-5;
-//   - the files carry the i8_ch tensors and their scales, generate text, and bad flags or broken
+//   - the files carry the i8_ch tensors (embeddings and head included) and their scales, generate
+//     text, and bad flags or broken
 //     companion tensors give one specific error.
 #include <gtest/gtest.h>
 
@@ -67,6 +68,11 @@ TEST(QuantizeW8A8Test, QualityOnTinyStories) {
   auto dsrc = open_model_source(dyn);
   ASSERT_TRUE(dsrc.ok());
   EXPECT_EQ((*dsrc)->find("blk.0.ffn_down.weight.act_scale"), nullptr);
+  // The (tied) embeddings are int8 per row as well, and read back as rows by the model.
+  const TensorView* te = (*dsrc)->find("token_embd.weight");
+  ASSERT_NE(te, nullptr);
+  EXPECT_EQ(te->type, DType::kI8Ch);
+  EXPECT_NE((*dsrc)->find("token_embd.weight.scale"), nullptr);
 
   auto m = evaluate({model_dir(), dyn, stat, sq, sqd});
   ASSERT_EQ(m.size(), 5u);
