@@ -105,6 +105,7 @@ struct WBlock {
 };
 
 struct WQ8_0 {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ8_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = false;
   static constexpr bool kHasMin = false;
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -122,6 +123,7 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
 }
 
 struct WQ4_0 {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ4_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = false;
   static constexpr bool kHasMin = false;
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -132,6 +134,7 @@ struct WQ4_0 {
 };
 
 struct WQ4_1 {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ4_1);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -154,6 +157,7 @@ inline __m256i fifth_bits(const uint8_t* qh4) {
 }
 
 struct WQ5_0 {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ5_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = false;
   static constexpr bool kHasMin = false;
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -165,6 +169,7 @@ struct WQ5_0 {
 };
 
 struct WQ5_1 {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ5_1);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -189,6 +194,7 @@ inline void scale_min_k4(int j, const uint8_t* sc, int* s, int* m) {
 // Sub-block j (0..7) of a Q5_K super-block: as Q4_K, plus bit j of qh[l] as the fifth bit of element l
 // (ref::dequantize_row_q5_k).
 struct WQ5_K {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ5_K) / 8;  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -211,6 +217,7 @@ struct WQ5_K {
 // Sub-block j (0..7) of a Q4_K super-block: x = (d * sc) * q - dmin * m, q the low nibbles of
 // qs[32 (j / 2) ..] for even j, the high nibbles for odd j (ref::dequantize_row_q4_k).
 struct WQ4_K {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ4_K) / 8;  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -231,6 +238,7 @@ struct WQ4_K {
 // r / 2 of ql[64 h + 32 (r % 2) + l] and bits 2r..2r+1 of qh[32 h + l], minus 32; elements 0..15 use
 // scale scales[8 h + 2 r], 16..31 scales[8 h + 2 r + 1] (ref::dequantize_row_q6_k).
 struct WQ6_K {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ6_K) / 8;  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = false;
   static constexpr bool kHasMin = false;
   static WBlock load(const uint8_t* row, int64_t b) {
