@@ -82,6 +82,10 @@ Command register_quantize(CLI::App& app) {
   sub->add_flag("--smooth-only", args->m.smooth_only,
                 "--method smoothquant: write the smoothed model in f32 without rounding anything (it computes the same "
                 "function as the input; for inspecting the migration)");
+  sub->add_flag("--compact", args->m.compact,
+                "--bits 4 --asym with --group-size 128 or --granularity channel: write the llmopt extension type "
+                "q4_1_g128 (one fp16 scale and min per 128 weights, 4.25 bits per weight) instead of Q4_1 blocks "
+                "with repeated parameters (5.0 bits per weight, loadable by llama.cpp)");
   sub->add_flag("--act-order", args->m.act_order,
                 "--method gptq: quantize columns in order of descending Hessian diagonal (static groups)");
   sub->add_option("--group-size", args->m.group_size, "--method: 32, 64 or 128 (default 32)");

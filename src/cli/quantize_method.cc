@@ -157,6 +157,10 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   if (a.smooth_only && a.method != "smoothquant") return fail("--smooth-only applies to --method smoothquant only");
   if (a.bits == 0) a.bits = 4;
   if (a.granularity.empty()) a.granularity = "group";
+  if (a.compact && (w8a8 || a.bits != 4 || !a.asym || (a.granularity == "group" && a.group_size != 128))) {
+    return fail("--compact writes 4-bit asymmetric groups of 128 (or per channel) as q4_1_g128: use it with "
+                "--bits 4 --asym and --group-size 128 or --granularity channel");
+  }
   Result<GridType> grid = grid_for(w8a8 ? 8 : a.bits, !a.asym);
   if (!grid.ok()) return fail(grid.status());
   GridSpec gspec;
@@ -249,6 +253,10 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     for (const LinearGroup& g : layer_groups(cfg.arch, il)) {
       for (const std::string& name : g.weights) {
         const TensorView* v = work->find(name);
+        if (v != nullptr && a.compact && v->cols() % 128 != 0) {
+          return fail("--compact needs rows that are whole groups of 128; " + name + " has rows of " +
+                      std::to_string(v->cols()) + " elements");
+        }
         if (v == nullptr || v->cols() % 32 != 0 || gspec.group_size == 0 || w8a8) continue;
         if (v->cols() % gspec.group_size != 0) {
           return fail("--group-size " + std::to_string(gspec.group_size) + " does not divide the rows of " +
@@ -282,7 +290,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   }
 
   ThreadPool pool(resolve_threads(threads));
-  const DType qtype = grid_dtype(gspec.type);
+  const DType qtype = a.compact ? DType::kQ4_1G128 : grid_dtype(gspec.type);
   const std::string gran = gspec.group_size == 0 ? "channel" : "g" + std::to_string(gspec.group_size);
   std::map<std::string, std::vector<uint8_t>> packed;  // quantized weights
   std::map<std::string, I8ChWeight> i8;                 // W8A8 weights
@@ -299,7 +307,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   };
   // Packs a quantized weight and writes its block dequantization back into the working copy.
   auto store = [&](const std::string& name, const GridTensor& t) {
-    std::vector<uint8_t> blocks = t.pack();
+    std::vector<uint8_t> blocks = a.compact ? pack_q4_1_g128(t) : t.pack();
     kernels::dequantize_row(qtype, blocks.data(), f32.at(name), t.rows * t.cols);
     packed[name] = std::move(blocks);
   };
@@ -658,7 +666,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   }
   out->mutable_metadata().set("llmopt.quantization", MetaValue::from_string(how));
   ConvertOptions opts;
-  opts.outtype = qtype;
+  opts.outtype = grid_dtype(gspec.type);  // file-level default; the tensors carry their own types
   opts.pool = &pool;
   opts.type_for = [&](const std::string& name, DType dflt) -> DType {
     auto it = write_type.find(name);

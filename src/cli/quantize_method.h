@@ -24,6 +24,7 @@ struct MethodArgs {
   float sq_alpha = -1.0f;      // smoothquant: migration strength; < 0: searched per input
   bool act_order = false;      // gptq: columns by descending Hessian diagonal
   bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
+  bool compact = false;        // 4-bit asym g128 / channel as the extension q4_1_g128 (4.25 bpw)
 };
 
 // Returns the process exit code (errors are printed as one "error:" line).

@@ -22,7 +22,7 @@ constexpr DTypeInfo kTable[] = {
     {DType::kI8, "i8", 1, 1, false},        {DType::kI16, "i16", 1, 2, false},
     {DType::kI32, "i32", 1, 4, false},      {DType::kI64, "i64", 1, 8, false},
     {DType::kF64, "f64", 1, 8, false},      {DType::kBF16, "bf16", 1, 2, false},
-    {DType::kI8Ch, "i8_ch", 1, 1, true},
+    {DType::kI8Ch, "i8_ch", 1, 1, true},     {DType::kQ4_1G128, "q4_1_g128", 128, 68, true},
 };
 
 }  // namespace

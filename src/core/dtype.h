@@ -35,6 +35,10 @@ enum class DType : uint32_t {
   // per-row f32 scales live in a companion tensor "<name>.scale" and an optional static activation
   // scale in "<name>.act_scale" (the loader attaches both to the weight's TensorView).
   kI8Ch = 1024,
+  // kQ4_1G128: Q4_1's formula (x = q * d + m, q in 0..15) with one fp16 (d, m) per 128 elements: a
+  // 68-byte block of d, m and 4 x 16 bytes of nibbles, each 16 laid out like a Q4_1 block's. 4.25 bits
+  // per weight for 4-bit asymmetric g128 (Q4_1 with the parameters repeated needs 5.0).
+  kQ4_1G128 = 1025,
 };
 
 struct DTypeInfo {

@@ -28,7 +28,7 @@ inline const char* isa_name() { return isa_name(active_isa()); }
 
 // ---- type conversion -------------------------------------------------------------------------
 // True if rows of this type can be turned into f32 (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-// Q4_K, Q5_K, Q6_K).
+// Q4_K, Q5_K, Q6_K and the extension q4_1_g128; not i8_ch, whose scales live in the view).
 bool can_dequantize(DType t);
 // dst[0..n) = value of the n elements at src (n a multiple of the block size; CHECKed).
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);

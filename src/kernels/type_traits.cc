@@ -18,6 +18,7 @@ constexpr TypeTraits kTraits[] = {
     {DType::kQ4_K, ref::dequantize_row_q4_k, ref::quantize_row_q4_k},
     {DType::kQ5_K, ref::dequantize_row_q5_k, ref::quantize_row_q5_k},
     {DType::kQ6_K, ref::dequantize_row_q6_k, ref::quantize_row_q6_k},
+    {DType::kQ4_1G128, ref::dequantize_row_q4_1_g128, ref::quantize_row_q4_1_g128},
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "core/check.h"
 #include "kernels/kernels.h"
 #include "quant/output_error.h"
 #include "kernels/ref/blocks.h"
@@ -155,6 +156,28 @@ std::vector<uint8_t> GridTensor::pack() const {
         }
       }
     }
+  }
+  return out;
+}
+
+std::vector<uint8_t> pack_q4_1_g128(const GridTensor& t) {
+  LLMOPT_CHECK(t.spec.type == GridType::kQ4_1 && t.cols % 128 == 0 && t.group_len() % 128 == 0);
+  const std::vector<uint8_t> q41 = t.pack();  // rows * cols / 32 Q4_1 blocks
+  const int64_t n128 = t.rows * t.cols / 128;
+  std::vector<uint8_t> out(static_cast<size_t>(n128) * sizeof(kernels::BlockQ4_1G128));
+  for (int64_t g = 0; g < n128; ++g) {
+    kernels::BlockQ4_1G128 blk;
+    for (int s = 0; s < 4; ++s) {
+      kernels::BlockQ4_1 b;
+      std::memcpy(&b, q41.data() + static_cast<size_t>(4 * g + s) * sizeof b, sizeof b);
+      if (s == 0) {
+        blk.d = b.d;
+        blk.m = b.m;
+      }
+      LLMOPT_CHECK(b.d == blk.d && b.m == blk.m);  // the group's parameters, repeated
+      std::memcpy(blk.qs + 16 * s, b.qs, 16);
+    }
+    std::memcpy(out.data() + static_cast<size_t>(g) * sizeof blk, &blk, sizeof blk);
   }
   return out;
 }

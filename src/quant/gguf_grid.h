@@ -78,6 +78,11 @@ struct GridTensor {
   std::vector<float> dequantize() const;
 };
 
+// The llmopt extension q4_1_g128 (docs/FORMATS.md) for a kQ4_1 tensor whose groups are 128 elements or
+// whole rows of a multiple of 128: one (d, m) per 128 elements, the same values as pack()'s Q4_1 blocks
+// (CHECKed preconditions; quantize --compact checks them first).
+std::vector<uint8_t> pack_q4_1_g128(const GridTensor& t);
+
 // Round-to-nearest on the grid; clip_ratios (optional): one per group, rows * groups_per_row.
 Result<GridTensor> grid_quantize_rtn(const float* w, int64_t rows, int64_t cols, const GridSpec& spec,
                                      const std::vector<float>* clip_ratios = nullptr);

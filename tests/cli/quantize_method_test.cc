@@ -12,6 +12,7 @@
 #include "model/loader.h"
 #include "runtime/eval.h"
 #include "cli/quantize_test_util.h"
+#include "model/loader_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
@@ -187,6 +188,52 @@ TEST(QuantizeMethodTest, Gpt2FusedQkvAndLayerNormBiasFoldRun) {
     auto g = run_command(bin() + " generate -m " + q(out) + " -p 'ab' -n 4 --temp 0");
     EXPECT_EQ(g.exit_code, 0) << g.err;
   }
+}
+
+}  // namespace
+}  // namespace llmopt
+
+namespace llmopt {
+namespace {
+
+// --compact: the same 4-bit asymmetric g128 values as Q4_1 blocks with repeated parameters, stored as
+// the extension type q4_1_g128 (4.25 instead of 5.0 bits per weight): identical logits, smaller file.
+TEST(QuantizeMethodTest, CompactG128HoldsTheSameValuesInFewerBytes) {
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesModel);
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesText);
+  const std::string dir = test::temp_dir();
+  const std::string bin = test::llmopt_binary();
+  const std::string base = bin + " quantize '" + test::tinystories_dir() + "' ";
+  const std::string calib = " --calib '" + test::calib_texts().calib_path + "' --calib-samples 8";
+  for (const char* how : {"--method gptq --asym --group-size 128", "--method awq --asym --granularity channel"}) {
+    SCOPED_TRACE(how);
+    const std::string plain = dir + "/plain.gguf", compact = dir + "/compact.gguf";
+    ASSERT_EQ(test::run_command(base + "'" + plain + "' " + how + calib).exit_code, 0);
+    auto r = test::run_command(base + "'" + compact + "' " + how + " --compact" + calib);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto src = open_model_source(compact);
+    ASSERT_TRUE(src.ok());
+    EXPECT_EQ((*src)->find("blk.0.attn_q.weight")->type, DType::kQ4_1G128);
+    EXPECT_LT(std::filesystem::file_size(compact), std::filesystem::file_size(plain));
+    auto a = load_model(plain);
+    auto b = load_model(compact);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ThreadPool pool(2);
+    const std::vector<int32_t> ids = (*a)->tokenizer().encode("Once upon a time there was a cat.", true);
+    EXPECT_EQ(test::all_logits(**a, ids, pool), test::all_logits(**b, ids, pool));
+  }
+  // Only for 4-bit asymmetric groups of 128 or whole rows of a multiple of 128.
+  const std::string tiny = dir + "/tiny.gguf";
+  ASSERT_EQ(test::run_command(bin + " synth --preset llama-tiny --outtype f32 -o '" + tiny + "'").exit_code, 0);
+  for (const char* bad : {"--method rtn --compact", "--method rtn --asym --compact",
+                          "--method rtn --asym --group-size 32 --compact"}) {
+    auto e = test::run_command(bin + " quantize '" + tiny + "' '" + dir + "/x.gguf' " + bad);
+    EXPECT_EQ(e.exit_code, 1) << bad;
+    EXPECT_NE(e.err.find("--compact writes 4-bit asymmetric groups of 128"), std::string::npos) << e.err;
+  }
+  auto e = test::run_command(bin + " quantize '" + tiny + "' '" + dir + "/x.gguf' --method rtn --asym --granularity channel --compact");
+  EXPECT_EQ(e.exit_code, 1);
+  EXPECT_NE(e.err.find("--compact needs rows that are whole groups of 128"), std::string::npos) << e.err;
 }
 
 }  // namespace

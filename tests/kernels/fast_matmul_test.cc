@@ -108,6 +108,9 @@ void random_weights(DType t, int64_t n_out, int64_t k, std::mt19937& rng, Weight
       case DType::kQ4_1:
         halves = {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)};
         break;
+      case DType::kQ4_1G128:
+        halves = {offsetof(BlockQ4_1G128, d), offsetof(BlockQ4_1G128, m)};
+        break;
       case DType::kQ5_0:
         halves = {offsetof(BlockQ5_0, d)};
         break;
@@ -139,6 +142,7 @@ void random_weights(DType t, int64_t n_out, int64_t k, std::mt19937& rng, Weight
 
 std::vector<int64_t> k_values(DType t) {
   if (dtype_info(t).block_size == 256) return {256, 768, 4096 + 256};
+  if (dtype_info(t).block_size == 128) return {128, 384, 4096 + 128};
   if (dtype_info(t).block_size == 32) return {32, 96, 288, 4096 + 32};
   return {7, 33, 96, 289, 4096 + 32 + 5};
 }
@@ -225,7 +229,7 @@ TEST_P(KernelsFastMatmul, EachRowIsBitIdenticalToItsOneRowCall) {
   std::mt19937 rng(3000 + static_cast<int>(t));
   std::uniform_real_distribution<float> val(-1.0f, 1.0f);
   ThreadPool pool(2);
-  const int64_t k = dtype_info(t).block_size == 256 ? 512 : 96, n_out = 19;
+  const int64_t k = dtype_info(t).block_size >= 128 ? 512 : 96, n_out = 19;
   Weights w;
   random_weights(t, n_out, k, rng, &w);
   for (Isa isa : supported_isas()) {
@@ -246,7 +250,7 @@ TEST_P(KernelsFastMatmul, EachRowIsBitIdenticalToItsOneRowCall) {
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelsFastMatmul,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                                            DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K,
-                                           DType::kQ5_K, DType::kQ6_K),
+                                           DType::kQ5_K, DType::kQ6_K, DType::kQ4_1G128),
                          [](const ::testing::TestParamInfo<DType>& info) {
                            return std::string(dtype_name(info.param));
                          });

@@ -118,3 +118,39 @@ TEST(KernelsQuantizeRoundTrip, ErrorWithinBound) {
 
 }  // namespace
 }  // namespace llmopt::kernels
+
+namespace llmopt::kernels {
+namespace {
+
+// The extension type q4_1_g128 from its definition (docs/FORMATS.md): per 128 elements d = fp16((max -
+// min) / 15), m = fp16(min), q = min(15, trunc((x - min) / ((max - min) / 15) + 0.5)), value q * d + m.
+TEST(KernelsQ4_1G128, QuantizeAndDequantizeFollowTheDefinition) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  const int64_t n = 3 * 128;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = g(rng);
+  std::fill(x.begin() + 128, x.begin() + 256, 0.25f);  // a constant group: d = 0, every value = m
+  ASSERT_EQ(dtype_row_bytes(DType::kQ4_1G128, n), std::optional<size_t>(3 * 68));
+  std::vector<uint8_t> q(3 * 68);
+  quantize_row(DType::kQ4_1G128, x.data(), q.data(), n);
+  std::vector<float> y(static_cast<size_t>(n));
+  dequantize_row(DType::kQ4_1G128, q.data(), y.data(), n);
+  for (int64_t b = 0; b < 3; ++b) {
+    const float* xb = x.data() + b * 128;
+    float lo = xb[0], hi = xb[0];
+    for (int j = 1; j < 128; ++j) {
+      lo = std::min(lo, xb[j]);
+      hi = std::max(hi, xb[j]);
+    }
+    const float d = (hi - lo) / 15.0f;
+    const float dh = fp16_to_fp32(fp32_to_fp16(d)), mh = fp16_to_fp32(fp32_to_fp16(lo));
+    for (int j = 0; j < 128; ++j) {
+      const int code = d != 0.0f ? std::min(15, static_cast<int>((xb[j] - lo) * (1.0f / d) + 0.5f)) : 0;
+      ASSERT_EQ(y[b * 128 + j], static_cast<float>(code) * dh + mh) << "block " << b << " element " << j;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmopt::kernels

@@ -85,6 +85,16 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == kQK_K / 2 + kQK_K / 4 + kQK_K / 16 + 2, "BlockQ6_K layout");
 
+// llmopt extension (DType::kQ4_1G128): x = q * d + m for 128 elements; qs[16 s + j] holds element
+// 32 s + j in its low nibble and 32 s + j + 16 in its high nibble (s = 0..3: four Q4_1 nibble layouts).
+constexpr int kQK4_1G128 = 128;
+struct BlockQ4_1G128 {
+  Half d;
+  Half m;
+  uint8_t qs[kQK4_1G128 / 2];
+};
+static_assert(sizeof(BlockQ4_1G128) == 2 * 2 + kQK4_1G128 / 2, "BlockQ4_1G128 layout");
+
 // Not a file format: f32 activations quantized on the fly for the integer dot products of the fast
 // matmuls (like GGML's block_q8_1, with f32 fields). x[i] = qs[i] * d; s = d * sum(qs) serves the
 // types with an offset (Q4_1). Made by ref::quantize_row_q8_act (and bit-identical ISA versions).

@@ -90,6 +90,23 @@ void dequantize_row_q4_0(const void* src, float* dst, int64_t n) {
   }
 }
 
+void dequantize_row_q4_1_g128(const void* src, float* dst, int64_t n) {
+  LLMOPT_CHECK(n % kQK4_1G128 == 0);
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (int64_t i = 0; i < n / kQK4_1G128; ++i) {
+    const auto b = load_block<BlockQ4_1G128>(p, i);
+    const float d = fp16_to_fp32(b.d);
+    const float m = fp16_to_fp32(b.m);
+    for (int s = 0; s < 4; ++s) {
+      float* y = dst + i * kQK4_1G128 + 32 * s;
+      for (int j = 0; j < 16; ++j) {
+        y[j] = static_cast<float>(b.qs[16 * s + j] & 0x0F) * d + m;
+        y[j + 16] = static_cast<float>(b.qs[16 * s + j] >> 4) * d + m;
+      }
+    }
+  }
+}
+
 void dequantize_row_q4_1(const void* src, float* dst, int64_t n) {
   LLMOPT_CHECK(n % kQK4_1 == 0);
   const auto* p = static_cast<const uint8_t*>(src);

@@ -307,6 +307,29 @@ void quantize_row_q4_1(const float* src, void* dst, int64_t n) {
   }
 }
 
+void quantize_row_q4_1_g128(const float* src, void* dst, int64_t n) {
+  LLMOPT_CHECK(n % kQK4_1G128 == 0);
+  auto* p = static_cast<uint8_t*>(dst);
+  for (int64_t i = 0; i < n / kQK4_1G128; ++i) {
+    const float* x = src + i * kQK4_1G128;
+    float lo, hi;
+    min_max(x, kQK4_1G128, &lo, &hi);
+    const float d = (hi - lo) / 15;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    BlockQ4_1G128 b;
+    b.d = fp32_to_fp16(d);
+    b.m = fp32_to_fp16(lo);
+    for (int s = 0; s < 4; ++s) {
+      for (int j = 0; j < 16; ++j) {
+        const int q0 = std::min(15, trunc_int((x[32 * s + j] - lo) * id + 0.5f));
+        const int q1 = std::min(15, trunc_int((x[32 * s + j + 16] - lo) * id + 0.5f));
+        b.qs[16 * s + j] = static_cast<uint8_t>(q0 | (q1 << 4));
+      }
+    }
+    store_block(p, i, b);
+  }
+}
+
 void quantize_row_q5_0(const float* src, void* dst, int64_t n) {
   LLMOPT_CHECK(n % kQK5_0 == 0);
   auto* p = static_cast<uint8_t*>(dst);

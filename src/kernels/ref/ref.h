@@ -27,6 +27,7 @@ void dequantize_row_q5_1(const void* src, float* dst, int64_t n);
 void dequantize_row_q4_k(const void* src, float* dst, int64_t n);
 void dequantize_row_q5_k(const void* src, float* dst, int64_t n);
 void dequantize_row_q6_k(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_1_g128(const void* src, float* dst, int64_t n);
 
 // ---- f32 -> rows of a type ----
 void quantize_row_f32(const float* src, void* dst, int64_t n);
@@ -41,6 +42,8 @@ void quantize_row_q5_1(const float* src, void* dst, int64_t n);
 void quantize_row_q4_k(const float* src, void* dst, int64_t n);
 void quantize_row_q5_k(const float* src, void* dst, int64_t n);
 void quantize_row_q6_k(const float* src, void* dst, int64_t n);
+// The llmopt extension q4_1_g128 (not a llama.cpp type): Q4_1's reference formula over 128 elements.
+void quantize_row_q4_1_g128(const float* src, void* dst, int64_t n);
 
 // f32 activations -> BlockQ8Act (n a multiple of 32): d = max|x| / 127, q = round-half-even(x / d).
 void quantize_row_q8_act(const float* src, BlockQ8Act* dst, int64_t n);

@@ -301,6 +301,8 @@ MatmulKernel find_matmul_x86(DType t) {
       return {run_rows<QuantKernel<WQ5_K, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ6_K:
       return {run_rows<QuantKernel<WQ6_K, Ops>>, ActForm::kQ8Blocks};
+    case DType::kQ4_1G128:
+      return {run_rows<QuantKernel<WQ4_1G128, Ops>>, ActForm::kQ8Blocks};
     case DType::kI8Ch:
       return {run_rows<I8Kernel<Ops>>, ActForm::kI8Rows};
     default:

@@ -156,6 +156,17 @@ inline __m256i fifth_bits(const uint8_t* qh4) {
   return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
+struct WQ4_1G128 {
+  static constexpr int64_t kBlockBytes = sizeof(BlockQ4_1G128) / 4;  // per 32 elements (prefetch distance)
+  static constexpr bool kUnsigned = true;
+  static constexpr bool kHasMin = true;
+  static WBlock load(const uint8_t* row, int64_t b) {
+    const uint8_t* p = row + (b / 4) * static_cast<int64_t>(sizeof(BlockQ4_1G128));
+    return {unpack_nibbles(p + offsetof(BlockQ4_1G128, qs) + 16 * (b % 4)),
+            _mm256_set1_ps(load_half(p + offsetof(BlockQ4_1G128, d))), load_half(p + offsetof(BlockQ4_1G128, m))};
+  }
+};
+
 struct WQ5_0 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ5_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = false;
