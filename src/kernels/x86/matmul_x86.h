@@ -23,6 +23,13 @@
 namespace llmopt::kernels {
 namespace {
 
+// Decode (one or two activation rows) streams every weight once and is limited by how many cache misses
+// a core keeps in flight: the tiles prefetch each weight row far ahead into L2 and near ahead into L1
+// (measured on gpt2-124M decode: Q8_0 +30%, Q4_0 +15%, i8_ch +25%, F16 +8% over no prefetch; F32 -9%,
+// so not for F32).
+constexpr int64_t kPrefetchBytes = 8192;
+constexpr int64_t kPrefetchNear = 256;
+
 template <class W>
 struct FloatKernel {
   // Batched tile: 4 weight rows x 3 activation rows = 12 accumulators (FMA-bound; measured ~1.4x
@@ -41,6 +48,14 @@ struct FloatKernel {
       for (int i = 0; i < M; ++i) acc[r][i] = _mm256_setzero_ps();
     int64_t c = 0;
     for (; c + 8 <= k; c += 8) {
+      if constexpr (M <= 2 && W::kBytes < 4) {  // f16 / bf16 (measured: f32 decode is slower with it)
+        if (c % 16 == 0) {  // once per 32 bytes
+          for (int r = 0; r < R; ++r) {
+            _mm_prefetch(reinterpret_cast<const char*>(rows[r] + W::kBytes * c + kPrefetchBytes), _MM_HINT_T1);
+            _mm_prefetch(reinterpret_cast<const char*>(rows[r] + W::kBytes * c + kPrefetchNear), _MM_HINT_T0);
+          }
+        }
+      }
       __m256 xv[M];
       for (int i = 0; i < M; ++i) xv[i] = _mm256_loadu_ps(xs[i] + c);
       for (int r = 0; r < R; ++r) {
@@ -73,9 +88,6 @@ struct FloatKernel {
   }
 };
 
-// How far ahead of the current block the decode tiles prefetch weight bytes.
-constexpr int64_t kPrefetchBytes = 512;
-
 template <class W, class Ops>
 struct QuantKernel {
   // Batched tile: 1 weight row x 8 activation rows (bound by the integer dot-product ops per pair;
@@ -101,7 +113,8 @@ struct QuantKernel {
       if constexpr (M <= 2) {
         // Decode streams every weight once: ask for the rows' bytes kPrefetchBytes ahead.
         for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchBytes), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchBytes), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchNear), _MM_HINT_T0);
         }
       }
       for (int r = 0; r < R; ++r) {
@@ -159,7 +172,10 @@ struct I8Kernel {
     int64_t c = 0;
     for (; c + 32 <= k; c += 32) {
       if constexpr (M <= 2) {
-        for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + c + kPrefetchBytes), _MM_HINT_T0);
+        for (int r = 0; r < R; ++r) {
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + c + kPrefetchBytes), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + c + kPrefetchNear), _MM_HINT_T0);
+        }
       }
       __m256i wq[R];
       for (int r = 0; r < R; ++r) wq[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[r] + c));
