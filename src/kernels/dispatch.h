@@ -56,6 +56,7 @@ struct IsaKernels {
   void (*attn_accumulate)(const float* p, const float* v, int64_t stride, int32_t n, int64_t hd, float* out);
   void (*gelu_inplace)(float* x, int64_t n);
   void (*swiglu)(const float* gate, const float* up, float* out, int64_t n);
+  void (*softmax_inplace)(float* x, int64_t n);
 };
 
 // The kernels selected now, or nullptr when the reference path is selected.

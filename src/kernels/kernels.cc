@@ -170,7 +170,14 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
     ref::swiglu(gate, up, out, n);
   }
 }
-void softmax_inplace(float* x, int64_t n) { ref::softmax_inplace(x, n); }
+void softmax_inplace(float* x, int64_t n) {
+  const IsaKernels* isa = active_isa_kernels();
+  if (isa != nullptr) {
+    isa->softmax_inplace(x, n);
+  } else {
+    ref::softmax_inplace(x, n);
+  }
+}
 void add_inplace(float* y, const float* x, int64_t n) { ref::add_inplace(y, x, n); }
 
 void rope_inplace(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float base, RopeLayout layout) {

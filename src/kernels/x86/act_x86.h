@@ -1,4 +1,4 @@
-// Vector activation functions (GELU, SwiGLU) with a 256-bit exp. Included only by the x86 ISA
+// Vector activation functions (GELU, SwiGLU, softmax) with a 256-bit exp. Included only by the x86 ISA
 // translation units; internal linkage like matmul_x86.h.
 //   exp(x): x clamped to [-87.3, 88.3], n = round(x / ln2), r = x - n ln2 (ln2 in two parts), a
 //           degree-6 polynomial for e^r on |r| <= ln2 / 2 (Cephes expf's coefficients), times 2^n
@@ -12,6 +12,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
+
+#include "kernels/x86/weight_blocks_x86.h"
 
 namespace llmopt::kernels {
 namespace {
@@ -49,6 +52,43 @@ void gelu_x86(float* x, int64_t n) {
     _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, exp256(t))));
   }
   for (; i < n; ++i) x[i] = gelu_scalar(x[i]);
+}
+
+// Softmax as ref::softmax_inplace (max subtracted, sum in double, all-masked rows -> 0) with exp256;
+// -inf entries (masked) give exactly 0.
+void softmax_x86(float* x, int64_t n) {
+  if (n <= 0) return;
+  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 vm = ninf;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+  float mx = hmax(vm);
+  for (; i < n; ++i) mx = std::fmax(mx, x[i]);
+  if (mx == -std::numeric_limits<float>::infinity()) {
+    for (int64_t j = 0; j < n; ++j) x[j] = 0.0f;
+    return;
+  }
+  const __m256 vmx = _mm256_set1_ps(mx);
+  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(v, vmx)), _mm256_cmp_ps(v, ninf, _CMP_NEQ_OQ));
+    _mm256_storeu_ps(x + i, e);
+    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(acc0, acc1));
+  double sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
+  i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (; i < n; ++i) x[i] *= static_cast<float>(1.0 / sum);
 }
 
 void swiglu_x86(const float* gate, const float* up, float* out, int64_t n) {

@@ -1,6 +1,6 @@
 // AVX2 + FMA + F16C kernels (built with -mavx2 -mfma -mf16c; see kernels.cmake). The integer dot
 // product of 32 u8 x s8 pairs is vpmaddubsw (to int16 pairs) then vpmaddwd by ones (to int32).
-// NOTE: the u8 operand is |w| <= 128 and the s8 one |x| <= 127 (or w <= 15 and |x| <= 127), so
+// NOTE: the u8 operand is |w| <= 128 and the s8 one |x| <= 127 (or unsigned codes w <= 31 and |x| <= 127), so
 // the int16 pair sums (<= 2 * 128 * 127 = 32512) never saturate.
 #if defined(__x86_64__) || defined(__i386__)
 #include "kernels/x86/act_x86.h"
@@ -23,7 +23,7 @@ MatmulKernel find_matmul_avx2(DType t) { return find_matmul_x86<Avx2Ops>(t); }
 namespace avx2 {
 const IsaKernels& kernels() {
   static constexpr IsaKernels k{Isa::kAvx2, quantize_act_row_x86, find_matmul_avx2, dot_f32_x86, axpy_f32_x86,
-                                attn_scores_x86, attn_accumulate_x86, gelu_x86, swiglu_x86};
+                                attn_scores_x86, attn_accumulate_x86, gelu_x86, swiglu_x86, softmax_x86};
   return k;
 }
 }  // namespace avx2

@@ -20,7 +20,7 @@ MatmulKernel find_matmul_avx512(DType t) { return find_matmul_x86<Avx512VnniOps>
 namespace avx512 {
 const IsaKernels& kernels() {
   static constexpr IsaKernels k{Isa::kAvx512, quantize_act_row_x86, find_matmul_avx512, dot_f32_x86, axpy_f32_x86,
-                                attn_scores_x86, attn_accumulate_x86, gelu_x86, swiglu_x86};
+                                attn_scores_x86, attn_accumulate_x86, gelu_x86, swiglu_x86, softmax_x86};
   return k;
 }
 }  // namespace avx512

@@ -122,14 +122,17 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(0x0F));
 }
 
+// Q4_0 and Q5_0 are read as unsigned codes with an offset (x = q * d + m, m = -8 d or -16 d) so the
+// integer products need no sign operations (u8 codes <= 31 times s8 activations never saturate the
+// int16 pair sums); the offset is m * sum(x) per block, like Q4_1's.
 struct WQ4_0 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ4_0);  // per 32 elements (prefetch distance)
-  static constexpr bool kUnsigned = false;
-  static constexpr bool kHasMin = false;
+  static constexpr bool kUnsigned = true;
+  static constexpr bool kHasMin = true;
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ4_0));
-    const __m256i q = _mm256_sub_epi8(unpack_nibbles(p + offsetof(BlockQ4_0, qs)), _mm256_set1_epi8(8));
-    return {q, _mm256_set1_ps(load_half(p)), 0.0f};
+    const float d = load_half(p);
+    return {unpack_nibbles(p + offsetof(BlockQ4_0, qs)), _mm256_set1_ps(d), -8.0f * d};
   }
 };
 
@@ -169,13 +172,14 @@ struct WQ4_1G128 {
 
 struct WQ5_0 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ5_0);  // per 32 elements (prefetch distance)
-  static constexpr bool kUnsigned = false;
-  static constexpr bool kHasMin = false;
+  static constexpr bool kUnsigned = true;
+  static constexpr bool kHasMin = true;
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ5_0));
     const __m256i q5 =
         _mm256_or_si256(unpack_nibbles(p + offsetof(BlockQ5_0, qs)), fifth_bits(p + offsetof(BlockQ5_0, qh)));
-    return {_mm256_sub_epi8(q5, _mm256_set1_epi8(16)), _mm256_set1_ps(load_half(p)), 0.0f};
+    const float d = load_half(p);
+    return {q5, _mm256_set1_ps(d), -16.0f * d};
   }
 };
 
