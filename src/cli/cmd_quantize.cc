@@ -82,6 +82,10 @@ Command register_quantize(CLI::App& app) {
   sub->add_flag("--smooth-only", args->m.smooth_only,
                 "--method smoothquant: write the smoothed model in f32 without rounding anything (it computes the same "
                 "function as the input; for inspecting the migration)");
+  sub->add_option("--embed-type", args->m.embed_type,
+                  "--method: write token_embd and output as this type with llama.cpp's quantizers (e.g. q8_0, q6_k, "
+                  "f16; rows that do not fit its blocks fall back with a warning). Default: as in the input for "
+                  "--bits 4 and weight-only 8-bit, i8_ch per row for W8A8");
   sub->add_flag("--compact", args->m.compact,
                 "--bits 4 --asym with --group-size 128 or --granularity channel: write the llmopt extension type "
                 "q4_1_g128 (one fp16 scale and min per 128 weights, 4.25 bits per weight) instead of Q4_1 blocks "

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -154,6 +155,14 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     }
   }
   if (a.act_order && a.method != "gptq") return fail("--act-order applies to --method gptq only");
+  std::optional<DType> embed_type;
+  if (!a.embed_type.empty()) {
+    embed_type = dtype_from_name(a.embed_type);
+    if (!embed_type || (!kernels::can_quantize(*embed_type) && *embed_type != DType::kF32) ||
+        *embed_type == DType::kQ4_1G128) {
+      return fail("--embed-type '" + a.embed_type + "' is not a type llmopt writes (use f32, f16, bf16, q8_0, q6_k, ...)");
+    }
+  }
   if (a.smooth_only && a.method != "smoothquant") return fail("--smooth-only applies to --method smoothquant only");
   if (a.bits == 0) a.bits = 4;
   if (a.granularity.empty()) a.granularity = "group";
@@ -598,7 +607,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
 
   // W8A8 also covers the token embeddings and the head (round-to-nearest per row; the head's activations
   // per token): like a Q8_0 file, every matrix is 8-bit, and the head is an int8 x int8 matmul too.
-  if (w8a8 && !a.smooth_only) {
+  if (w8a8 && !a.smooth_only && !embed_type) {
     for (const char* name : {"token_embd.weight", "output.weight"}) {
       const TensorView* v = view_of(name);
       if (v == nullptr || !f32.count(name) || v->shape.size() != 2) continue;
@@ -654,6 +663,10 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     } else {
       out->add_tensor(t.name, t.view);
       write_type[t.name] = t.view.type;
+      const bool table = t.name == "token_embd.weight" || t.name == "output.weight";
+      if (embed_type && table && is_plain(t.view.type) && !(keep && std::regex_search(t.name, *keep))) {
+        write_type[t.name] = *embed_type;  // converted by write_gguf_model (llama.cpp's quantizers)
+      }
     }
   }
   const uint32_t file_type = gspec.type == GridType::kQ4_0 ? 2 : gspec.type == GridType::kQ4_1 ? 3 : 7;

@@ -25,6 +25,7 @@ struct MethodArgs {
   bool act_order = false;      // gptq: columns by descending Hessian diagonal
   bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
   bool compact = false;        // 4-bit asym g128 / channel as the extension q4_1_g128 (4.25 bpw)
+  std::string embed_type;      // token_embd / output written as this type ("": as in the input; W8A8: i8_ch)
 };
 
 // Returns the process exit code (errors are printed as one "error:" line).

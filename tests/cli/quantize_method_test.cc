@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <cstring>
 #include <map>
 
+#include "kernels/kernels.h"
 #include "model/loader.h"
 #include "runtime/eval.h"
 #include "cli/quantize_test_util.h"
@@ -234,6 +236,40 @@ TEST(QuantizeMethodTest, CompactG128HoldsTheSameValuesInFewerBytes) {
   auto e = test::run_command(bin + " quantize '" + tiny + "' '" + dir + "/x.gguf' --method rtn --asym --granularity channel --compact");
   EXPECT_EQ(e.exit_code, 1);
   EXPECT_NE(e.err.find("--compact needs rows that are whole groups of 128"), std::string::npos) << e.err;
+}
+
+}  // namespace
+}  // namespace llmopt
+
+namespace llmopt {
+namespace {
+
+TEST(QuantizeMethodTest, EmbedTypeWritesTheTablesWithLlamaCppQuantizers) {
+  const std::string dir = test::temp_dir();
+  const std::string bin = test::llmopt_binary();
+  const std::string tiny = dir + "/tiny.gguf";
+  ASSERT_EQ(test::run_command(bin + " synth --preset llama-tiny --outtype f32 -o '" + tiny + "'").exit_code, 0);
+  const std::string out = dir + "/e.gguf";
+  auto r = test::run_command(bin + " quantize '" + tiny + "' '" + out + "' --method rtn --granularity channel --embed-type q8_0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto src = open_model_source(out);
+  ASSERT_TRUE(src.ok());
+  EXPECT_EQ((*src)->find("token_embd.weight")->type, DType::kQ8_0);
+  EXPECT_EQ((*src)->find("blk.0.attn_q.weight")->type, DType::kQ4_0);
+  // The values are llama.cpp's Q8_0 of the input's rows.
+  auto in = open_model_source(tiny);
+  ASSERT_TRUE(in.ok());
+  const TensorView* te = (*in)->find("token_embd.weight");
+  std::vector<uint8_t> want(*dtype_row_bytes(DType::kQ8_0, te->numel()));
+  kernels::quantize_row(DType::kQ8_0, te->f32(), want.data(), te->numel());
+  const TensorView* got = (*src)->find("token_embd.weight");
+  ASSERT_EQ(got->nbytes, want.size());
+  EXPECT_EQ(std::memcmp(got->data, want.data(), want.size()), 0);
+  auto g = test::run_command(bin + " generate -m '" + out + "' -p 'ab' -n 4 --temp 0");
+  EXPECT_EQ(g.exit_code, 0) << g.err;
+  auto e = test::run_command(bin + " quantize '" + tiny + "' '" + out + "' --method rtn --embed-type q9_9");
+  EXPECT_EQ(e.exit_code, 1);
+  EXPECT_NE(e.err.find("--embed-type 'q9_9' is not a type llmopt writes"), std::string::npos) << e.err;
 }
 
 }  // namespace
