@@ -90,6 +90,18 @@ void dequantize_row_q4_0(const void* src, float* dst, int64_t n) {
   }
 }
 
+namespace {
+
+// 16 bytes of Q4_1 nibbles (element j low, j + 16 high) -> 32 values q * d + m.
+void dequantize_q4_1_nibbles(const uint8_t* qs, float d, float m, float* y) {
+  for (int j = 0; j < 16; ++j) {
+    y[j] = static_cast<float>(qs[j] & 0x0F) * d + m;
+    y[j + 16] = static_cast<float>(qs[j] >> 4) * d + m;
+  }
+}
+
+}  // namespace
+
 void dequantize_row_q4_1_g128(const void* src, float* dst, int64_t n) {
   LLMOPT_CHECK(n % kQK4_1G128 == 0);
   const auto* p = static_cast<const uint8_t*>(src);
@@ -97,13 +109,7 @@ void dequantize_row_q4_1_g128(const void* src, float* dst, int64_t n) {
     const auto b = load_block<BlockQ4_1G128>(p, i);
     const float d = fp16_to_fp32(b.d);
     const float m = fp16_to_fp32(b.m);
-    for (int s = 0; s < 4; ++s) {
-      float* y = dst + i * kQK4_1G128 + 32 * s;
-      for (int j = 0; j < 16; ++j) {
-        y[j] = static_cast<float>(b.qs[16 * s + j] & 0x0F) * d + m;
-        y[j + 16] = static_cast<float>(b.qs[16 * s + j] >> 4) * d + m;
-      }
-    }
+    for (int s = 0; s < 4; ++s) dequantize_q4_1_nibbles(b.qs + 16 * s, d, m, dst + i * kQK4_1G128 + 32 * s);
   }
 }
 
@@ -114,13 +120,7 @@ void dequantize_row_q4_1(const void* src, float* dst, int64_t n) {
     const auto b = load_block<BlockQ4_1>(p, i);
     const float d = fp16_to_fp32(b.d);
     const float m = fp16_to_fp32(b.m);
-    float* y = dst + i * kQK4_1;
-    for (int j = 0; j < kQK4_1 / 2; ++j) {
-      const int x0 = b.qs[j] & 0x0F;
-      const int x1 = b.qs[j] >> 4;
-      y[j] = static_cast<float>(x0) * d + m;
-      y[j + kQK4_1 / 2] = static_cast<float>(x1) * d + m;
-    }
+    dequantize_q4_1_nibbles(b.qs, d, m, dst + i * kQK4_1);
   }
 }
 

@@ -286,6 +286,20 @@ void quantize_row_q4_0(const float* src, void* dst, int64_t n) {
   }
 }
 
+namespace {
+
+// Q4_1's reference rounding of 32 values with the group's lo and 1/d into 16 bytes of nibbles
+// (element j low, j + 16 high).
+void pack_q4_1_nibbles(const float* x, float lo, float id, uint8_t* qs) {
+  for (int j = 0; j < 16; ++j) {
+    const int q0 = std::min(15, trunc_int((x[j] - lo) * id + 0.5f));
+    const int q1 = std::min(15, trunc_int((x[j + 16] - lo) * id + 0.5f));
+    qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+  }
+}
+
+}  // namespace
+
 void quantize_row_q4_1(const float* src, void* dst, int64_t n) {
   LLMOPT_CHECK(n % kQK4_1 == 0);
   auto* p = static_cast<uint8_t*>(dst);
@@ -298,11 +312,7 @@ void quantize_row_q4_1(const float* src, void* dst, int64_t n) {
     BlockQ4_1 b;
     b.d = fp32_to_fp16(d);
     b.m = fp32_to_fp16(lo);
-    for (int j = 0; j < kQK4_1 / 2; ++j) {
-      const int q0 = std::min(15, trunc_int((x[j] - lo) * id + 0.5f));
-      const int q1 = std::min(15, trunc_int((x[j + kQK4_1 / 2] - lo) * id + 0.5f));
-      b.qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-    }
+    pack_q4_1_nibbles(x, lo, id, b.qs);
     store_block(p, i, b);
   }
 }
@@ -319,13 +329,7 @@ void quantize_row_q4_1_g128(const float* src, void* dst, int64_t n) {
     BlockQ4_1G128 b;
     b.d = fp32_to_fp16(d);
     b.m = fp32_to_fp16(lo);
-    for (int s = 0; s < 4; ++s) {
-      for (int j = 0; j < 16; ++j) {
-        const int q0 = std::min(15, trunc_int((x[32 * s + j] - lo) * id + 0.5f));
-        const int q1 = std::min(15, trunc_int((x[32 * s + j + 16] - lo) * id + 0.5f));
-        b.qs[16 * s + j] = static_cast<uint8_t>(q0 | (q1 << 4));
-      }
-    }
+    for (int s = 0; s < 4; ++s) pack_q4_1_nibbles(x + 32 * s, lo, id, b.qs + 16 * s);
     store_block(p, i, b);
   }
 }
