@@ -45,6 +45,7 @@ Command register_quantize(CLI::App& app) {
     std::string type;
     std::string keep;
     std::string tokenizer;
+    bool pure = false;
     int threads = 0;
     MethodArgs m;
   };
@@ -58,8 +59,14 @@ Command register_quantize(CLI::App& app) {
   sub->add_option("output", args->output, "Output .gguf path")->required();
   sub->add_option("--type", args->type,
                   std::string("Output type: ") + kTypes +
-                      ". A single type is used for every weight matrix (vectors stay f32); q4_k_m and q5_k_m "
-                      "choose the type per tensor like llama-quantize");
+                      ". Tensor types are chosen like llama-quantize with that file type: q4_k_m and q5_k_m per "
+                      "tensor; a single type for every weight matrix except the head (or the tied embeddings), "
+                      "which get q6_k (q8_0 when their rows do not fit; a q8_0 file keeps q8_0); norms, biases and "
+                      "position embeddings stay as they are. q4_k and q5_k (no llama-quantize file type of their "
+                      "own) are always --pure");
+  sub->add_flag("--pure", args->pure,
+                "--type: every weight matrix in the one type, the head too (llama-quantize --pure); rows that do "
+                "not fit its blocks still fall back");
   sub->add_option("--method", args->m.method,
                   "rtn, gptq, awq or smoothquant: quantize every linear layer of the blocks with this method, layer "
                   "by layer with calibration inputs from the already quantized layers before it; embeddings and the "
@@ -157,12 +164,15 @@ Command register_quantize(CLI::App& app) {
             ConvertOptions opts;
             opts.outtype = outtype;
             const QuantMixModelInfo info = quant_mix_model_info(**src);
+            // q4_k and q5_k have no llama-quantize file type of their own: always pure.
+            const bool pure = args->pure || (!mix && (outtype == DType::kQ4_K || outtype == DType::kQ5_K));
             opts.type_for = [&](const std::string& name, DType dflt) -> DType {
               if (keep && std::regex_search(name, *keep)) return DType::kF16;
-              if (!mix) return dflt;
               auto it = src_types.find(name);
               if (it == src_types.end()) return dflt;
-              std::optional<DType> t = quant_mix_tensor_type(*mix, name, it->second.second, info);
+              const int64_t cols = it->second.second;
+              std::optional<DType> t = mix && !pure ? quant_mix_tensor_type(*mix, name, cols, info)
+                                                    : single_type_tensor_type(outtype, pure, name, cols, info);
               return t ? *t : it->second.first;  // llama.cpp leaves it in its own type
             };
             if (mix) opts.file_type = quant_mix_file_type(*mix);

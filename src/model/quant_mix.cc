@@ -17,6 +17,9 @@
 //  6. Everything else (attn_q, attn_k, attn_output, ffn_gate, ffn_up): the base type.
 //  7. Then llama.cpp's generic fallback for rows that do not fit the block size (Q4_K -> Q5_0,
 //     Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when that does not fit either), applied by write_gguf_model.
+// The single-type file types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q6_K; F16 and BF16 are never adjusted) use
+// rules 1, 2 and 7 only: llama_tensor_get_type_impl has no other rule for them without an imatrix.
+// llama-quantize --pure keeps rules 1 and 7 and gives every other weight the base type.
 // llama.cpp counts i of rules 4 and 5 with running counters over the tensors in file order; here it is
 // the block number N of "blk.N." (the same for a dense model: one such tensor per layer, in layer order).
 //
@@ -88,17 +91,31 @@ QuantMixModelInfo quant_mix_model_info(const WeightSource& src) {
   return info;
 }
 
+bool quantizable_weight(const std::string& name) {
+  return ends_with(name, "weight") && !contains(name, "_norm.weight") && name != "position_embd.weight" &&
+         name != "token_types.weight";
+}
+
+// Rule 2 (and the single-type file types): the head, or the tied embeddings.
+static std::optional<DType> head_type(DType base, const std::string& name, int64_t cols, const QuantMixModelInfo& info) {
+  if (name != "output.weight" && (info.has_output || name != "token_embd.weight")) return std::nullopt;
+  if (cols % dtype_info(base).block_size != 0) return DType::kQ8_0;
+  return base == DType::kQ8_0 ? DType::kQ8_0 : DType::kQ6_K;
+}
+
+std::optional<DType> single_type_tensor_type(DType base, bool pure, const std::string& name, int64_t cols,
+                                             const QuantMixModelInfo& info) {
+  if (!quantizable_weight(name)) return std::nullopt;
+  if (pure || !dtype_info(base).quantized) return base;
+  if (auto h = head_type(base, name, cols, info)) return h;
+  return base;
+}
+
 std::optional<DType> quant_mix_tensor_type(QuantMix mix, const std::string& name, int64_t cols,
                                            const QuantMixModelInfo& info) {
-  if (!ends_with(name, "weight") || contains(name, "_norm.weight") || name == "position_embd.weight" ||
-      name == "token_types.weight") {
-    return std::nullopt;
-  }
+  if (!quantizable_weight(name)) return std::nullopt;
   const DType base = quant_mix_base_type(mix);
-  if (name == "output.weight" || (!info.has_output && name == "token_embd.weight")) {
-    if (cols % dtype_info(base).block_size != 0) return DType::kQ8_0;
-    return DType::kQ6_K;
-  }
+  if (auto h = head_type(base, name, cols, info)) return h;
   if (name == "token_embd.weight") return base;
   if (is_attn_v_like(name)) return use_more_bits(block_index(name), info.n_attn_v) ? DType::kQ6_K : base;
   if (contains(name, "ffn_down")) return use_more_bits(block_index(name), info.n_ffn_down) ? DType::kQ6_K : base;

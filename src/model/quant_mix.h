@@ -37,4 +37,14 @@ QuantMixModelInfo quant_mix_model_info(const WeightSource& src);
 std::optional<DType> quant_mix_tensor_type(QuantMix mix, const std::string& name, int64_t cols,
                                            const QuantMixModelInfo& info);
 
+// llama-quantize's choice for a single-type file type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q6_K, F16, BF16):
+// nullopt for tensors it never quantizes (rule 1: written in their own type); for a quantized `base`
+// the head, or the tied embeddings, get rule 2 (Q6_K, or Q8_0 when the row does not fit `base`'s
+// blocks; a Q8_0 file keeps Q8_0); everything else is `base`. `pure` (llama-quantize --pure): every
+// quantizable weight is `base`. Rows that do not fit a type fall back when written (rule 7).
+std::optional<DType> single_type_tensor_type(DType base, bool pure, const std::string& name, int64_t cols,
+                                             const QuantMixModelInfo& info);
+// Whether llama-quantize quantizes this tensor at all (rule 1; 1-D tensors are excluded by the caller).
+bool quantizable_weight(const std::string& name);
+
 }  // namespace llmopt
