@@ -34,6 +34,7 @@ void SpecStats::add(const SpecStats& o) {
   for (size_t i = 0; i < o.rounds_with_k.size(); ++i) rounds_with_k[i] += o.rounds_with_k[i];
   draft_seconds += o.draft_seconds;
   target_seconds += o.target_seconds;
+  prefill_seconds += o.prefill_seconds;
 }
 
 Result<GenerateResult> generate_speculative(const Model& target, Drafter& drafter, std::span<const int32_t> prompt,
@@ -73,6 +74,7 @@ Result<GenerateResult> generate_speculative(const Model& target, Drafter& drafte
     in.block_table = seq.table();
     in.logits = LogitsMode::kNone;
     target.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
+    st.prefill_seconds = since(t0);
   }
 
   AdaptiveK local_chooser(spec.k, spec.adaptive);

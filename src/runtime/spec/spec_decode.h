@@ -36,6 +36,7 @@ struct SpecStats {
   std::vector<int64_t> rounds_with_k;            // index k: rounds that drafted k tokens (k = 0: plain)
   double draft_seconds = 0.0;
   double target_seconds = 0.0;
+  double prefill_seconds = 0.0;  // the target's prefill of the prompt (all but its last token)
   double acceptance_rate() const { return drafted > 0 ? static_cast<double>(accepted) / drafted : 0.0; }
   double tokens_per_pass() const { return target_passes > 0 ? static_cast<double>(generated) / target_passes : 0.0; }
   void add(const SpecStats& o);
