@@ -5,6 +5,12 @@ Usage: python3 bench/llama_server_client.py URL CONCURRENCY N_REQUESTS N_PREDICT
 Each request: a ~28-token prompt, N_PREDICT tokens, ignore_eos, greedy, no prompt cache. Standard library
 only. Used for the llama-server row of docs/BENCHMARKS.md (serve-bench section).
 """
+import json
+import sys
+import threading
+import time
+import urllib.request
+
 url = sys.argv[1]; conc = int(sys.argv[2]); n_req = int(sys.argv[3]); n_predict = int(sys.argv[4])
 words = "the quick brown fox jumps over the lazy dog while a small bird sings in the old tree near the river bank".split()
 def prompt(i):
