@@ -25,6 +25,7 @@ Command register_bench(CLI::App& app) {
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("bench", "Measure prefill and decode tokens/s (like llama-bench)");
   add_model_args(sub, args->model, /*with_threads=*/false);
+  add_kv_type_arg(sub, args->model);
   sub->add_option("-p,--n-prompt", args->n_prompt, "Prompt lengths to time as one prefill (comma list; 0: none)")
       ->delimiter(',')
       ->capture_default_str();

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/thread_pool.h"
+#include "model/kv_store.h"
 #include "model/loader.h"
 
 namespace llmopt::cli {
@@ -16,12 +17,20 @@ void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads) {
   if (with_threads) {
     app->add_option("-t,--threads", args.threads, "Threads (default: number of physical cores)")
         ->check(CLI::Range(0, 1024));
+    add_kv_type_arg(app, args);
   }
+}
+
+void add_kv_type_arg(CLI::App* app, ModelArgs& args) {
+  app->add_option("--kv-type", args.kv_type, "KV cache element type: f16 (half the memory; llama.cpp's default) or f32")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
 }
 
 int resolve_threads(int requested) { return requested > 0 ? requested : physical_core_count(); }
 
 std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokenizer) {
+  KvStore::set_default_type(args.kv_type == "f32" ? DType::kF32 : DType::kF16);
   LoadOptions opts;
   opts.tokenizer_path = args.tokenizer;
   opts.require_tokenizer = require_tokenizer;

@@ -16,9 +16,12 @@ struct ModelArgs {
   std::string model;       // -m
   std::string tokenizer;   // --tokenizer (llama2.c checkpoints)
   int threads = 0;         // -t (0: physical cores)
+  std::string kv_type = "f16";  // --kv-type (commands that run the model)
 };
 
+// -m, --tokenizer and, with_threads, -t and --kv-type.
 void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads = true);
+void add_kv_type_arg(CLI::App* app, ModelArgs& args);  // --kv-type f16|f32 (applied by load_or_report)
 int resolve_threads(int requested);
 // Loads the model; on failure prints "error: <message>" and returns nullptr.
 std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokenizer = true);

@@ -130,22 +130,14 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
   }
 }
 
-void attn_scores(const float* q, const float* k, int64_t stride, int32_t n, int64_t hd, float scale, float* scores) {
+void attn_block(const float* q, int32_t nq, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
+                int64_t stride, int32_t n, float* m, float* l, float* o) {
   const IsaKernels* isa = active_isa_kernels();
   if (isa != nullptr) {
-    isa->attn_scores(q, k, stride, n, hd, scale, scores);
-    return;
+    isa->attn_block(q, nq, hd, scale, k, v, kv_f16, stride, n, m, l, o);
+  } else {
+    ref::attn_block(q, nq, hd, scale, k, v, kv_f16, stride, n, m, l, o);
   }
-  for (int32_t s = 0; s < n; ++s) scores[s] = ref::dot_f32(q, k + s * stride, hd) * scale;
-}
-
-void attn_accumulate(const float* p, const float* v, int64_t stride, int32_t n, int64_t hd, float* out) {
-  const IsaKernels* isa = active_isa_kernels();
-  if (isa != nullptr) {
-    isa->attn_accumulate(p, v, stride, n, hd, out);
-    return;
-  }
-  for (int32_t s = 0; s < n; ++s) ref::axpy_f32(p[s], v + s * stride, out, hd);
 }
 
 void rms_norm(const float* x, const float* w, float eps, float* out, int64_t n) {

@@ -51,10 +51,16 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
 float dot_f32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 void axpy_f32(float a, const float* x, float* y, int64_t n);
-// Attention over one KV block of n slots whose rows (hd floats) are `stride` floats apart:
-// scores[s] = scale * (q . k_s), and out[0:hd] += sum_s p[s] * v_s.
-void attn_scores(const float* q, const float* k, int64_t stride, int32_t n, int64_t hd, float scale, float* scores);
-void attn_accumulate(const float* p, const float* v, int64_t stride, int32_t n, int64_t hd, float* out);
+// One step of flash-style attention (online softmax) over one KV block.
+//   q: nq query rows of hd floats, one after another (the query heads that share one KV head: GQA);
+//   k, v: n key and value rows of hd elements, `stride` elements apart, f32 or (kv_f16) f16;
+//   state per query i: running max m[i] (start -inf), running sum l[i] (start 0) and unnormalised
+//   output o[i * hd ...] (start 0). Keys are taken kAttnChunk at a time; for each chunk, with
+//   s_j = scale * (q . k_j) and M = max(m, max_j s_j): c = exp(m - M), l = l c + sum_j exp(s_j - M),
+//   o = o c + sum_j exp(s_j - M) v_j, m = M. After the last block the attention output is o / l.
+constexpr int32_t kAttnChunk = 16;
+void attn_block(const float* q, int32_t nq, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
+                int64_t stride, int32_t n, float* m, float* l, float* o);
 
 // ---- elementwise / row ops (all f32, in place where the name says so) ---------------------------
 // out = x / sqrt(mean(x^2) + eps) * w

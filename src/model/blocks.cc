@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/check.h"
 #include "kernels/kernels.h"
@@ -23,7 +24,7 @@ Activations::Activations(const ModelConfig& cfg, const TokenBatch& batch, int n_
     ff_b.resize(n_tok * cfg.n_ff);
     ff_row.resize(cfg.n_ff);
   }
-  scores.resize(static_cast<size_t>(n_threads) * (static_cast<size_t>(batch.max_pos) + 1));
+  attn_ml.resize(static_cast<size_t>(n_threads) * 2 * static_cast<size_t>(cfg.n_head / cfg.n_head_kv));
 }
 
 void embed(const Weights& w, const TokenBatch& batch, int64_t n_embd, float* x) {
@@ -77,13 +78,12 @@ namespace {
 // pos % block_size. All of a layer's writes happen before any of its reads, so a token sees the
 // tokens of its own sequence that arrive in the same batch.
 void store_kv(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, const Qkv& qkv, KvStore& kv) {
+  (void)cfg;
   const int32_t bs = kv.block_size();
-  const size_t row_bytes = static_cast<size_t>(cfg.kv_dim()) * sizeof(float);
   for (int64_t t = 0; t < batch.n_tok(); ++t) {
     const int32_t pos = batch.pos[t];
     const int32_t block = batch.block_table[t][pos / bs];
-    std::memcpy(kv.k(il, block, pos % bs), qkv.k + t * qkv.k_stride, row_bytes);
-    std::memcpy(kv.v(il, block, pos % bs), qkv.v + t * qkv.v_stride, row_bytes);
+    kv.write(il, block, pos % bs, qkv.k + t * qkv.k_stride, qkv.v + t * qkv.v_stride);
   }
 }
 
@@ -97,43 +97,65 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
   const int64_t hd = cfg.head_dim;
   const int64_t q_dim = cfg.q_dim();
   const int64_t kv_dim = cfg.kv_dim();
-  const int32_t n_head = cfg.n_head;
+  const int32_t n_head_kv = cfg.n_head_kv;
   const int32_t group = cfg.n_head / cfg.n_head_kv;
   const int32_t bs = cache.block_size();
+  const bool f16 = cache.type() == DType::kF16;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t n_items = batch.n_tok() * n_head;
-  const size_t score_stride = static_cast<size_t>(batch.max_pos) + 1;
+  // One item = one token's query heads that share a KV head: each K/V block is read once for them.
+  const int64_t n_items = batch.n_tok() * n_head_kv;
   // NOTE: a small batch (a few decode tokens of a small model) is cheaper on one thread than the
   // hand-off to others; the per-item arithmetic is the same either way.
-  const int64_t work = n_items * (static_cast<int64_t>(batch.max_pos) + 1) * hd;
+  const int64_t work = n_items * group * (static_cast<int64_t>(batch.max_pos) + 1) * hd;
   const int n_threads = work < (int64_t{1} << 16) ? 1 : pool.n_threads();
-  LLMOPT_CHECK(act.scores.size() >= score_stride * static_cast<size_t>(n_threads));
+  LLMOPT_CHECK(act.attn_ml.size() >= 2 * static_cast<size_t>(group) * static_cast<size_t>(n_threads));
 
-  // NOTE: items (token, head) are dealt round-robin rather than in contiguous chunks: later tokens
-  // of a prefill attend over more positions, and striding keeps the threads evenly loaded.
+  // NOTE: items are dealt round-robin rather than in contiguous chunks: later tokens of a prefill
+  // attend over more positions, and striding keeps the threads evenly loaded.
+  const size_t eb = cache.elem_bytes();
+  const size_t row_bytes = static_cast<size_t>(hd) * eb;
+  const size_t gather_bytes = 2 * kernels::kAttnChunk * row_bytes;  // K then V rows of one chunk
+  if (act.attn_gather.size() < gather_bytes * static_cast<size_t>(n_threads)) {
+    act.attn_gather.resize(gather_bytes * static_cast<size_t>(n_threads));
+  }
   auto body = [&](int tid) {
-    float* scores = act.scores.data() + tid * score_stride;  // [pos + 1]
+    float* m = act.attn_ml.data() + static_cast<size_t>(tid) * 2 * group;
+    float* l = m + group;
+    uint8_t* gk = act.attn_gather.data() + static_cast<size_t>(tid) * gather_bytes;
+    uint8_t* gv = gk + kernels::kAttnChunk * row_bytes;
     for (int64_t item = tid; item < n_items; item += n_threads) {
-      const int64_t t = item / n_head;
-      const int32_t h = static_cast<int32_t>(item % n_head);
-      const int64_t kv_off = static_cast<int64_t>(h / group) * hd;
+      const int64_t t = item / n_head_kv;
+      const int32_t g = static_cast<int32_t>(item % n_head_kv);
+      const int64_t kv_off = static_cast<int64_t>(g) * hd;
       const int32_t n_ctx = batch.pos[t] + 1;
       const std::span<const int32_t> table = batch.block_table[t];
-      const float* q = qkv.q + t * qkv.q_stride + h * hd;
-
-      for (int32_t start = 0, b = 0; start < n_ctx; start += bs, ++b) {
-        const float* k = cache.k(il, table[b], 0) + kv_off;  // [block_size][kv_dim], slots in order
-        const int32_t n = std::min(bs, n_ctx - start);
-        kernels::attn_scores(q, k, kv_dim, n, hd, scale, scores + start);
+      const float* q = qkv.q + t * qkv.q_stride + static_cast<int64_t>(g) * group * hd;  // group heads
+      float* out = act.attn.data() + t * q_dim + static_cast<int64_t>(g) * group * hd;
+      std::fill(out, out + group * hd, 0.0f);
+      std::fill(m, m + group, -std::numeric_limits<float>::infinity());
+      std::fill(l, l + group, 0.0f);
+      // Keys go to the kernel kAttnChunk positions at a time, aligned to positions rather than to
+      // blocks, so the result does not depend on the block size or on where the blocks are. A chunk
+      // that spans blocks (block sizes below kAttnChunk) is gathered into contiguous rows first.
+      const size_t off = static_cast<size_t>(kv_off) * eb;
+      for (int32_t c = 0; c < n_ctx; c += kernels::kAttnChunk) {
+        const int32_t cn = std::min(kernels::kAttnChunk, n_ctx - c);
+        const int32_t b0 = c / bs;
+        if (b0 == (c + cn - 1) / bs) {
+          kernels::attn_block(q, group, hd, scale, cache.k(il, table[b0], c % bs) + off,
+                              cache.v(il, table[b0], c % bs) + off, f16, kv_dim, cn, m, l, out);
+        } else {
+          for (int32_t j = 0; j < cn; ++j) {
+            const int32_t p = c + j;
+            std::memcpy(gk + j * row_bytes, cache.k(il, table[p / bs], p % bs) + off, row_bytes);
+            std::memcpy(gv + j * row_bytes, cache.v(il, table[p / bs], p % bs) + off, row_bytes);
+          }
+          kernels::attn_block(q, group, hd, scale, gk, gv, f16, hd, cn, m, l, out);
+        }
       }
-      kernels::softmax_inplace(scores, n_ctx);
-
-      float* out = act.attn.data() + t * q_dim + h * hd;  // [head_dim]
-      std::fill(out, out + hd, 0.0f);
-      for (int32_t start = 0, b = 0; start < n_ctx; start += bs, ++b) {
-        const float* v = cache.v(il, table[b], 0) + kv_off;
-        const int32_t n = std::min(bs, n_ctx - start);
-        kernels::attn_accumulate(scores + start, v, kv_dim, n, hd, out);
+      for (int32_t i = 0; i < group; ++i) {
+        const float inv = 1.0f / l[i];
+        for (int64_t d = 0; d < hd; ++d) out[i * hd + d] *= inv;
       }
     }
   };

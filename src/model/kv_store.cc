@@ -3,22 +3,45 @@
 #include "model/kv_store.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "kernels/kernels.h"
 
 namespace llmopt {
+namespace {
+std::atomic<DType> g_default_type{DType::kF16};
+}  // namespace
 
-KvStore::KvStore(int32_t n_layer, int32_t kv_dim, int32_t n_blocks, int32_t block_size)
-    : n_layer_(n_layer), kv_dim_(kv_dim), n_blocks_(n_blocks), block_size_(block_size) {
+DType KvStore::default_type() { return g_default_type.load(); }
+void KvStore::set_default_type(DType t) {
+  LLMOPT_CHECK(t == DType::kF16 || t == DType::kF32);
+  g_default_type.store(t);
+}
+
+KvStore::KvStore(int32_t n_layer, int32_t kv_dim, int32_t n_blocks, int32_t block_size, DType type)
+    : n_layer_(n_layer), kv_dim_(kv_dim), n_blocks_(n_blocks), block_size_(block_size), type_(type) {
   LLMOPT_CHECK(n_layer > 0 && kv_dim > 0 && n_blocks > 0 && block_size > 0);
+  LLMOPT_CHECK(type == DType::kF16 || type == DType::kF32);
   // [n_layer][2][n_blocks][block_size][kv_dim]
-  data_.assign(static_cast<size_t>(n_layer) * 2 * n_blocks * block_size * kv_dim, 0.0f);
+  data_.assign(static_cast<size_t>(n_layer) * 2 * n_blocks * block_size * kv_dim * elem_bytes(), 0);
+}
+
+void KvStore::write(int32_t il, int32_t block, int32_t slot, const float* k_row, const float* v_row) {
+  if (type_ == DType::kF32) {
+    std::memcpy(k(il, block, slot), k_row, static_cast<size_t>(kv_dim_) * sizeof(float));
+    std::memcpy(v(il, block, slot), v_row, static_cast<size_t>(kv_dim_) * sizeof(float));
+  } else {
+    kernels::quantize_row(DType::kF16, k_row, k(il, block, slot), kv_dim_);
+    kernels::quantize_row(DType::kF16, v_row, v(il, block, slot), kv_dim_);
+  }
 }
 
 void KvStore::copy_block(int32_t src, int32_t dst) {
-  const size_t n = static_cast<size_t>(block_size_) * kv_dim_;
+  const size_t n = static_cast<size_t>(block_size_) * kv_dim_ * elem_bytes();
   for (int32_t il = 0; il < n_layer_; ++il) {
     for (int32_t kv = 0; kv < 2; ++kv) {
-      const float* s = data_.data() + offset(il, kv, src, 0);
-      std::copy(s, s + n, data_.data() + offset(il, kv, dst, 0));
+      std::memcpy(data_.data() + offset(il, kv, dst, 0), data_.data() + offset(il, kv, src, 0), n);
     }
   }
 }

@@ -8,34 +8,51 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/dtype.h"
 
 namespace llmopt {
 
 class KvStore {
  public:
-  // Layout per layer: K then V, each [n_blocks][block_size][kv_dim] f32.
-  KvStore(int32_t n_layer, int32_t kv_dim, int32_t n_blocks, int32_t block_size);
+  // Layout per layer: K then V, each [n_blocks][block_size][kv_dim] elements of `type`: kF16 (the
+  // default, as llama.cpp's cache: half the memory and the memory traffic) or kF32.
+  KvStore(int32_t n_layer, int32_t kv_dim, int32_t n_blocks, int32_t block_size, DType type = default_type());
 
   int32_t n_layer() const { return n_layer_; }
   int32_t kv_dim() const { return kv_dim_; }
   int32_t n_blocks() const { return n_blocks_; }
   int32_t block_size() const { return block_size_; }
-  size_t bytes() const { return data_.size() * sizeof(float); }
+  DType type() const { return type_; }
+  size_t elem_bytes() const { return type_ == DType::kF16 ? 2 : 4; }
+  size_t bytes() const { return data_.size(); }
+  // Bytes one token slot takes over all layers (K and V).
+  static size_t bytes_per_token(int32_t n_layer, int32_t kv_dim, DType type) {
+    return static_cast<size_t>(n_layer) * 2 * kv_dim * (type == DType::kF16 ? 2 : 4);
+  }
 
-  float* k(int32_t il, int32_t block, int32_t slot) { return data_.data() + offset(il, 0, block, slot); }
-  float* v(int32_t il, int32_t block, int32_t slot) { return data_.data() + offset(il, 1, block, slot); }
-  const float* k(int32_t il, int32_t block, int32_t slot) const { return data_.data() + offset(il, 0, block, slot); }
-  const float* v(int32_t il, int32_t block, int32_t slot) const { return data_.data() + offset(il, 1, block, slot); }
+  // Slot `slot` of a block (later slots of the block follow, kv_dim elements apart).
+  uint8_t* k(int32_t il, int32_t block, int32_t slot) { return data_.data() + offset(il, 0, block, slot); }
+  uint8_t* v(int32_t il, int32_t block, int32_t slot) { return data_.data() + offset(il, 1, block, slot); }
+  const uint8_t* k(int32_t il, int32_t block, int32_t slot) const { return data_.data() + offset(il, 0, block, slot); }
+  const uint8_t* v(int32_t il, int32_t block, int32_t slot) const { return data_.data() + offset(il, 1, block, slot); }
+  // Writes one token's K and V rows (kv_dim floats each), rounded to the store's type.
+  void write(int32_t il, int32_t block, int32_t slot, const float* k_row, const float* v_row);
   // Copies every layer's K and V of block src into block dst (copy-on-write).
   void copy_block(int32_t src, int32_t dst);
+
+  // The type new stores get when none is given: kF16 unless set (llmopt's --kv-type).
+  static DType default_type();
+  static void set_default_type(DType t);  // kF16 or kF32
 
  private:
   size_t offset(int32_t il, int32_t kv, int32_t block, int32_t slot) const {
     LLMOPT_CHECK(il >= 0 && il < n_layer_ && block >= 0 && block < n_blocks_ && slot >= 0 && slot < block_size_);
-    return ((((static_cast<size_t>(il) * 2 + kv) * n_blocks_ + block) * block_size_) + slot) * kv_dim_;
+    return (((((static_cast<size_t>(il) * 2 + kv) * n_blocks_ + block) * block_size_) + slot) * kv_dim_) *
+           elem_bytes();
   }
   int32_t n_layer_, kv_dim_, n_blocks_, block_size_;
-  std::vector<float> data_;
+  DType type_;
+  std::vector<uint8_t> data_;
 };
 
 }  // namespace llmopt

@@ -180,8 +180,9 @@ DecodeBytes decode_bytes_per_token(const Model& model, double context) {
     }
   }
   b.weight_bytes = wb;
-  // NOTE: KvStore holds f32 K and V; each position costs 2 * kv_dim floats per layer.
-  b.kv_bytes = static_cast<double>(cfg.n_layer) * 2.0 * cfg.kv_dim() * sizeof(float) * context;
+  // Each position costs 2 * kv_dim elements per layer, of the KV cache's type.
+  b.kv_bytes = static_cast<double>(KvStore::bytes_per_token(cfg.n_layer, cfg.kv_dim(), KvStore::default_type())) *
+               context;
   return b;
 }
 

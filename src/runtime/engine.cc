@@ -41,7 +41,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const Model& model, const EngineC
     return error("context " + std::to_string(n_ctx) + " exceeds the model's " +
                  std::to_string(mc.n_ctx_train) + " learned positions");
   }
-  const int64_t block_bytes = static_cast<int64_t>(mc.n_layer) * 2 * cfg.block_size * mc.kv_dim() * 4;
+  const int64_t block_bytes =
+      static_cast<int64_t>(KvStore::bytes_per_token(mc.n_layer, mc.kv_dim(), KvStore::default_type())) * cfg.block_size;
   int64_t usable = 0;
   if (cfg.kv_mem_bytes > 0) {
     usable = cfg.kv_mem_bytes / block_bytes - 1;  // the null block is part of the budget

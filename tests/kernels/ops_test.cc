@@ -3,12 +3,14 @@
 // against a rotation by a complex exponential.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/kernels.h"
 
 namespace llmopt::kernels {
@@ -50,37 +52,62 @@ TEST(KernelsOps, DotMatchesDouble) {
   });
 }
 
-// One KV block of attention: scores and the weighted sum of values, for head sizes that are and are
-// not multiples of the register tile (64), rows `stride` apart.
-TEST(KernelsOps, AttentionBlockMatchesDouble) {
+// Flash-style attention (attn_block over several KV blocks, then o / l) against softmax attention in
+// double precision, for f32 and f16 caches (the reference reads the same f16 values), 1 and 3 query
+// heads per KV head, head sizes that are and are not multiples of 8 and of the 64-float register tile,
+// rows `stride` apart, and blocks of 11, 16, 5 and 40 keys (chunks of kAttnChunk and their tails).
+TEST(KernelsOps, FlashAttentionMatchesDoubleSoftmax) {
   for_each_isa([] {
     std::mt19937 rng(5);
-    for (int64_t hd : {8, 64, 80, 128, 13}) {
-      const int32_t n = 11;
-      const int64_t stride = hd * 3 + 5;
-      auto q = random_vec(hd, rng), kv = random_vec(stride * n, rng), p = random_vec(n, rng);
-      std::vector<float> scores(static_cast<size_t>(n));
-      attn_scores(q.data(), kv.data(), stride, n, hd, 0.125f, scores.data());
-      auto out = random_vec(hd, rng);
-      const auto out0 = out;
-      attn_accumulate(p.data(), kv.data(), stride, n, hd, out.data());
-      for (int32_t s = 0; s < n; ++s) {
-        double ref = 0.0, mag = 0.0;
-        for (int64_t i = 0; i < hd; ++i) {
-          ref += static_cast<double>(q[i]) * kv[s * stride + i];
-          mag += std::fabs(static_cast<double>(q[i]) * kv[s * stride + i]);
+    const std::vector<int32_t> blocks = {11, 16, 5, 40};
+    int32_t n = 0;
+    for (int32_t b : blocks) n += b;
+    for (bool f16 : {false, true}) {
+      for (int32_t nq : {1, 3}) {
+        for (int64_t hd : {8, 64, 80, 128, 13}) {
+          const int64_t stride = hd * 3 + 5;
+          // Scores of a few units, as in trained models (q and k of norm ~ sqrt(hd), scale 1/sqrt(hd)).
+          auto q = random_vec(nq * hd, rng, -2.0f, 2.0f);
+          auto kf = random_vec(stride * n, rng, -2.0f, 2.0f), vf = random_vec(stride * n, rng);
+          std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+          for (size_t i = 0; i < kf.size(); ++i) {
+            kh[i] = fp32_to_fp16(kf[i]);
+            vh[i] = fp32_to_fp16(vf[i]);
+            if (f16) {  // the values the kernel sees
+              kf[i] = fp16_to_fp32(kh[i]);
+              vf[i] = fp16_to_fp32(vh[i]);
+            }
+          }
+          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+          std::vector<float> m(nq, -std::numeric_limits<float>::infinity()), l(nq, 0.0f), o(nq * hd, 0.0f);
+          int32_t start = 0;
+          for (int32_t b : blocks) {
+            const void* k = f16 ? static_cast<const void*>(kh.data() + start * stride) : kf.data() + start * stride;
+            const void* v = f16 ? static_cast<const void*>(vh.data() + start * stride) : vf.data() + start * stride;
+            attn_block(q.data(), nq, hd, scale, k, v, f16, stride, b, m.data(), l.data(), o.data());
+            start += b;
+          }
+          for (int32_t i = 0; i < nq; ++i) {
+            std::vector<double> s(n);
+            double mx = -1e300;
+            for (int32_t j = 0; j < n; ++j) {
+              double d = 0.0;
+              for (int64_t c = 0; c < hd; ++c) d += static_cast<double>(q[i * hd + c]) * kf[j * stride + c];
+              s[j] = d * scale;
+              mx = std::max(mx, s[j]);
+            }
+            double sum = 0.0;
+            for (int32_t j = 0; j < n; ++j) sum += std::exp(s[j] - mx);
+            for (int64_t c = 0; c < hd; ++c) {
+              double ref = 0.0;
+              for (int32_t j = 0; j < n; ++j) ref += std::exp(s[j] - mx) / sum * vf[j * stride + c];
+              // Values are in [-1, 1] and the weights sum to 1: an absolute bound. f32 scores (error
+              // ~1e-6 each, exponentiated), a few-ulp exp and n = 72 f32 accumulations stay well below 2e-5.
+              EXPECT_NEAR(o[i * hd + c] / l[i], ref, 2e-5)
+                  << "f16=" << f16 << " nq=" << nq << " hd=" << hd << " i=" << i << " c=" << c;
+            }
+          }
         }
-        // As DotMatchesDouble, times the exact scale 1/8.
-        EXPECT_NEAR(scores[s], 0.125 * ref, 0.125 * (2e-6 * mag) + 1e-30) << "hd=" << hd << " s=" << s;
-      }
-      for (int64_t i = 0; i < hd; ++i) {
-        double ref = out0[i], mag = std::fabs(out0[i]);
-        for (int32_t s = 0; s < n; ++s) {
-          ref += static_cast<double>(p[s]) * kv[s * stride + i];
-          mag += std::fabs(static_cast<double>(p[s]) * kv[s * stride + i]);
-        }
-        // n sequential fused multiply-adds: at most n + 1 roundings of partial sums <= mag.
-        EXPECT_NEAR(out[i], ref, (n + 1) * 6e-8 * mag) << "hd=" << hd << " i=" << i;
       }
     }
   });

@@ -19,7 +19,8 @@ inline constexpr int32_t kTestBlockSize = 16;
 
 inline KvStore kv_for(const Model& m, int64_t n_tokens) {
   const int32_t n_blocks = static_cast<int32_t>((n_tokens + kTestBlockSize - 1) / kTestBlockSize);
-  return KvStore(m.config().n_layer, m.config().kv_dim(), std::max(n_blocks, 1), kTestBlockSize);
+  // f32: these tests compare against f32 references (an f16 cache is tested on its own).
+  return KvStore(m.config().n_layer, m.config().kv_dim(), std::max(n_blocks, 1), kTestBlockSize, DType::kF32);
 }
 
 inline std::vector<int32_t> contiguous_table(const KvStore& kv) {

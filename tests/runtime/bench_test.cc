@@ -111,8 +111,9 @@ TEST(BenchTest, BytesPerTokenMatchesHandCountGpt2) {
   const double weights = 4.0 * (L * per_layer + 2 * E + V * E + E + (c.tied_head ? 0 : E));
   const DecodeBytes b = decode_bytes_per_token(*model, 10.0);
   EXPECT_DOUBLE_EQ(b.weight_bytes, weights);
-  EXPECT_DOUBLE_EQ(b.kv_bytes, L * 2 * E * 4 * 10.0);
-  EXPECT_DOUBLE_EQ(b.total(), weights + L * 2 * E * 4 * 10.0);
+  // The KV cache is f16 by default: 2 bytes per element.
+  EXPECT_DOUBLE_EQ(b.kv_bytes, L * 2 * E * 2 * 10.0);
+  EXPECT_DOUBLE_EQ(b.total(), weights + L * 2 * E * 2 * 10.0);
   EXPECT_DOUBLE_EQ(tg_mean_context(4), 3.5);  // steps at positions 1..4 attend over 2, 3, 4, 5
 }
 
@@ -128,7 +129,7 @@ TEST(BenchTest, BytesPerTokenMatchesHandCountLlama) {
   const double weights = 4.0 * (L * per_layer + E + V * E + (c.tied_head ? 0 : E));
   const DecodeBytes b = decode_bytes_per_token(*model, 3.5);
   EXPECT_DOUBLE_EQ(b.weight_bytes, weights);
-  EXPECT_DOUBLE_EQ(b.kv_bytes, L * 2 * KV * 4 * 3.5);
+  EXPECT_DOUBLE_EQ(b.kv_bytes, L * 2 * KV * 2 * 3.5);  // f16 cache
 }
 
 TEST(BenchTest, ValidationNamesTheFlag) {

@@ -4,6 +4,7 @@
 // the int16 pair sums (<= 2 * 128 * 127 = 32512) never saturate.
 #if defined(__x86_64__) || defined(__i386__)
 #include "kernels/x86/act_x86.h"
+#include "kernels/x86/attn_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/vec_x86.h"
 
@@ -23,7 +24,7 @@ MatmulKernel find_matmul_avx2(DType t) { return find_matmul_x86<Avx2Ops>(t); }
 namespace avx2 {
 const IsaKernels& kernels() {
   static constexpr IsaKernels k{Isa::kAvx2, quantize_act_row_x86, find_matmul_avx2, dot_f32_x86, axpy_f32_x86,
-                                attn_scores_x86, attn_accumulate_x86, gelu_x86, swiglu_x86, softmax_x86};
+                                attn_block_x86, gelu_x86, swiglu_x86, softmax_x86};
   return k;
 }
 }  // namespace avx2
