@@ -51,8 +51,8 @@ struct IsaKernels {
   MatmulKernel (*find_matmul)(DType t);
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
-  void (*attn_block)(const float* q, int32_t nq, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
-                     int64_t stride, int32_t n, float* m, float* l, float* o);
+  void (*attn_block)(const AttnQueries& a, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
+                     int64_t stride, int32_t n);
   void (*gelu_inplace)(float* x, int64_t n);
   void (*swiglu)(const float* gate, const float* up, float* out, int64_t n);
   void (*softmax_inplace)(float* x, int64_t n);

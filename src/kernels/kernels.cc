@@ -130,13 +130,14 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
   }
 }
 
-void attn_block(const float* q, int32_t nq, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
-                int64_t stride, int32_t n, float* m, float* l, float* o) {
+void attn_block(const AttnQueries& a, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
+                int64_t stride, int32_t n) {
+  LLMOPT_CHECK(n >= 0 && n <= kAttnChunk && a.n_tok * a.group <= kAttnMaxRows);
   const IsaKernels* isa = active_isa_kernels();
   if (isa != nullptr) {
-    isa->attn_block(q, nq, hd, scale, k, v, kv_f16, stride, n, m, l, o);
+    isa->attn_block(a, hd, scale, k, v, kv_f16, stride, n);
   } else {
-    ref::attn_block(q, nq, hd, scale, k, v, kv_f16, stride, n, m, l, o);
+    ref::attn_block(a, hd, scale, k, v, kv_f16, stride, n);
   }
 }
 

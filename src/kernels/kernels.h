@@ -51,16 +51,29 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
 float dot_f32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 void axpy_f32(float a, const float* x, float* y, int64_t n);
-// One step of flash-style attention (online softmax) over one KV block.
-//   q: nq query rows of hd floats, one after another (the query heads that share one KV head: GQA);
-//   k, v: n key and value rows of hd elements, `stride` elements apart, f32 or (kv_f16) f16;
-//   state per query i: running max m[i] (start -inf), running sum l[i] (start 0) and unnormalised
-//   output o[i * hd ...] (start 0). Keys are taken kAttnChunk at a time; for each chunk, with
-//   s_j = scale * (q . k_j) and M = max(m, max_j s_j): c = exp(m - M), l = l c + sum_j exp(s_j - M),
-//   o = o c + sum_j exp(s_j - M) v_j, m = M. After the last block the attention output is o / l.
+// One step of flash-style attention (online softmax) over one chunk of at most kAttnChunk keys.
+// The queries are n_tok tokens x group heads (the heads that share one KV head: GQA); query row
+// r = t * group + i is q[t * q_stride + i * hd ...], its output row o[t * o_stride + i * hd ...], and
+// token t sees the first n_vis[t] of the n keys (causal masking; 0: none). k, v: n rows of hd
+// elements, `stride` elements apart, f32 or (kv_f16) f16. State per query row: running max m[r]
+// (start -inf), running sum l[r] (start 0) and unnormalised output (start 0). With s_j = scale (q . k_j)
+// over the visible keys and M = max(m, max_j s_j): c = exp(m - M), l = l c + sum_j exp(s_j - M),
+// o = o c + sum_j exp(s_j - M) v_j, m = M. After the last chunk the attention output is o / l.
+// A query row's result does not depend on the other rows of the call (batch invariance).
 constexpr int32_t kAttnChunk = 16;
-void attn_block(const float* q, int32_t nq, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
-                int64_t stride, int32_t n, float* m, float* l, float* o);
+constexpr int32_t kAttnMaxRows = 64;  // n_tok * group at most
+struct AttnQueries {
+  const float* q = nullptr;
+  int64_t q_stride = 0;
+  float* o = nullptr;
+  int64_t o_stride = 0;
+  int32_t n_tok = 0, group = 0;
+  const int32_t* n_vis = nullptr;  // [n_tok]
+  float* m = nullptr;              // [n_tok * group]
+  float* l = nullptr;              // [n_tok * group]
+};
+void attn_block(const AttnQueries& a, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
+                int64_t stride, int32_t n);
 
 // ---- elementwise / row ops (all f32, in place where the name says so) ---------------------------
 // out = x / sqrt(mean(x^2) + eps) * w

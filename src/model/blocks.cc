@@ -24,7 +24,7 @@ Activations::Activations(const ModelConfig& cfg, const TokenBatch& batch, int n_
     ff_b.resize(n_tok * cfg.n_ff);
     ff_row.resize(cfg.n_ff);
   }
-  attn_ml.resize(static_cast<size_t>(n_threads) * 2 * static_cast<size_t>(cfg.n_head / cfg.n_head_kv));
+  attn_ml.resize(static_cast<size_t>(n_threads) * 2 * kernels::kAttnMaxRows);
 }
 
 void embed(const Weights& w, const TokenBatch& batch, int64_t n_embd, float* x) {
@@ -102,13 +102,29 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
   const int32_t bs = cache.block_size();
   const bool f16 = cache.type() == DType::kF16;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // One item = one token's query heads that share a KV head: each K/V block is read once for them.
-  const int64_t n_items = batch.n_tok() * n_head_kv;
+  // Query tiles: up to kTile consecutive tokens of one sequence (a prefill), so that each K/V chunk is
+  // read once for all of them; a decode token is a tile of one.
+  const int32_t kTile = std::max(1, std::min(4, kernels::kAttnMaxRows / group));
+  std::vector<int64_t>& tiles = act.attn_tiles;  // tile i: tokens [tiles[i], tiles[i + 1])
+  tiles.clear();
+  for (int64_t t = 0; t < batch.n_tok(); ++t) {
+    const bool joins = !tiles.empty() && t - tiles.back() < kTile &&
+                       batch.block_table[t].data() == batch.block_table[t - 1].data() &&
+                       batch.pos[t] == batch.pos[t - 1] + 1;
+    if (!joins) tiles.push_back(t);
+  }
+  const int64_t n_tiles = static_cast<int64_t>(tiles.size());
+  tiles.push_back(batch.n_tok());
+  // One item = one tile's query heads that share a KV head (GQA): each K/V chunk is read once for them.
+  const int64_t n_items = n_tiles * n_head_kv;
   // NOTE: a small batch (a few decode tokens of a small model) is cheaper on one thread than the
   // hand-off to others; the per-item arithmetic is the same either way.
-  const int64_t work = n_items * group * (static_cast<int64_t>(batch.max_pos) + 1) * hd;
+  const int64_t work = batch.n_tok() * cfg.n_head * (static_cast<int64_t>(batch.max_pos) + 1) * hd;
   const int n_threads = work < (int64_t{1} << 16) ? 1 : pool.n_threads();
-  LLMOPT_CHECK(act.attn_ml.size() >= 2 * static_cast<size_t>(group) * static_cast<size_t>(n_threads));
+  const size_t ml_per_thread = 2 * static_cast<size_t>(kernels::kAttnMaxRows);
+  if (act.attn_ml.size() < ml_per_thread * static_cast<size_t>(n_threads)) {
+    act.attn_ml.resize(ml_per_thread * static_cast<size_t>(n_threads));
+  }
 
   // NOTE: items are dealt round-robin rather than in contiguous chunks: later tokens of a prefill
   // attend over more positions, and striding keeps the threads evenly loaded.
@@ -119,43 +135,56 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
     act.attn_gather.resize(gather_bytes * static_cast<size_t>(n_threads));
   }
   auto body = [&](int tid) {
-    float* m = act.attn_ml.data() + static_cast<size_t>(tid) * 2 * group;
-    float* l = m + group;
+    float* m = act.attn_ml.data() + static_cast<size_t>(tid) * ml_per_thread;
+    float* l = m + kernels::kAttnMaxRows;
     uint8_t* gk = act.attn_gather.data() + static_cast<size_t>(tid) * gather_bytes;
     uint8_t* gv = gk + kernels::kAttnChunk * row_bytes;
+    int32_t n_vis[kernels::kAttnMaxRows];
     for (int64_t item = tid; item < n_items; item += n_threads) {
-      const int64_t t = item / n_head_kv;
+      const int64_t tile = item / n_head_kv;
       const int32_t g = static_cast<int32_t>(item % n_head_kv);
-      const int64_t kv_off = static_cast<int64_t>(g) * hd;
-      const int32_t n_ctx = batch.pos[t] + 1;
-      const std::span<const int32_t> table = batch.block_table[t];
-      const float* q = qkv.q + t * qkv.q_stride + static_cast<int64_t>(g) * group * hd;  // group heads
-      float* out = act.attn.data() + t * q_dim + static_cast<int64_t>(g) * group * hd;
-      std::fill(out, out + group * hd, 0.0f);
-      std::fill(m, m + group, -std::numeric_limits<float>::infinity());
-      std::fill(l, l + group, 0.0f);
+      const int64_t t0 = tiles[static_cast<size_t>(tile)];
+      const int32_t n_tok = static_cast<int32_t>(tiles[static_cast<size_t>(tile) + 1] - t0);
+      const int32_t n_ctx = batch.pos[t0 + n_tok - 1] + 1;  // the tile's last token sees the most
+      const std::span<const int32_t> table = batch.block_table[t0];
+      const int32_t rows = n_tok * group;
+      kernels::AttnQueries qs;
+      qs.q = qkv.q + t0 * qkv.q_stride + static_cast<int64_t>(g) * group * hd;  // group heads of token t0
+      qs.q_stride = qkv.q_stride;
+      qs.o = act.attn.data() + t0 * q_dim + static_cast<int64_t>(g) * group * hd;
+      qs.o_stride = q_dim;
+      qs.n_tok = n_tok;
+      qs.group = group;
+      qs.n_vis = n_vis;
+      qs.m = m;
+      qs.l = l;
+      for (int32_t t = 0; t < n_tok; ++t) std::fill(qs.o + t * q_dim, qs.o + t * q_dim + group * hd, 0.0f);
+      std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
+      std::fill(l, l + rows, 0.0f);
       // Keys go to the kernel kAttnChunk positions at a time, aligned to positions rather than to
       // blocks, so the result does not depend on the block size or on where the blocks are. A chunk
       // that spans blocks (block sizes below kAttnChunk) is gathered into contiguous rows first.
-      const size_t off = static_cast<size_t>(kv_off) * eb;
+      const size_t off = static_cast<size_t>(g) * row_bytes;
       for (int32_t c = 0; c < n_ctx; c += kernels::kAttnChunk) {
         const int32_t cn = std::min(kernels::kAttnChunk, n_ctx - c);
+        for (int32_t t = 0; t < n_tok; ++t) n_vis[t] = std::clamp(batch.pos[t0 + t] + 1 - c, 0, cn);
         const int32_t b0 = c / bs;
         if (b0 == (c + cn - 1) / bs) {
-          kernels::attn_block(q, group, hd, scale, cache.k(il, table[b0], c % bs) + off,
-                              cache.v(il, table[b0], c % bs) + off, f16, kv_dim, cn, m, l, out);
+          kernels::attn_block(qs, hd, scale, cache.k(il, table[b0], c % bs) + off, cache.v(il, table[b0], c % bs) + off,
+                              f16, kv_dim, cn);
         } else {
           for (int32_t j = 0; j < cn; ++j) {
             const int32_t p = c + j;
             std::memcpy(gk + j * row_bytes, cache.k(il, table[p / bs], p % bs) + off, row_bytes);
             std::memcpy(gv + j * row_bytes, cache.v(il, table[p / bs], p % bs) + off, row_bytes);
           }
-          kernels::attn_block(q, group, hd, scale, gk, gv, f16, hd, cn, m, l, out);
+          kernels::attn_block(qs, hd, scale, gk, gv, f16, hd, cn);
         }
       }
-      for (int32_t i = 0; i < group; ++i) {
-        const float inv = 1.0f / l[i];
-        for (int64_t d = 0; d < hd; ++d) out[i * hd + d] *= inv;
+      for (int32_t r = 0; r < rows; ++r) {
+        float* o = qs.o + (r / group) * q_dim + (r % group) * hd;
+        const float inv = 1.0f / l[r];
+        for (int64_t d = 0; d < hd; ++d) o[d] *= inv;
       }
     }
   };

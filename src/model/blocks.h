@@ -43,7 +43,8 @@ struct Activations {
   std::vector<float> ff_b;    // [n_tok, n_ff]
   std::vector<float> ff_row;  // [n_ff] one row of FFN scratch
   std::vector<uint8_t> attn_gather;  // [n_threads, 2 * kAttnChunk * head_dim] K/V rows of a chunk that spans blocks
-  std::vector<float> attn_ml;  // [n_threads, 2 * (n_head / n_head_kv)] online-softmax max and sum, per worker
+  std::vector<float> attn_ml;  // [n_threads, 2 * kAttnMaxRows] online-softmax max and sum, per worker
+  std::vector<int64_t> attn_tiles;  // first token of each attention query tile, then n_tok
   LinearObserver* observer;   // batch.observer
 };
 

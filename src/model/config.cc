@@ -92,6 +92,10 @@ Result<ModelConfig> config_from_metadata(const Metadata& md) {
     return error(p + "attention.head_count_kv = " + std::to_string(cfg.n_head_kv) + " does not divide " + p +
                  "attention.head_count = " + std::to_string(cfg.n_head));
   }
+  if (cfg.n_head / cfg.n_head_kv > 64) {  // kernels::kAttnMaxRows query rows per attention call
+    return error(p + "attention.head_count / head_count_kv = " + std::to_string(cfg.n_head / cfg.n_head_kv) +
+                 " query heads per KV head; at most 64 are supported");
+  }
   cfg.head_dim = cfg.n_embd / cfg.n_head;
 
   if (cfg.arch == Arch::kGpt2) {

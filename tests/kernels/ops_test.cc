@@ -52,23 +52,67 @@ TEST(KernelsOps, DotMatchesDouble) {
   });
 }
 
-// Flash-style attention (attn_block over several KV blocks, then o / l) against softmax attention in
-// double precision, for f32 and f16 caches (the reference reads the same f16 values), 1 and 3 query
-// heads per KV head, head sizes that are and are not multiples of 8 and of the 64-float register tile,
-// rows `stride` apart, and blocks of 11, 16, 5 and 40 keys (chunks of kAttnChunk and their tails).
-TEST(KernelsOps, FlashAttentionMatchesDoubleSoftmax) {
+// Flash-style attention against softmax attention in double precision: a tile of 3 tokens at
+// consecutive positions (causal: token t sees keys [0, base + t]) x 1 or 3 query heads per KV head, over
+// chunks of at most kAttnChunk keys (f32 and f16 caches; the reference reads the same f16 values), head
+// sizes that are and are not multiples of 8 and of the 64-float register tile, rows `stride` apart.
+// And each query row's result, bit for bit, is the one it gets alone (batch invariance).
+namespace {
+struct AttnCase {
+  int64_t hd;
+  int32_t group;
+  bool f16;
+};
+
+// Runs the chunks for tokens [t_begin, t_end) of a tile whose token t sees the first n_key - 2 + t keys
+// (so 3 tokens see n_key - 2, n_key - 1 and n_key keys); returns o / l for those tokens.
+std::vector<float> run_attention(const AttnCase& c, const std::vector<float>& q, const std::vector<float>& kf,
+                                 const std::vector<float>& vf, const std::vector<uint16_t>& kh,
+                                 const std::vector<uint16_t>& vh, int64_t stride, int32_t n_key, int32_t t_begin,
+                                 int32_t t_end) {
+  const int32_t n_tok = t_end - t_begin, rows = n_tok * c.group;
+  const int64_t hd = c.hd;
+  std::vector<float> m(rows, -std::numeric_limits<float>::infinity()), l(rows, 0.0f), o(rows * hd, 0.0f);
+  std::vector<int32_t> n_vis(n_tok);
+  AttnQueries a;
+  a.q = q.data() + t_begin * c.group * hd;
+  a.q_stride = c.group * hd;
+  a.o = o.data();
+  a.o_stride = c.group * hd;
+  a.n_tok = n_tok;
+  a.group = c.group;
+  a.n_vis = n_vis.data();
+  a.m = m.data();
+  a.l = l.data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int32_t last = n_key - 3 + (t_end - 1);  // keys [0, last] for the tile's last token
+  for (int32_t c0 = 0; c0 <= last; c0 += kAttnChunk) {
+    const int32_t cn = std::min(kAttnChunk, last + 1 - c0);
+    for (int32_t t = 0; t < n_tok; ++t) n_vis[t] = std::clamp(n_key - 2 + (t_begin + t) - c0, 0, cn);
+    const void* k = c.f16 ? static_cast<const void*>(kh.data() + c0 * stride) : kf.data() + c0 * stride;
+    const void* v = c.f16 ? static_cast<const void*>(vh.data() + c0 * stride) : vf.data() + c0 * stride;
+    attn_block(a, hd, scale, k, v, c.f16, stride, cn);
+  }
+  for (int32_t r = 0; r < rows; ++r) {
+    for (int64_t d = 0; d < hd; ++d) o[r * hd + d] /= l[r];
+  }
+  return o;
+}
+}  // namespace
+
+TEST(KernelsOps, FlashAttentionMatchesDoubleSoftmaxAndIsTileInvariant) {
   for_each_isa([] {
     std::mt19937 rng(5);
-    const std::vector<int32_t> blocks = {11, 16, 5, 40};
-    int32_t n = 0;
-    for (int32_t b : blocks) n += b;
+    const int32_t n_key = 70;  // the tile's tokens see 68, 69 and 70 keys: 5 chunks, the last partial
+    const int32_t n_tok = 3;
     for (bool f16 : {false, true}) {
-      for (int32_t nq : {1, 3}) {
+      for (int32_t group : {1, 3}) {
         for (int64_t hd : {8, 64, 80, 128, 13}) {
+          const AttnCase c{hd, group, f16};
           const int64_t stride = hd * 3 + 5;
           // Scores of a few units, as in trained models (q and k of norm ~ sqrt(hd), scale 1/sqrt(hd)).
-          auto q = random_vec(nq * hd, rng, -2.0f, 2.0f);
-          auto kf = random_vec(stride * n, rng, -2.0f, 2.0f), vf = random_vec(stride * n, rng);
+          auto q = random_vec(n_tok * group * hd, rng, -2.0f, 2.0f);
+          auto kf = random_vec(stride * n_key, rng, -2.0f, 2.0f), vf = random_vec(stride * n_key, rng);
           std::vector<uint16_t> kh(kf.size()), vh(vf.size());
           for (size_t i = 0; i < kf.size(); ++i) {
             kh[i] = fp32_to_fp16(kf[i]);
@@ -78,33 +122,34 @@ TEST(KernelsOps, FlashAttentionMatchesDoubleSoftmax) {
               vf[i] = fp16_to_fp32(vh[i]);
             }
           }
-          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-          std::vector<float> m(nq, -std::numeric_limits<float>::infinity()), l(nq, 0.0f), o(nq * hd, 0.0f);
-          int32_t start = 0;
-          for (int32_t b : blocks) {
-            const void* k = f16 ? static_cast<const void*>(kh.data() + start * stride) : kf.data() + start * stride;
-            const void* v = f16 ? static_cast<const void*>(vh.data() + start * stride) : vf.data() + start * stride;
-            attn_block(q.data(), nq, hd, scale, k, v, f16, stride, b, m.data(), l.data(), o.data());
-            start += b;
-          }
-          for (int32_t i = 0; i < nq; ++i) {
-            std::vector<double> s(n);
-            double mx = -1e300;
-            for (int32_t j = 0; j < n; ++j) {
-              double d = 0.0;
-              for (int64_t c = 0; c < hd; ++c) d += static_cast<double>(q[i * hd + c]) * kf[j * stride + c];
-              s[j] = d * scale;
-              mx = std::max(mx, s[j]);
+          const auto tile = run_attention(c, q, kf, vf, kh, vh, stride, n_key, 0, n_tok);
+          for (int32_t t = 0; t < n_tok; ++t) {
+            const int32_t vis = n_key - 2 + t;
+            // Alone, the token gets the same bits.
+            const auto alone = run_attention(c, q, kf, vf, kh, vh, stride, n_key, t, t + 1);
+            for (int64_t x = 0; x < group * hd; ++x) {
+              ASSERT_EQ(tile[t * group * hd + x], alone[x]) << "f16=" << f16 << " group=" << group << " hd=" << hd;
             }
-            double sum = 0.0;
-            for (int32_t j = 0; j < n; ++j) sum += std::exp(s[j] - mx);
-            for (int64_t c = 0; c < hd; ++c) {
-              double ref = 0.0;
-              for (int32_t j = 0; j < n; ++j) ref += std::exp(s[j] - mx) / sum * vf[j * stride + c];
-              // Values are in [-1, 1] and the weights sum to 1: an absolute bound. f32 scores (error
-              // ~1e-6 each, exponentiated), a few-ulp exp and n = 72 f32 accumulations stay well below 2e-5.
-              EXPECT_NEAR(o[i * hd + c] / l[i], ref, 2e-5)
-                  << "f16=" << f16 << " nq=" << nq << " hd=" << hd << " i=" << i << " c=" << c;
+            for (int32_t i = 0; i < group; ++i) {
+              const float* qi = q.data() + (t * group + i) * hd;
+              std::vector<double> s(vis);
+              double mx = -1e300;
+              for (int32_t j = 0; j < vis; ++j) {
+                double d = 0.0;
+                for (int64_t e = 0; e < hd; ++e) d += static_cast<double>(qi[e]) * kf[j * stride + e];
+                s[j] = d / std::sqrt(static_cast<double>(hd));
+                mx = std::max(mx, s[j]);
+              }
+              double sum = 0.0;
+              for (int32_t j = 0; j < vis; ++j) sum += std::exp(s[j] - mx);
+              for (int64_t e = 0; e < hd; ++e) {
+                double ref = 0.0;
+                for (int32_t j = 0; j < vis; ++j) ref += std::exp(s[j] - mx) / sum * vf[j * stride + e];
+                // Values are in [-1, 1] and the weights sum to 1: an absolute bound. f32 scores (error
+                // ~1e-6 each, exponentiated), a few-ulp exp and 70 f32 accumulations stay below 2e-5.
+                EXPECT_NEAR(tile[(t * group + i) * hd + e], ref, 2e-5)
+                    << "f16=" << f16 << " group=" << group << " hd=" << hd << " t=" << t << " i=" << i;
+              }
             }
           }
         }

@@ -72,8 +72,8 @@ void gelu_inplace(float* x, int64_t n);
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 void softmax_inplace(float* x, int64_t n);
 // See kernels::attn_block.
-void attn_block(const float* q, int32_t nq, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
-                int64_t stride, int32_t n, float* m, float* l, float* o);
+void attn_block(const AttnQueries& a, int64_t hd, float scale, const void* k, const void* v, bool kv_f16,
+                int64_t stride, int32_t n);
 void add_inplace(float* y, const float* x, int64_t n);
 void rope_inplace(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float base, RopeLayout layout);
 
