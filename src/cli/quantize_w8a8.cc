@@ -3,13 +3,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <map>
 #include <string>
 
+#include "cli/quantize_run.h"
 #include "core/tensor.h"
 #include "kernels/kernels.h"
-
 #include "quant/affine.h"
 #include "quant/gptq.h"
+#include "quant/hessian.h"
 #include "quant/smoothquant.h"
 #include "quant/w8a8.h"
 
@@ -192,6 +195,142 @@ Result<I8ChWeight> quantize_i8ch(float* w, int64_t rows, int64_t cols, const W8A
     }
   }
   return out;
+}
+
+// W8A8 for one layer, on the inputs captured for it. SmoothQuant folds 1/s where AWQ does (the norm
+// producing the input, or ffn_up's rows for LLaMA's ffn_down, searched first) and leaves s = 1 where
+// nothing can take it (attn_output, GPT-2's ffn_down). The static activation scale of an input is
+// max|x| / 127 over its (smoothed) calibration rows; the working copy gets the quantized weights
+// (activation rounding is not simulated there).
+Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il) {
+  using quant::HessianAccumulator;
+  const MethodArgs& a = run.a;
+  const bool smooth = a.method == "smoothquant";
+  auto weights_of = [&](const LinearGroup& g) {
+    std::vector<std::pair<const float*, int64_t>> ws;
+    for (const std::string& name : g.weights) ws.emplace_back(run.f32.at(name), run.view_of(name)->rows());
+    return ws;
+  };
+  // SmoothQuant's search for one input (cli/quantize_w8a8.h).
+  auto search = [&](const LinearGroup& g, const std::vector<float>& x, bool can_smooth) {
+    SmoothSearch so;
+    so.can_smooth = can_smooth;
+    so.static_act = a.act != "dynamic";
+    so.per_tensor = run.w8spec.per_tensor;
+    so.alpha = a.sq_alpha;
+    auto r = search_smoothing(weights_of(g), x, run.view_of(g.weights[0])->cols(), so, *run.pool);
+    if (!r.ok() || a.act != "auto") return r;
+    // auto: per-token dynamic scales where a static one costs more than twice their output error.
+    so.static_act = false;
+    auto d = search_smoothing(weights_of(g), x, run.view_of(g.weights[0])->cols(), so, *run.pool);
+    if (!d.ok()) return d;
+    if (r->error <= 2.0 * d->error) return r;
+    d->static_act = false;
+    return d;
+  };
+  std::map<std::string, SmoothChoice> pre;
+  if (smooth) {
+    for (const LinearGroup& g : groups) {
+      if (g.weights.empty() || g.fold_rows.empty() || !run.f32.count(g.fold_rows)) continue;
+      const int64_t cols = run.view_of(g.weights[0])->cols();
+      const TensorView* t = run.view_of(g.fold_rows);
+      const std::vector<float>& x = run.capture.rows(run.view_of(g.weights[0])->data);
+      if (t->rows() != cols || x.empty()) continue;
+      auto ch = search(g, x, true);
+      if (!ch.ok()) return ch.status().with_context(g.weights[0]);
+      if (!ch->s.empty()) {
+        float* p = run.f32.at(g.fold_rows);
+        for (int64_t row = 0; row < t->rows(); ++row) {
+          for (int64_t c = 0; c < t->cols(); ++c) p[row * t->cols() + c] /= ch->s[row];
+        }
+      }
+      pre[g.weights[0]] = std::move(ch).value();
+    }
+  }
+  for (const LinearGroup& g : groups) {
+    if (g.weights.empty()) continue;
+    const int64_t cols = run.view_of(g.weights[0])->cols();
+    std::vector<float> x;
+    if (run.calibrated) {
+      x = run.capture.rows(run.view_of(g.weights[0])->data);
+      if (x.empty()) return error("no calibration input reached " + g.weights[0]);
+    }
+    SmoothChoice choice;  // no smoothing, no clipping unless SmoothQuant chooses them
+    const bool foldable = !g.norm_w.empty() && run.f32.count(g.norm_w) > 0;
+    if (auto it = pre.find(g.weights[0]); it != pre.end()) {
+      choice = it->second;
+    } else if (smooth || a.act == "auto") {
+      auto ch = search(g, x, smooth && foldable);
+      if (!ch.ok()) return ch.status().with_context(g.weights[0]);
+      choice = std::move(ch).value();
+    }
+    const std::vector<float>& s = choice.s;
+    if (!s.empty() && foldable) {
+      for (const std::string& norm : {g.norm_w, g.norm_b}) {
+        if (norm.empty() || !run.f32.count(norm)) continue;
+        float* p = run.f32.at(norm);
+        for (int64_t c = 0; c < cols; ++c) p[c] /= s[c];
+        run.folded.insert(norm);
+      }
+    }
+    if (!s.empty()) {
+      for (const std::string& name : g.weights) {
+        float* p = run.f32.at(name);
+        const int64_t rows = run.view_of(name)->rows();
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < cols; ++c) p[r * cols + c] *= s[c];
+        }
+      }
+      divide_columns(x, cols, s);
+    }
+    float act_scale = 0.0f;
+    if (a.act == "static" || (a.act == "auto" && choice.static_act)) {
+      auto sc = static_act_scale(x, choice.act_clip);
+      if (!sc.ok()) return sc.status().with_context(g.weights[0]);
+      act_scale = *sc;
+    }
+    std::vector<float> h;
+    if (run.w8spec.gptq) {
+      HessianAccumulator acc(cols);
+      LLMOPT_RETURN_IF_ERROR(acc.add(x.data(), static_cast<int64_t>(x.size()) / cols).with_context(g.weights[0]));
+      auto hv = acc.hessian();
+      if (!hv.ok()) return hv.status().with_context(g.weights[0]);
+      h = std::move(hv).value();
+    }
+    for (const std::string& name : g.weights) {
+      if (a.smooth_only) {  // the smoothed f32 weight, nothing rounded
+        run.folded.insert(name);
+        continue;
+      }
+      auto r = quantize_i8ch(run.f32.at(name), run.view_of(name)->rows(), cols, run.w8spec, run.w8spec.gptq ? &h : nullptr, run.pool);
+      if (!r.ok()) return r.status().with_context(name);
+      r->act_scale = act_scale;
+      run.i8[name] = std::move(r).value();
+      std::string note;
+      if (smooth || a.act == "auto") {
+        char buf[160];
+        if (!s.empty()) {
+          std::snprintf(buf, sizeof(buf), ", smoothed alpha %.2f", choice.alpha);
+        } else {
+          std::snprintf(buf, sizeof(buf), ", not smoothed (%s)", foldable || pre.count(g.weights[0])
+                                                                  ? "no alpha helps" : "nothing to fold 1/s into");
+        }
+        note = buf;
+        if (act_scale > 0.0f) {
+          std::snprintf(buf, sizeof(buf), ", range clip %.1f", choice.act_clip);
+          note += buf;
+        }
+        std::snprintf(buf, sizeof(buf), " (output error %.3g, plain w8a8 %.3g)", choice.error, choice.error_plain);
+        note += buf;
+      }
+      std::fprintf(stderr, "[layer %d/%d] %s i8_ch %s %s, activations %s%s\n", il + 1, run.n_layer(), name.c_str(),
+                   a.method.c_str(), a.granularity.c_str(),
+                   act_scale > 0.0f ? ("static (scale " + std::to_string(act_scale) + ")").c_str() : "per token",
+                   note.c_str());
+    }
+    std::fflush(stderr);
+  }
+  return ok_status();
 }
 
 }  // namespace llmopt::cli

@@ -1,0 +1,71 @@
+// Shared pieces of `llmopt quantize --method` (quantize_run.h): the linear groups of a layer, the
+// calibration pass, and MethodRun's write-back helpers.
+#include "cli/quantize_run.h"
+
+#include <cstring>
+#include <numeric>
+
+#include "core/dtype.h"
+#include "kernels/kernels.h"
+#include "model/kv_store.h"
+
+namespace llmopt::cli {
+
+std::vector<LinearGroup> layer_groups(Arch arch, int32_t il) {
+  const std::string b = "blk." + std::to_string(il) + ".";
+  if (arch == Arch::kGpt2) {
+    return {{{b + "attn_qkv.weight"}, b + "attn_norm.weight", b + "attn_norm.bias", ""},
+            {{b + "attn_output.weight"}, "", "", ""},
+            {{b + "ffn_up.weight"}, b + "ffn_norm.weight", b + "ffn_norm.bias", ""},
+            {{b + "ffn_down.weight"}, "", "", ""}};
+  }
+  return {{{b + "attn_q.weight", b + "attn_k.weight", b + "attn_v.weight"}, b + "attn_norm.weight", "", ""},
+          {{b + "attn_output.weight"}, "", "", ""},
+          {{b + "ffn_gate.weight", b + "ffn_up.weight"}, b + "ffn_norm.weight", "", ""},
+          {{b + "ffn_down.weight"}, "", "", b + "ffn_up.weight"}};
+}
+
+void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& windows, LinearObserver* obs,
+                     ThreadPool& pool) {
+  const int32_t bs = 16;
+  const int32_t len = static_cast<int32_t>(windows[0].size());
+  const int32_t n_blocks = (len + bs - 1) / bs;
+  KvStore kv(m.config().n_layer, m.config().kv_dim(), n_blocks, bs);
+  std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+  std::iota(table.begin(), table.end(), 0);
+  ForwardOutput out;
+  for (const auto& w : windows) {
+    SeqInput in;
+    in.tokens = w;
+    in.pos0 = 0;
+    in.block_table = table;
+    in.logits = LogitsMode::kNone;
+    m.forward(std::span<const SeqInput>(&in, 1), kv, out, pool, obs);
+  }
+}
+
+std::vector<float> subsample_rows(const std::vector<float>& x, int64_t cols, int64_t max_rows) {
+  const int64_t n = static_cast<int64_t>(x.size()) / cols;
+  if (n <= max_rows) return x;
+  std::vector<float> out(static_cast<size_t>(max_rows * cols));
+  for (int64_t i = 0; i < max_rows; ++i) {
+    const int64_t r = i * n / max_rows;
+    std::memcpy(out.data() + i * cols, x.data() + r * cols, static_cast<size_t>(cols) * sizeof(float));
+  }
+  return out;
+}
+
+void MethodRun::to_f16_in_place(const std::string& name) {
+  const TensorView* v = view_of(name);
+  float* p = f32.at(name);
+  for (int64_t i = 0; i < v->numel(); ++i) p[i] = fp16_to_fp32(fp32_to_fp16(p[i]));
+  as_f16.insert(name);
+}
+
+void MethodRun::store(const std::string& name, const quant::GridTensor& t) {
+  std::vector<uint8_t> blocks = a.compact ? quant::pack_q4_1_g128(t) : t.pack();
+  kernels::dequantize_row(qtype, blocks.data(), f32.at(name), t.rows * t.cols);
+  packed[name] = std::move(blocks);
+}
+
+}  // namespace llmopt::cli

@@ -1,0 +1,107 @@
+// The state and steps of `llmopt quantize --method` shared by its files. run_quantize_method
+// (quantize_method.cc) checks the flags, builds the F32 working copy and runs the layers in order;
+// quantize_layer_grid (quantize_grid.cc) quantizes one layer on a GGUF block grid with RTN, GPTQ or AWQ,
+// quantize_layer_w8a8 (quantize_w8a8.cc) to W8A8; quantize_run.cc holds the shared helpers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli/quantize_method.h"
+#include "cli/quantize_w8a8.h"
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "formats/weight_source.h"
+#include "model/linear_observer.h"
+#include "model/model.h"
+#include "quant/gguf_grid.h"
+
+namespace llmopt::cli {
+
+// ---- --method: RTN / GPTQ / AWQ on GGUF block grids ----
+//
+// Pipeline: every plain-float tensor is copied to F32 (the working copy) and a Model runs on it. Layers
+// are quantized in order; before layer i, the calibration windows run through the working model (whose
+// layers < i already hold their quantized values) and a LinearObserver records the inputs of layer i's
+// linear weights. Each weight is then quantized on its grid, packed into GGUF blocks, and the block
+// dequantization of those blocks is written back into the working copy. AWQ's per-input-channel scales s
+// are folded exactly: 1/s goes into the norm that produces the input (attn_norm for Q/K/V or the fused
+// QKV, ffn_norm for gate/up or up; weight and bias), and W·diag(s) is quantized (grid_quantize_awq: the
+// search measures the grid's own values). LLaMA's ffn_down input is silu(gate) * up, linear in up's
+// output rows, so its 1/s is folded into ffn_up's rows (searched before the gate/up group is
+// quantized). attn_output (and GPT-2's ffn_down, after a GELU) have nothing exact to fold into, so AWQ
+// uses s = 1 there and searches only the per-group clipping.
+// token_embd, output and vectors stay in the source's type (norms folded by AWQ are written as F32).
+
+// Records the input rows of the weights it was told about (keyed by the weight's data pointer).
+class InputCapture : public LinearObserver {
+ public:
+  void want(const uint8_t* weight) { rows_[weight]; }
+  std::vector<float>& rows(const uint8_t* weight) { return rows_[weight]; }
+  void clear() { rows_.clear(); }
+  void on_linear_input(const TensorView& w, const float* x, int64_t n) override {
+    auto it = rows_.find(w.data);
+    if (it == rows_.end()) return;
+    it->second.insert(it->second.end(), x, x + n * w.cols());
+  }
+
+ private:
+  std::map<const uint8_t*, std::vector<float>> rows_;
+};
+
+struct LinearGroup {
+  std::vector<std::string> weights;  // share one input
+  std::string norm_w, norm_b;        // the norm producing that input ("" when none)
+  // A weight whose output rows enter this input linearly (LLaMA: ffn_up, through silu(gate) * up), so
+  // AWQ can fold 1/s into its rows instead of into a norm.
+  std::string fold_rows;
+};
+
+// The linear groups of layer il, in forward order.
+std::vector<LinearGroup> layer_groups(Arch arch, int32_t il);
+// Runs every calibration window through m, handing the linear inputs to obs.
+void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& windows, LinearObserver* obs,
+                     ThreadPool& pool);
+// At most max_rows of the rows of x (evenly strided), for AWQ's search.
+std::vector<float> subsample_rows(const std::vector<float>& x, int64_t cols, int64_t max_rows);
+
+// One run's state: the F32 working copy (a Model runs on it; quantized weights are written back into it
+// as their dequantized values) and the results.
+struct MethodRun {
+  explicit MethodRun(const MethodArgs& args) : a(args) {}
+  const MethodArgs& a;
+  std::shared_ptr<MemoryWeightSource> work;
+  std::map<std::string, float*> f32;  // the working copy's plain-float tensors
+  const Model* model = nullptr;       // running on `work`
+  ThreadPool* pool = nullptr;
+  bool calibrated = false;
+  quant::GridSpec gspec;
+  W8A8Spec w8spec;
+  DType qtype = DType::kQ4_0;  // the block type grid weights are written as
+  std::string gran;            // "channel" or "gN", for the progress lines
+  InputCapture capture;
+
+  std::map<std::string, std::vector<uint8_t>> packed;  // quantized weights, as blocks of qtype
+  std::map<std::string, I8ChWeight> i8;                 // W8A8 weights
+  std::set<std::string> as_f16;                         // kept (--keep) or not fitting the grid
+  std::set<std::string> folded;                         // norms (and smoothed weights) changed in place
+
+  const TensorView* view_of(const std::string& name) const { return work->find(name); }
+  int32_t n_layer() const { return model->config().n_layer; }
+  // Rounds a working-copy tensor to f16 values and marks it to be written as f16.
+  void to_f16_in_place(const std::string& name);
+  // Packs a quantized weight and writes its block dequantization back into the working copy.
+  void store(const std::string& name, const quant::GridTensor& t);
+};
+
+// One layer's groups (weights already filtered; their inputs captured when calibrated).
+Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);
+Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);
+
+}  // namespace llmopt::cli
