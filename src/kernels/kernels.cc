@@ -4,6 +4,7 @@
 #include "kernels/kernels.h"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "core/check.h"
@@ -54,66 +55,115 @@ void matmul(const TensorView& w, const float* x, int64_t m, float* y, ThreadPool
   matmul_bias(w, nullptr, x, m, y, pool);
 }
 
+namespace {
+
+// The fast row kernel for w and its arguments (activations not yet attached); false when w has no
+// fast kernel on this ISA (the reference path then computes the product).
+bool fast_matmul_setup(const IsaKernels* isa, const TensorView& w, const float* bias, const float* x, int64_t m,
+                       float* y, MatmulKernel* kernel, MatmulArgs* a) {
+  *kernel = isa != nullptr ? isa->find_matmul(w.type) : MatmulKernel{};
+  if (w.type == DType::kI8Ch) {
+    LLMOPT_CHECK_MSG(w.row_scale != nullptr, "matmul: i8_ch weight without its row scales");
+    if (kernel->rows == nullptr) *kernel = {ref::matmul_rows_i8ch, ActForm::kI8Rows};
+  }
+  if (kernel->rows == nullptr || !w.present() || w.shape.size() != 2) return false;
+  a->n_out = w.shape[0];
+  a->k = w.shape[1];
+  const auto row_bytes = dtype_row_bytes(w.type, a->k);
+  LLMOPT_CHECK_MSG(row_bytes.has_value(), "matmul: row length is not a multiple of the block size");
+  LLMOPT_CHECK(*row_bytes * static_cast<size_t>(a->n_out) <= w.nbytes);
+  a->w = w.data;
+  a->w_row_bytes = *row_bytes;
+  a->m = m;
+  a->x = x;
+  a->bias = bias;
+  a->y = y;
+  return true;
+}
+
+// NOTE: activations are quantized once per call on the calling thread (m * k work, small next to
+// n_out * k); the buffers only grow, so steady-state decode does not allocate.
+const BlockQ8Act* quantize_q8_blocks(const IsaKernels* isa, const float* x, int64_t m, int64_t k) {
+  LLMOPT_CHECK(k % kQK8_0 == 0);
+  thread_local std::vector<BlockQ8Act> xq;
+  const int64_t nb = k / kQK8_0;
+  if (xq.size() < static_cast<size_t>(m * nb)) xq.resize(static_cast<size_t>(m * nb));
+  for (int64_t i = 0; i < m; ++i) isa->quantize_act(x + i * k, xq.data() + i * nb, k);
+  return xq.data();
+}
+
+// One int8 scale per token (or the weight's static one); rows zero-padded to whole 32-byte chunks.
+void quantize_i8_rows(const TensorView& w, const float* x, int64_t m, MatmulArgs* a) {
+  thread_local std::vector<int8_t> xi8;
+  thread_local std::vector<float> xs;
+  a->k_pad = (a->k + 31) / 32 * 32;
+  if (xi8.size() < static_cast<size_t>(m * a->k_pad)) xi8.resize(static_cast<size_t>(m * a->k_pad));
+  if (xs.size() < static_cast<size_t>(m)) xs.resize(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) {
+    int8_t* q = xi8.data() + i * a->k_pad;
+    xs[i] = ref::quantize_act_i8(x + i * a->k, a->k, w.act_scale, q);
+    std::fill(q + a->k, q + a->k_pad, int8_t{0});
+  }
+  a->xi8 = xi8.data();
+  a->x_scale = xs.data();
+  a->w_scale = w.row_scale;
+}
+
+}  // namespace
+
 void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t m, float* y,
                  ThreadPool& pool) {
+  matmul_multi(std::span<const MatmulJob>(std::array<MatmulJob, 1>{MatmulJob{&w, bias, y}}), x, m, pool);
+}
+
+void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t m, ThreadPool& pool) {
   const IsaKernels* isa = active_isa_kernels();
-  MatmulKernel kernel = isa != nullptr ? isa->find_matmul(w.type) : MatmulKernel{};
-  const bool i8ch = w.type == DType::kI8Ch;
-  if (i8ch) {
-    LLMOPT_CHECK_MSG(w.row_scale != nullptr, "matmul: i8_ch weight without its row scales");
-    if (kernel.rows == nullptr) kernel = {ref::matmul_rows_i8ch, ActForm::kI8Rows};
+  constexpr size_t kMaxJobs = 4;
+  std::array<MatmulKernel, kMaxJobs> kernel;
+  std::array<MatmulArgs, kMaxJobs> a;
+  // Several weights go through one pass only when each has a fast kernel reading f32 or Q8 blocks
+  // (one quantization of x serves them all); otherwise each product runs on its own.
+  bool together = jobs.size() <= kMaxJobs;
+  for (size_t j = 0; j < jobs.size() && together; ++j) {
+    together = fast_matmul_setup(isa, *jobs[j].w, jobs[j].bias, x, m, jobs[j].y, &kernel[j], &a[j]) &&
+               (jobs.size() == 1 || kernel[j].act != ActForm::kI8Rows) && a[j].k == a[0].k;
   }
-  if (kernel.rows == nullptr || !w.present() || w.shape.size() != 2) {
-    ref::matmul_bias(w, bias, x, m, y, pool);
+  if (!together) {
+    if (jobs.size() == 1) {
+      ref::matmul_bias(*jobs[0].w, jobs[0].bias, x, m, jobs[0].y, pool);
+      return;
+    }
+    for (const MatmulJob& job : jobs) matmul_multi(std::span<const MatmulJob>(&job, 1), x, m, pool);
     return;
   }
-  MatmulArgs a;
-  a.n_out = w.shape[0];
-  a.k = w.shape[1];
-  const auto row_bytes = dtype_row_bytes(w.type, a.k);
-  LLMOPT_CHECK_MSG(row_bytes.has_value(), "matmul: row length is not a multiple of the block size");
-  LLMOPT_CHECK(*row_bytes * static_cast<size_t>(a.n_out) <= w.nbytes);
-  if (m <= 0 || a.n_out <= 0) return;
-  a.w = w.data;
-  a.w_row_bytes = *row_bytes;
-  a.m = m;
-  a.x = x;
-  a.bias = bias;
-  a.y = y;
-  // NOTE: activations are quantized once per call on the calling thread (m * k work, small next to
-  // n_out * k); the buffers only grow, so steady-state decode does not allocate.
-  if (kernel.act == ActForm::kQ8Blocks) {
-    LLMOPT_CHECK(a.k % kQK8_0 == 0);
-    thread_local std::vector<BlockQ8Act> xq;
-    const int64_t nb = a.k / kQK8_0;
-    if (xq.size() < static_cast<size_t>(m * nb)) xq.resize(static_cast<size_t>(m * nb));
-    for (int64_t i = 0; i < m; ++i) isa->quantize_act(x + i * a.k, xq.data() + i * nb, a.k);
-    a.xq = xq.data();
-  } else if (kernel.act == ActForm::kI8Rows) {
-    // One int8 scale per token (or the weight's static one); rows zero-padded to whole 32-byte chunks.
-    thread_local std::vector<int8_t> xi8;
-    thread_local std::vector<float> xs;
-    a.k_pad = (a.k + 31) / 32 * 32;
-    if (xi8.size() < static_cast<size_t>(m * a.k_pad)) xi8.resize(static_cast<size_t>(m * a.k_pad));
-    if (xs.size() < static_cast<size_t>(m)) xs.resize(static_cast<size_t>(m));
-    for (int64_t i = 0; i < m; ++i) {
-      int8_t* q = xi8.data() + i * a.k_pad;
-      xs[i] = ref::quantize_act_i8(x + i * a.k, a.k, w.act_scale, q);
-      std::fill(q + a.k, q + a.k_pad, int8_t{0});
+  if (m <= 0) return;
+  const BlockQ8Act* xq = nullptr;
+  int64_t macs = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (kernel[j].act == ActForm::kQ8Blocks) {
+      if (xq == nullptr) xq = quantize_q8_blocks(isa, x, m, a[j].k);
+      a[j].xq = xq;
+    } else if (kernel[j].act == ActForm::kI8Rows) {
+      quantize_i8_rows(*jobs[j].w, x, m, &a[j]);
     }
-    a.xi8 = xi8.data();
-    a.x_scale = xs.data();
-    a.w_scale = w.row_scale;
+    macs += m * a[j].n_out * a[j].k;
   }
   // NOTE: below ~256K multiply-adds (tens of microseconds) handing work to other threads costs more
   // than it saves; results are the same either way (rows are computed independently).
-  if (m * a.n_out * a.k < kMinParallelMacs) {
-    kernel.rows(a, 0, a.n_out);
+  if (macs < kMinParallelMacs) {
+    for (size_t j = 0; j < jobs.size(); ++j) kernel[j].rows(a[j], 0, a[j].n_out);
     return;
   }
-  const int64_t n_groups = (a.n_out + kMatmulRowAlign - 1) / kMatmulRowAlign;
-  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1, int) {
-    kernel.rows(a, g0 * kMatmulRowAlign, std::min(g1 * kMatmulRowAlign, a.n_out));
+  // Groups of kMatmulRowAlign output rows, numbered across the jobs in order; one hand-off for all.
+  std::array<int64_t, kMaxJobs + 1> first{};
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    first[j + 1] = first[j] + (a[j].n_out + kMatmulRowAlign - 1) / kMatmulRowAlign;
+  }
+  pool.parallel_for(first[jobs.size()], [&](int64_t g0, int64_t g1, int) {
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      const int64_t lo = std::max(g0, first[j]) - first[j], hi = std::min(g1, first[j + 1]) - first[j];
+      if (lo < hi) kernel[j].rows(a[j], lo * kMatmulRowAlign, std::min(hi * kMatmulRowAlign, a[j].n_out));
+    }
   });
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/dtype.h"
 #include "core/tensor.h"
@@ -47,6 +48,15 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n);
 void matmul(const TensorView& w, const float* x, int64_t m, float* y, ThreadPool& pool);
 // Same, plus bias b[n_out] (f32) added to every row when b != nullptr.
 void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t m, float* y, ThreadPool& pool);
+// Several products of one input (Q, K and V; gate and up): y_j = x . W_j^T (+ b_j), each exactly as
+// matmul_bias computes it, but with x quantized once and one hand-off to the pool for all of them.
+// The weights must have the same row length.
+struct MatmulJob {
+  const TensorView* w;
+  const float* bias;  // or nullptr
+  float* y;
+};
+void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t m, ThreadPool& pool);
 // Dot product of two f32 vectors.
 float dot_f32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]

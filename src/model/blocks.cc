@@ -213,8 +213,8 @@ void ffn_swiglu(const LayerWeights& l, const float* x, int64_t n_tok, Activation
   float* up = act.ff_b.data();    // [n_tok, n_ff]
   observe(act, l.w_gate, x, n_tok);
   observe(act, l.w_up, x, n_tok);
-  kernels::matmul(l.w_gate, x, n_tok, gate, pool);
-  kernels::matmul(l.w_up, x, n_tok, up, pool);
+  const kernels::MatmulJob jobs[] = {{&l.w_gate, nullptr, gate}, {&l.w_up, nullptr, up}};
+  kernels::matmul_multi(jobs, x, n_tok, pool);
   // swiglu does not promise to work in place, so each row goes through ff_row.
   for (int64_t t = 0; t < n_tok; ++t) {
     kernels::swiglu(gate + t * n_ff, up + t * n_ff, act.ff_row.data(), n_ff);

@@ -257,3 +257,60 @@ INSTANTIATE_TEST_SUITE_P(Kernels, KernelsFastMatmul,
 
 }  // namespace
 }  // namespace llmopt::kernels
+
+namespace llmopt::kernels {
+namespace {
+
+// matmul_multi (one input, several weights, one hand-off) gives every output exactly what matmul_bias
+// gives it alone: mixed block and float types, with and without bias, on both sides of the
+// single-thread threshold, on every ISA; and it falls back to separate products when the row lengths
+// differ.
+TEST(KernelsMatmulMulti, SameBitsAsSeparateProducts) {
+  test::IsaGuard guard;
+  ThreadPool pool(2);
+  std::mt19937 rng(11);
+  const int64_t k = 256;
+  const std::vector<std::pair<DType, int64_t>> shapes = {
+      {DType::kQ4_K, 200}, {DType::kQ6_K, 72}, {DType::kQ8_0, 133}, {DType::kF16, 64}};
+  std::vector<Weights> ws(shapes.size());
+  std::vector<std::vector<float>> bias(shapes.size());
+  for (size_t j = 0; j < shapes.size(); ++j) {
+    random_weights(shapes[j].first, shapes[j].second, k, rng, &ws[j]);
+    bias[j].resize(static_cast<size_t>(shapes[j].second));
+    for (auto& b : bias[j]) b = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+  }
+  for (Isa isa : test::supported_isas()) {
+    set_isa(isa);
+    for (int64_t m : {1, 3, 17}) {  // m = 1: below the threshold of one product, not of all four
+      std::vector<float> x(static_cast<size_t>(m * k));
+      for (auto& v : x) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+      std::vector<std::vector<float>> want(shapes.size()), got(shapes.size());
+      std::vector<MatmulJob> jobs;
+      for (size_t j = 0; j < shapes.size(); ++j) {
+        want[j].assign(static_cast<size_t>(m * shapes[j].second), 0.0f);
+        got[j].assign(want[j].size(), -1.0f);
+        const float* b = j % 2 == 0 ? bias[j].data() : nullptr;
+        matmul_bias(ws[j].view, b, x.data(), m, want[j].data(), pool);
+        jobs.push_back({&ws[j].view, b, got[j].data()});
+      }
+      matmul_multi(jobs, x.data(), m, pool);
+      for (size_t j = 0; j < shapes.size(); ++j) {
+        EXPECT_EQ(got[j], want[j]) << isa_name(isa) << " m=" << m << " " << dtype_name(shapes[j].first);
+      }
+    }
+  }
+  // Different row lengths: separate products, same results.
+  Weights other;
+  random_weights(DType::kQ8_0, 40, 2 * k, rng, &other);
+  std::vector<float> x(static_cast<size_t>(2 * k), 0.5f), y1(72), y2(40), w1(72), w2(40);
+  matmul_bias(ws[1].view, nullptr, x.data(), 1, w1.data(), pool);
+  matmul_bias(other.view, nullptr, x.data(), 1, w2.data(), pool);
+  const std::vector<MatmulJob> mixed = {{&ws[1].view, nullptr, y1.data()}, {&other.view, nullptr, y2.data()}};
+  // Job 0 reads the first k values of x, job 1 all 2k: each row length is the weight's own.
+  matmul_multi(mixed, x.data(), 1, pool);
+  EXPECT_EQ(y1, w1);
+  EXPECT_EQ(y2, w2);
+}
+
+}  // namespace
+}  // namespace llmopt::kernels

@@ -30,9 +30,8 @@ void llama_forward(const ModelConfig& cfg, const Weights& w, const blocks::Token
     blocks::observe(act, l.wq, act.h.data(), n_tok);
     blocks::observe(act, l.wk, act.h.data(), n_tok);
     blocks::observe(act, l.wv, act.h.data(), n_tok);
-    kernels::matmul(l.wq, act.h.data(), n_tok, q, pool);
-    kernels::matmul(l.wk, act.h.data(), n_tok, k, pool);
-    kernels::matmul(l.wv, act.h.data(), n_tok, v, pool);
+    const kernels::MatmulJob qkv_jobs[] = {{&l.wq, nullptr, q}, {&l.wk, nullptr, k}, {&l.wv, nullptr, v}};
+    kernels::matmul_multi(qkv_jobs, act.h.data(), n_tok, pool);
     blocks::rope(cfg, batch, qkv, pool);
     blocks::attention(cfg, il, batch, qkv, kv, act, pool);
     blocks::observe(act, l.wo, act.attn.data(), n_tok);
