@@ -92,7 +92,7 @@ void rms_norm(const float* x, const float* w, float eps, float* out, int64_t n);
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, int64_t n);
 // GPT-2's GELU (tanh approximation), in place.
 void gelu_inplace(float* x, int64_t n);
-// out[i] = silu(gate[i]) * up[i]   (SwiGLU)
+// out[i] = silu(gate[i]) * up[i]   (SwiGLU); out may be gate or up (element i is read before it is written)
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 // In-place softmax over n values; returns nothing. Numerically stable (subtracts the max).
 void softmax_inplace(float* x, int64_t n);

@@ -20,10 +20,7 @@ Activations::Activations(const ModelConfig& cfg, const TokenBatch& batch, int n_
   qkv.resize(n_tok * (cfg.q_dim() + 2 * static_cast<size_t>(cfg.kv_dim())));
   attn.resize(n_tok * cfg.q_dim());
   ff_a.resize(n_tok * cfg.n_ff);
-  if (cfg.arch == Arch::kLlama) {
-    ff_b.resize(n_tok * cfg.n_ff);
-    ff_row.resize(cfg.n_ff);
-  }
+  if (cfg.arch == Arch::kLlama) ff_b.resize(n_tok * cfg.n_ff);
   attn_ml.resize(static_cast<size_t>(n_threads) * 2 * kernels::kAttnMaxRows);
 }
 
@@ -215,11 +212,7 @@ void ffn_swiglu(const LayerWeights& l, const float* x, int64_t n_tok, Activation
   observe(act, l.w_up, x, n_tok);
   const kernels::MatmulJob jobs[] = {{&l.w_gate, nullptr, gate}, {&l.w_up, nullptr, up}};
   kernels::matmul_multi(jobs, x, n_tok, pool);
-  // swiglu does not promise to work in place, so each row goes through ff_row.
-  for (int64_t t = 0; t < n_tok; ++t) {
-    kernels::swiglu(gate + t * n_ff, up + t * n_ff, act.ff_row.data(), n_ff);
-    std::memcpy(gate + t * n_ff, act.ff_row.data(), n_ff * sizeof(float));
-  }
+  kernels::swiglu(gate, up, gate, n_tok * n_ff);  // in place
   observe(act, l.w_down, gate, n_tok);
   kernels::matmul(l.w_down, gate, n_tok, out, pool);
 }

@@ -41,7 +41,6 @@ struct Activations {
   std::vector<float> attn;    // [n_tok, q_dim] attention output, heads concatenated
   std::vector<float> ff_a;    // [n_tok, n_ff]
   std::vector<float> ff_b;    // [n_tok, n_ff]
-  std::vector<float> ff_row;  // [n_ff] one row of FFN scratch
   std::vector<uint8_t> attn_gather;  // [n_threads, 2 * kAttnChunk * head_dim] K/V rows of a chunk that spans blocks
   std::vector<float> attn_ml;  // [n_threads, 2 * kAttnMaxRows] online-softmax max and sum, per worker
   std::vector<int64_t> attn_tiles;  // first token of each attention query tile, then n_tok
@@ -86,7 +85,7 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
 // out [n_tok, n_embd] = down(gelu(up(x) + b_up)) + b_down   (GPT-2). Uses act.ff_a.
 void ffn_gelu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
               ThreadPool& pool);
-// out [n_tok, n_embd] = down(silu(gate(x)) * up(x))   (LLaMA). Uses act.ff_a, act.ff_b, act.ff_row.
+// out [n_tok, n_embd] = down(silu(gate(x)) * up(x))   (LLaMA). Uses act.ff_a, act.ff_b.
 void ffn_swiglu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
                 ThreadPool& pool);
 

@@ -256,6 +256,10 @@ TEST(KernelsOps, Swiglu) {
       const double ref = gd / (1.0 + std::exp(-gd)) * u[i];
       ASSERT_NEAR(out[i], ref, 1e-6 + 1e-6 * std::fabs(ref)) << "g=" << g[i];
     }
+    // In place (out = gate, as the LLaMA FFN calls it): the same values.
+    std::vector<float> in_place = g;
+    swiglu(in_place.data(), u.data(), in_place.data(), static_cast<int64_t>(g.size()));
+    EXPECT_EQ(in_place, out);
   });
 }
 
