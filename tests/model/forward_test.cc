@@ -230,21 +230,26 @@ std::vector<Variant> variants() {
 
 class ForwardNumpy : public ::testing::TestWithParam<Variant> {};
 
-TEST_P(ForwardNumpy, AllPositionsMatchReference) {
-  LLMOPT_REQUIRE_NUMPY();
-  const Variant& v = GetParam();
+// All-position logits of the variant's model with a KV cache of `kv_type`, and the NumPy reference's;
+// the largest row error between them (see max_row_error).
+double error_against_numpy(const Variant& v, DType kv_type) {
   auto src = make_source(v.cfg, v.untied);
   auto model = build_model(src);
-  ASSERT_NE(model, nullptr);
+  EXPECT_NE(model, nullptr);
+  if (model == nullptr) return 1e30;
   EXPECT_EQ(model->config().tied_head, !v.untied);
   const auto tokens = random_tokens(kSeqLen, v.cfg.n_vocab, 11);
-
   ThreadPool pool(2);
-  KvStore kv = make_kv(*model, kBlocks, kBlockSize);
+  KvStore kv = make_kv(*model, kBlocks, kBlockSize, kv_type);
   const auto got = run_one(*model, tokens, 0, kTable, LogitsMode::kAll, kv, pool);
   const auto want = numpy_logits(*src, tokens, v.cfg.n_vocab);
+  return max_row_error(got, want, v.cfg.n_vocab);
+}
+
+TEST_P(ForwardNumpy, AllPositionsMatchReference) {
+  LLMOPT_REQUIRE_NUMPY();
   // Tolerance: 1e-4 of each row's largest |logit| (or absolute 1e-4 below 1); see max_row_error.
-  EXPECT_LE(max_row_error(got, want, v.cfg.n_vocab), 1e-4);
+  EXPECT_LE(error_against_numpy(GetParam(), DType::kF32), 1e-4);
 }
 
 // The default f16 cache: K and V rounded to half precision (relative error <= 2^-11 each) move the
@@ -252,16 +257,7 @@ TEST_P(ForwardNumpy, AllPositionsMatchReference) {
 // 5e-3 bounds it, while an f32 cache stays within 1e-4 above.
 TEST_P(ForwardNumpy, F16CacheStaysCloseToReference) {
   LLMOPT_REQUIRE_NUMPY();
-  const Variant& v = GetParam();
-  auto src = make_source(v.cfg, v.untied);
-  auto model = build_model(src);
-  ASSERT_NE(model, nullptr);
-  const auto tokens = random_tokens(kSeqLen, v.cfg.n_vocab, 11);
-  ThreadPool pool(2);
-  KvStore kv = make_kv(*model, kBlocks, kBlockSize, DType::kF16);
-  const auto got = run_one(*model, tokens, 0, kTable, LogitsMode::kAll, kv, pool);
-  const auto want = numpy_logits(*src, tokens, v.cfg.n_vocab);
-  const double err = max_row_error(got, want, v.cfg.n_vocab);
+  const double err = error_against_numpy(GetParam(), DType::kF16);
   EXPECT_LE(err, 5e-3);
   EXPECT_GT(err, 0.0);  // the cache really is f16
 }
