@@ -115,6 +115,7 @@ Command register_quantize(CLI::App& app) {
   return {sub, [args]() -> int {
             if (!args->m.method.empty()) {
               if (!args->type.empty()) return fail("use either --type or --method, not both");
+              if (args->pure) return fail("--pure applies to --type (llama-quantize's file types), not to --method");
               return run_quantize_method(args->input, args->output, args->keep, args->tokenizer, args->threads, args->m);
             }
             if (args->type.empty()) return fail("quantize needs --type or --method");

@@ -145,6 +145,7 @@ TEST(QuantizeMethodTest, BadInputsAreOneErrorLine) {
   expect_one_line_error(run_command(base + "--method rtn --granularity row"), {"unknown granularity 'row'"});
   expect_one_line_error(run_command(base + "--method xyz"), {"unknown method 'xyz'"});
   expect_one_line_error(run_command(base + "--method rtn --type q4_0"), {"either --type or --method"});
+  expect_one_line_error(run_command(base + "--method rtn --pure"), {"--pure applies to --type"});
   expect_one_line_error(run_command(base), {"--type or --method"});
   expect_one_line_error(run_command(bin() + " quantize " + q(tiny_q8) + " " + out + " --method rtn"),
                         {"is already quantized (q8_0)"});
