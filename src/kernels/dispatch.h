@@ -22,6 +22,8 @@ struct MatmulArgs {
   int64_t m = 0;
   const float* x = nullptr;        // [m][k] f32 activations (float weight types)
   const BlockQ8Act* xq = nullptr;  // [m][k / 32] quantized activations (block weight types)
+  // The same, interleaved by 8 rows ([ceil(m / 8)][k / 32]), for batches of kMinInterleaveRows rows or more.
+  const BlockQ8x8* xq8 = nullptr;
   // DType::kI8Ch: activation codes [m][k_pad] (k_pad = k rounded up to 32, zero-padded), one scale per
   // activation row, one scale per weight row.
   const int8_t* xi8 = nullptr;
@@ -63,6 +65,8 @@ const IsaKernels* active_isa_kernels();
 
 // Row kernels hand out work in multiples of this many output rows.
 constexpr int64_t kMatmulRowAlign = 4;
+// Batches of at least this many rows also get their Q8 activation blocks interleaved (MatmulArgs::xq8).
+constexpr int64_t kMinInterleaveRows = 5;
 // Matmuls smaller than this many multiply-adds run on the calling thread alone.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
 

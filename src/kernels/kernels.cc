@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <vector>
 
 #include "core/check.h"
@@ -92,6 +93,31 @@ const BlockQ8Act* quantize_q8_blocks(const IsaKernels* isa, const float* x, int6
   return xq.data();
 }
 
+// Rows of Q8 blocks interleaved by 8 (BlockQ8x8); the last group's missing rows are zero.
+const BlockQ8x8* interleave_q8_blocks(const BlockQ8Act* xq, int64_t m, int64_t nb) {
+  thread_local std::vector<BlockQ8x8> x8;
+  const int64_t n_groups = (m + 7) / 8;
+  if (x8.size() < static_cast<size_t>(n_groups * nb)) x8.resize(static_cast<size_t>(n_groups * nb));
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockQ8x8& o = x8[g * nb + b];
+      for (int64_t c = 0; c < 8; ++c) {
+        const int64_t i = g * 8 + c;
+        if (i >= m) {
+          o.d[c] = o.s[c] = 0.0f;
+          for (auto& grp : o.qs) std::memset(grp + 4 * c, 0, 4);
+          continue;
+        }
+        const BlockQ8Act& src = xq[i * nb + b];
+        o.d[c] = src.d;
+        o.s[c] = src.s;
+        for (int64_t j = 0; j < 8; ++j) std::memcpy(o.qs[j] + 4 * c, src.qs + 4 * j, 4);
+      }
+    }
+  }
+  return x8.data();
+}
+
 // One int8 scale per token (or the weight's static one); rows zero-padded to whole 32-byte chunks.
 void quantize_i8_rows(const TensorView& w, const float* x, int64_t m, MatmulArgs* a) {
   thread_local std::vector<int8_t> xi8;
@@ -138,11 +164,16 @@ void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t m, Th
   }
   if (m <= 0) return;
   const BlockQ8Act* xq = nullptr;
+  const BlockQ8x8* xq8 = nullptr;
   int64_t macs = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
     if (kernel[j].act == ActForm::kQ8Blocks) {
-      if (xq == nullptr) xq = quantize_q8_blocks(isa, x, m, a[j].k);
+      if (xq == nullptr) {
+        xq = quantize_q8_blocks(isa, x, m, a[j].k);
+        if (m >= kMinInterleaveRows) xq8 = interleave_q8_blocks(xq, m, a[j].k / kQK8_0);
+      }
       a[j].xq = xq;
+      a[j].xq8 = xq8;
     } else if (kernel[j].act == ActForm::kI8Rows) {
       quantize_i8_rows(*jobs[j].w, x, m, &a[j]);
     }

@@ -196,8 +196,9 @@ TEST_P(KernelsFastMatmul, MatchesReferenceOnEveryIsa) {
                 qerr += std::fabs(static_cast<double>(wf[j * k + c])) * step[i * k + c];
               }
               // NOTE: both sides sum in f32 in different orders. The reference keeps 16 partial sums
-              // (<= k/16 + 5 roundings per term), the fast kernels 8 lanes per weight row, of exact
-              // integer block sums for the block types (<= k/8 + 4 roundings): their difference is
+              // (<= k/16 + 5 roundings per term), the fast kernels 8 lanes per weight row (float types,
+              // K-quants: <= k/8 + 4 roundings) or one sum of exact integer block dot products (Q8_0,
+              // Q4_0/1, Q5_0/1, q4_1_g128: <= k/16 + 2 roundings): their difference is
               // at most (3k/16 + 16) * 2^-24 * sum|x*w| (~1.2e-5 at k = 1024, ~5e-5 at k = 4133).
               // A wrong element is off by about |x*w| ~ sum|x*w| / k, well above it for k <= 289,
               // where most cases run.

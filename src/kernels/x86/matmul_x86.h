@@ -18,6 +18,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/ref/blocks.h"
+#include "kernels/x86/tiles_blockdot_x86.h"
 #include "kernels/x86/tiles_x86.h"
 #include "kernels/x86/weight_blocks_x86.h"
 
@@ -126,15 +127,15 @@ MatmulKernel find_matmul_x86(DType t) {
     case DType::kBF16:
       return {run_rows<FloatKernel<WBF16>>, ActForm::kF32};
     case DType::kQ8_0:
-      return {run_rows<QuantKernel<WQ8_0, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ8_0, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ4_0:
-      return {run_rows<QuantKernel<WQ4_0, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ4_0, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ4_1:
-      return {run_rows<QuantKernel<WQ4_1, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ4_1, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ5_0:
-      return {run_rows<QuantKernel<WQ5_0, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ5_0, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ5_1:
-      return {run_rows<QuantKernel<WQ5_1, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ5_1, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ4_K:
       return {run_rows<QuantKernel<WQ4_K, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ5_K:
@@ -142,7 +143,7 @@ MatmulKernel find_matmul_x86(DType t) {
     case DType::kQ6_K:
       return {run_rows<QuantKernel<WQ6_K, Ops>>, ActForm::kQ8Blocks};
     case DType::kQ4_1G128:
-      return {run_rows<QuantKernel<WQ4_1G128, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ4_1G128, Ops>::run, ActForm::kQ8Blocks};
     case DType::kI8Ch:
       return {run_rows<I8Kernel<Ops>>, ActForm::kI8Rows};
     default:

@@ -108,11 +108,17 @@ struct WQ8_0 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ8_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = false;
   static constexpr bool kHasMin = false;
+  static constexpr int64_t kHalfScale = offsetof(BlockQ8_0, d);  // d: an f16 at this offset of a block
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ8_0));
     return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + offsetof(BlockQ8_0, qs))),
             _mm256_set1_ps(load_half(p)), 0.0f};
   }
+  // The signed codes and the scale of block b, read directly.
+  static const uint8_t* codes(const uint8_t* row, int64_t b) {
+    return row + b * static_cast<int64_t>(sizeof(BlockQ8_0)) + offsetof(BlockQ8_0, qs);
+  }
+  static float scale(const uint8_t* row, int64_t b) { return load_half(row + b * static_cast<int64_t>(sizeof(BlockQ8_0))); }
 };
 
 // 16 bytes of nibbles -> 32 bytes: low nibbles (elements 0..15), then high nibbles (16..31).
@@ -129,6 +135,8 @@ struct WQ4_0 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ4_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int64_t kHalfScale = offsetof(BlockQ4_0, d);
+  static constexpr float kMinPerD = -8.0f;  // m = -8 d
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ4_0));
     const float d = load_half(p);
@@ -140,6 +148,8 @@ struct WQ4_1 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ4_1);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int64_t kHalfScale = offsetof(BlockQ4_1, d);
+  static constexpr int64_t kHalfMin = offsetof(BlockQ4_1, m);  // m: an f16 at this offset
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ4_1));
     return {unpack_nibbles(p + offsetof(BlockQ4_1, qs)),
@@ -174,6 +184,8 @@ struct WQ5_0 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ5_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int64_t kHalfScale = offsetof(BlockQ5_0, d);
+  static constexpr float kMinPerD = -16.0f;  // m = -16 d
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ5_0));
     const __m256i q5 =
@@ -187,6 +199,8 @@ struct WQ5_1 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ5_1);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int64_t kHalfScale = offsetof(BlockQ5_1, d);
+  static constexpr int64_t kHalfMin = offsetof(BlockQ5_1, m);
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + b * static_cast<int64_t>(sizeof(BlockQ5_1));
     const __m256i q5 =

@@ -1,0 +1,259 @@
+// Block-quantized weights (one scale per 32 elements) against Q8 activation blocks, with one exact
+// integer dot product D_b per block. Every output element is the same sequence of operations:
+//     acc = 0; for each block b in order: acc = fma(float(D_b), d_w * d_x, acc)
+//                                         acc = fma(m_w, s_x, acc)          (types with an offset)
+//     y = acc (+ bias)
+// computed by one of two kernels, chosen by the batch size only (the result never depends on it):
+//  - by weight rows (decode, batches of up to 4 rows): each block's 8 int32 lanes are reduced for 4
+//    weight rows at once;
+//  - by activation columns (batches of 5 rows and more): 8 activation rows interleaved by groups of
+//    4 bytes (BlockQ8x8), each group of 4 weight codes broadcast to all lanes, so the 8 lanes are 8
+//    activation rows, no reduction is needed, and one broadcast and one vector of activations serve 8
+//    and R products. About 4 vector operations per 32 multiply-adds, against 7-8 for the row layout.
+// Included only through matmul_x86.h (internal linkage, see there).
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "kernels/dispatch.h"
+#include "kernels/ref/blocks.h"
+#include "kernels/x86/tiles_x86.h"
+#include "kernels/x86/weight_blocks_x86.h"
+
+namespace llmopt::kernels {
+namespace {
+
+// Weight types whose codes can be broadcast straight from memory (Q8_0: 32 signed bytes per block).
+template <class W>
+concept DirectCodes = requires(const uint8_t* row, int64_t b) {
+  { W::codes(row, b) } -> std::same_as<const uint8_t*>;
+  { W::scale(row, b) } -> std::same_as<float>;
+};
+
+
+template <class W>
+constexpr bool kHalfScales = requires { W::kHalfScale; };
+template <class W>
+constexpr bool kHalfMins = requires { W::kHalfMin; };
+template <class W>
+constexpr bool kMinFromD = requires { W::kMinPerD; };
+
+// The f16 at byte offset off of block b of 4 rows, as 4 floats (one conversion for all four).
+inline __m128 gather4_half(const uint8_t* const* rows, int64_t b, int64_t block_bytes, int64_t off) {
+  uint16_t h[4];
+  for (int r = 0; r < 4; ++r) std::memcpy(&h[r], rows[r] + b * block_bytes + off, 2);
+  __m128i v = _mm_cvtsi32_si128(h[0] | (h[1] << 16));
+  v = _mm_insert_epi32(v, h[2] | (h[3] << 16), 1);
+  return _mm_cvtph_ps(v);
+}
+
+// Lanes 0..3 of the result: the sums of lanes 0..3 of a, b, c, d; lanes 4..7: of their lanes 4..7
+// (unpacks and adds, one micro-op each, rather than horizontal adds).
+inline __m256i sum4_lanes(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+  const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+}
+
+template <class W, class Ops>
+struct BlockDotKernel {
+  static constexpr int kColR = 4;  // weight rows per column tile
+
+  // Output element (i, r) of weight rows [r0, r0 + R) against activation row i.
+  template <int R>
+  static void by_rows(const MatmulArgs& a, int64_t r0, int64_t i) {
+    const int64_t nb = a.k / kQK8_0;
+    const uint8_t* rows[R];
+    for (int r = 0; r < R; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    const BlockQ8Act* x = a.xq + i * nb;
+    __m128 acc4 = _mm_setzero_ps();
+    float acc1 = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchBytes), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchNear), _MM_HINT_T0);
+      }
+      const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+      __m256i v[R];
+      float d[R], mm[R];
+      for (int r = 0; r < R; ++r) {
+        const WBlock wb = W::load(rows[r], b);
+        const __m256i u = W::kUnsigned ? wb.q : _mm256_sign_epi8(wb.q, wb.q);
+        const __m256i s = W::kUnsigned ? xq : _mm256_sign_epi8(xq, wb.q);
+        v[r] = Ops::dot_u8s8(u, s);
+        d[r] = _mm256_cvtss_f32(wb.d);
+        mm[r] = wb.m;
+      }
+      const float dx = x[b].d;
+      if constexpr (R == 4) {
+        // The 128-bit halves hold rows 0..3's sums of lanes 0..3 (elements 0..15) and of lanes 4..7.
+        const __m256i h = sum4_lanes(v[0], v[1], v[2], v[3]);
+        const __m128i h0 = _mm256_castsi256_si128(h), h1 = _mm256_extracti128_si256(h, 1);
+        __m128 d4;
+        if constexpr (kHalfScales<W>) {
+          d4 = gather4_half(rows, b, W::kBlockBytes, W::kHalfScale);
+        } else {
+          d4 = _mm_setr_ps(d[0], d[1], d[2], d[3]);
+        }
+        const __m128 scale = _mm_mul_ps(d4, _mm_set1_ps(dx));
+        acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_add_epi32(h0, h1)), scale, acc4);
+        if constexpr (W::kHasMin) {
+          __m128 m4;
+          if constexpr (kHalfMins<W>) {
+            m4 = gather4_half(rows, b, W::kBlockBytes, W::kHalfMin);
+          } else if constexpr (kMinFromD<W>) {
+            m4 = _mm_mul_ps(d4, _mm_set1_ps(W::kMinPerD));  // exact, as W::load's
+          } else {
+            m4 = _mm_setr_ps(mm[0], mm[1], mm[2], mm[3]);
+          }
+          acc4 = _mm_fmadd_ps(m4, _mm_set1_ps(x[b].s), acc4);
+        }
+      } else {
+        static_assert(R == 1, "by_rows takes 4 rows or 1");
+        acc1 = std::fma(static_cast<float>(hsum_i32(v[0])), d[0] * dx, acc1);
+        if constexpr (W::kHasMin) acc1 = std::fma(mm[0], x[b].s, acc1);
+      }
+    }
+    float out[4] = {acc1, 0.0f, 0.0f, 0.0f};
+    if constexpr (R == 4) _mm_storeu_ps(out, acc4);
+    for (int r = 0; r < R; ++r) {
+      a.y[i * a.n_out + r0 + r] = a.bias != nullptr ? out[r] + a.bias[r0 + r] : out[r];
+    }
+  }
+
+  // Codes 4G..4G+3 of a block in every 32-bit lane, from its codes 0..15 (lo) and 16..31 (hi), each
+  // repeated in both 128-bit halves.
+  template <int G>
+  static __m256i group(__m256i lo, __m256i hi) {
+    return _mm256_shuffle_epi32(G < 4 ? lo : hi, (G % 4) * 0x55);
+  }
+
+  // Output elements of weight rows [r0, r0 + R) against the 8 activation rows of column group cg.
+  template <int R>
+  static void by_cols(const MatmulArgs& a, int64_t r0, int64_t cg) {
+    const int64_t nb = a.k / kQK8_0;
+    const uint8_t* rows[R];
+    for (int r = 0; r < R; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    const BlockQ8x8* x = a.xq8 + cg * nb;
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ8x8& xb = x[b];
+      __m256i isum[R];
+      float d[R], mm[R];
+      [[maybe_unused]] __m256i lo[R], hi[R];
+      [[maybe_unused]] const uint8_t* codes[R];
+      for (int r = 0; r < R; ++r) {
+        isum[r] = _mm256_setzero_si256();
+        if constexpr (DirectCodes<W>) {
+          codes[r] = W::codes(rows[r], b);
+          d[r] = W::scale(rows[r], b);
+          mm[r] = 0.0f;
+        } else {
+          const WBlock wb = W::load(rows[r], b);
+          lo[r] = _mm256_permute2x128_si256(wb.q, wb.q, 0x00);
+          hi[r] = _mm256_permute2x128_si256(wb.q, wb.q, 0x11);
+          d[r] = _mm256_cvtss_f32(wb.d);
+          mm[r] = wb.m;
+        }
+      }
+      // Signed codes go in as the s8 operand with the activation's sign (|x| <= 127 is the u8 one),
+      // which cannot represent -(-128): a block with a code of -128 (no quantizer writes one, but a file
+      // may hold it) takes |w| as the u8 operand instead, one more operation per group.
+      auto step = [&]<int G, bool kAbsW>() {
+        const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qs[G]));
+        [[maybe_unused]] __m256i ax;
+        if constexpr (!W::kUnsigned && !kAbsW) ax = _mm256_sign_epi8(xv, xv);
+        for (int r = 0; r < R; ++r) {
+          __m256i wv;
+          if constexpr (DirectCodes<W>) {
+            int32_t g4;
+            std::memcpy(&g4, codes[r] + 4 * G, 4);
+            wv = _mm256_set1_epi32(g4);
+          } else {
+            wv = group<G>(lo[r], hi[r]);
+          }
+          __m256i p;
+          if constexpr (W::kUnsigned) {
+            p = Ops::dot_u8s8(wv, xv);
+          } else if constexpr (kAbsW) {
+            p = Ops::dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+          } else {
+            p = Ops::dot_u8s8(ax, _mm256_sign_epi8(wv, xv));
+          }
+          isum[r] = _mm256_add_epi32(isum[r], p);
+        }
+      };
+      bool abs_w = false;
+      if constexpr (!W::kUnsigned) {
+        __m256i any = _mm256_setzero_si256();
+        for (int r = 0; r < R; ++r) {
+          const __m256i q = DirectCodes<W> ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes[r]))
+                                           : _mm256_permute2x128_si256(lo[r], hi[r], 0x20);
+          any = _mm256_or_si256(any, _mm256_cmpeq_epi8(q, _mm256_set1_epi8(-128)));
+        }
+        abs_w = !_mm256_testz_si256(any, any);
+      }
+      if (abs_w) {
+        [&]<int... G>(std::integer_sequence<int, G...>) { (step.template operator()<G, true>(), ...); }(
+            std::make_integer_sequence<int, 8>{});
+      } else {
+        [&]<int... G>(std::integer_sequence<int, G...>) { (step.template operator()<G, false>(), ...); }(
+            std::make_integer_sequence<int, 8>{});
+      }
+      const __m256 dx = _mm256_load_ps(xb.d);
+      for (int r = 0; r < R; ++r) {
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(_mm256_set1_ps(d[r]), dx), acc[r]);
+        if constexpr (W::kHasMin) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(mm[r]), _mm256_load_ps(xb.s), acc[r]);
+      }
+    }
+    const int64_t n_cols = std::min<int64_t>(8, a.m - cg * 8);
+    for (int r = 0; r < R; ++r) {
+      alignas(32) float out[8];
+      _mm256_store_ps(out, acc[r]);
+      for (int64_t c = 0; c < n_cols; ++c) {
+        const float v = out[c];
+        a.y[(cg * 8 + c) * a.n_out + r0 + r] = a.bias != nullptr ? v + a.bias[r0 + r] : v;
+      }
+    }
+  }
+
+  static void run(const MatmulArgs& a, int64_t r0, int64_t r1) {
+    if (a.xq8 == nullptr) {
+      int64_t r = r0;
+      for (; r + 4 <= r1; r += 4) {
+        for (int64_t i = 0; i < a.m; ++i) by_rows<4>(a, r, i);
+      }
+      for (; r < r1; ++r) {
+        for (int64_t i = 0; i < a.m; ++i) by_rows<1>(a, r, i);
+      }
+      return;
+    }
+    const int64_t nb = a.k / kQK8_0;
+    const int64_t n_groups = (a.m + 7) / 8;
+    // Column groups per pass: about 128 KiB of activations, which stay in L2 while this thread's weight
+    // rows pass by (each 4-row tile stays in L1 across the groups).
+    const int64_t chunk = std::max<int64_t>(1, (int64_t{128} << 10) / (nb * static_cast<int64_t>(sizeof(BlockQ8x8))));
+    for (int64_t g0 = 0; g0 < n_groups; g0 += chunk) {
+      const int64_t g1 = std::min(n_groups, g0 + chunk);
+      int64_t r = r0;
+      for (; r + kColR <= r1; r += kColR) {
+        for (int64_t g = g0; g < g1; ++g) by_cols<kColR>(a, r, g);
+      }
+      for (; r < r1; ++r) {
+        for (int64_t g = g0; g < g1; ++g) by_cols<1>(a, r, g);
+      }
+    }
+  }
+};
+
+}  // namespace
+}  // namespace llmopt::kernels
