@@ -15,6 +15,10 @@ struct Avx2Ops {
   static __m256i dot_u8s8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
   }
+  // The two halves of dot_u8s8, for kernels that add several int16 pair sums before widening.
+  static constexpr bool kPairSums16 = true;
+  static __m256i pairs_u8s8(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
+  static __m256i widen16(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
 };
 
 MatmulKernel find_matmul_avx2(DType t) { return find_matmul_x86<Avx2Ops>(t); }

@@ -63,6 +63,15 @@ inline __m256i sum4_lanes(__m256i a, __m256i b, __m256i c, __m256i d) {
   return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
 }
 
+// Unsigned codes of at most 15 against |x| <= 127: a pair sum is at most 3810 in magnitude, so the 8
+// groups of a block add up in int16 (<= 30480) and widen to int32 once per block, where the ISA has
+// no fused u8 x s8 -> int32 accumulate (Ops::kPairSums16).
+template <class W, class Ops>
+constexpr bool kSum16 = requires {
+  Ops::kPairSums16;
+  requires W::kMaxCode <= 15;
+};
+
 template <class W, class Ops>
 struct BlockDotKernel {
   static constexpr int kColR = 4;  // weight rows per column tile
@@ -148,11 +157,13 @@ struct BlockDotKernel {
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ8x8& xb = x[b];
       __m256i isum[R];
+      [[maybe_unused]] __m256i isum16[R];
       float d[R], mm[R];
       [[maybe_unused]] __m256i lo[R], hi[R];
       [[maybe_unused]] const uint8_t* codes[R];
       for (int r = 0; r < R; ++r) {
         isum[r] = _mm256_setzero_si256();
+        if constexpr (kSum16<W, Ops>) isum16[r] = _mm256_setzero_si256();
         if constexpr (DirectCodes<W>) {
           codes[r] = W::codes(rows[r], b);
           d[r] = W::scale(rows[r], b);
@@ -181,15 +192,15 @@ struct BlockDotKernel {
           } else {
             wv = group<G>(lo[r], hi[r]);
           }
-          __m256i p;
-          if constexpr (W::kUnsigned) {
-            p = Ops::dot_u8s8(wv, xv);
+          if constexpr (kSum16<W, Ops>) {
+            isum16[r] = _mm256_add_epi16(isum16[r], Ops::pairs_u8s8(wv, xv));
+          } else if constexpr (W::kUnsigned) {
+            isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(wv, xv));
           } else if constexpr (kAbsW) {
-            p = Ops::dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+            isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)));
           } else {
-            p = Ops::dot_u8s8(ax, _mm256_sign_epi8(wv, xv));
+            isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(ax, _mm256_sign_epi8(wv, xv)));
           }
-          isum[r] = _mm256_add_epi32(isum[r], p);
         }
       };
       bool abs_w = false;
@@ -208,6 +219,9 @@ struct BlockDotKernel {
       } else {
         [&]<int... G>(std::integer_sequence<int, G...>) { (step.template operator()<G, false>(), ...); }(
             std::make_integer_sequence<int, 8>{});
+      }
+      if constexpr (kSum16<W, Ops>) {
+        for (int r = 0; r < R; ++r) isum[r] = Ops::widen16(isum16[r]);
       }
       const __m256 dx = _mm256_load_ps(xb.d);
       for (int r = 0; r < R; ++r) {

@@ -135,6 +135,7 @@ struct WQ4_0 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ4_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int kMaxCode = 15;
   static constexpr int64_t kHalfScale = offsetof(BlockQ4_0, d);
   static constexpr float kMinPerD = -8.0f;  // m = -8 d
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -148,6 +149,7 @@ struct WQ4_1 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ4_1);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int kMaxCode = 15;
   static constexpr int64_t kHalfScale = offsetof(BlockQ4_1, d);
   static constexpr int64_t kHalfMin = offsetof(BlockQ4_1, m);  // m: an f16 at this offset
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -173,6 +175,7 @@ struct WQ4_1G128 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ4_1G128) / 4;  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int kMaxCode = 15;
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + (b / 4) * static_cast<int64_t>(sizeof(BlockQ4_1G128));
     return {unpack_nibbles(p + offsetof(BlockQ4_1G128, qs) + 16 * (b % 4)),
