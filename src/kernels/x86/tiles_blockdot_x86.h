@@ -10,6 +10,8 @@
 //    4 bytes (BlockQ8x8), each group of 4 weight codes broadcast to all lanes, so the 8 lanes are 8
 //    activation rows, no reduction is needed, and one broadcast and one vector of activations serve 8
 //    and R products. About 4 vector operations per 32 multiply-adds, against 7-8 for the row layout.
+//    Weight rows are prefetched ahead as in decode (measured: 8-sequence batched decode of GPT-2 124M
+//    Q8_0 +30%, prefill unchanged).
 // Included only through matmul_x86.h (internal linkage, see there).
 #pragma once
 
@@ -155,6 +157,10 @@ struct BlockDotKernel {
     __m256 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchBytes), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchNear), _MM_HINT_T0);
+      }
       const BlockQ8x8& xb = x[b];
       __m256i isum[R];
       [[maybe_unused]] __m256i isum16[R];
