@@ -137,11 +137,11 @@ MatmulKernel find_matmul_x86(DType t) {
     case DType::kQ5_1:
       return {BlockDotKernel<WQ5_1, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ4_K:
-      return {run_rows<QuantKernel<WQ4_K, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ4_K, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ5_K:
-      return {run_rows<QuantKernel<WQ5_K, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ5_K, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ6_K:
-      return {run_rows<QuantKernel<WQ6_K, Ops>>, ActForm::kQ8Blocks};
+      return {BlockDotKernel<WQ6_K, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ4_1G128:
       return {BlockDotKernel<WQ4_1G128, Ops>::run, ActForm::kQ8Blocks};
     case DType::kI8Ch:

@@ -3,6 +3,7 @@
 //     acc = 0; for each block b in order: acc = fma(float(D_b), d_w * d_x, acc)
 //                                         acc = fma(m_w, s_x, acc)          (types with an offset)
 //     y = acc (+ bias)
+// (Q6_K, two scales per block: D_b is two dot products of 16 elements, each with its own d_w.)
 // computed by one of two kernels, chosen by the batch size only (the result never depends on it):
 //  - by weight rows (decode, batches of up to 4 rows): each block's 8 int32 lanes are reduced for 4
 //    weight rows at once;
@@ -12,6 +13,8 @@
 //    and R products. About 4 vector operations per 32 multiply-adds, against 7-8 for the row layout.
 //    Weight rows are prefetched ahead as in decode (measured: 8-sequence batched decode of GPT-2 124M
 //    Q8_0 +30%, prefill unchanged).
+// Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, q4_1_g128, and the K-quants Q4_K, Q5_K, Q6_K, whose decode
+// reads a super-block's scales once for its 8 blocks (by_rows_super4*).
 // Included only through matmul_x86.h (internal linkage, see there).
 #pragma once
 
@@ -41,6 +44,16 @@ concept DirectCodes = requires(const uint8_t* row, int64_t b) {
 };
 
 
+// Q6_K: elements 0..15 and 16..31 of a block have scales of their own (WBlock::d lanes 0..3 and 4..7):
+// a block is two integer dot products, each with its scale, in that order.
+template <class W>
+constexpr bool kTwoScales = requires { W::kTwoScales; };
+// Signed codes that can be -128 (the u8 operand must then be |w|, see by_cols).
+template <class W>
+constexpr bool kMaybeMin128 = !W::kUnsigned && !requires { W::kNoMin128; };
+// K-quants decoded a super-block (8 blocks) at a time: W::super_scales (and W::super_codes).
+template <class W>
+constexpr bool kSuperBlocks = requires { W::kSuperBytes; };
 template <class W>
 constexpr bool kHalfScales = requires { W::kHalfScale; };
 template <class W>
@@ -59,6 +72,12 @@ inline __m128 gather4_half(const uint8_t* const* rows, int64_t b, int64_t block_
 
 // Lanes 0..3 of the result: the sums of lanes 0..3 of a, b, c, d; lanes 4..7: of their lanes 4..7
 // (unpacks and adds, one micro-op each, rather than horizontal adds).
+inline int hsum_i32x4(__m128i v) {
+  v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 1));
+  return _mm_cvtsi128_si32(v);
+}
+
 inline __m256i sum4_lanes(__m256i a, __m256i b, __m256i c, __m256i d) {
   const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
   const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
@@ -95,12 +114,14 @@ struct BlockDotKernel {
       const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(x[b].qs));
       __m256i v[R];
       float d[R], mm[R];
+      [[maybe_unused]] float d1[R];
       for (int r = 0; r < R; ++r) {
         const WBlock wb = W::load(rows[r], b);
         const __m256i u = W::kUnsigned ? wb.q : _mm256_sign_epi8(wb.q, wb.q);
         const __m256i s = W::kUnsigned ? xq : _mm256_sign_epi8(xq, wb.q);
         v[r] = Ops::dot_u8s8(u, s);
         d[r] = _mm256_cvtss_f32(wb.d);
+        if constexpr (kTwoScales<W>) d1[r] = _mm_cvtss_f32(_mm256_extractf128_ps(wb.d, 1));
         mm[r] = wb.m;
       }
       const float dx = x[b].d;
@@ -115,7 +136,12 @@ struct BlockDotKernel {
           d4 = _mm_setr_ps(d[0], d[1], d[2], d[3]);
         }
         const __m128 scale = _mm_mul_ps(d4, _mm_set1_ps(dx));
-        acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_add_epi32(h0, h1)), scale, acc4);
+        if constexpr (kTwoScales<W>) {
+          acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(h0), scale, acc4);
+          acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(h1), _mm_mul_ps(_mm_setr_ps(d1[0], d1[1], d1[2], d1[3]), _mm_set1_ps(dx)), acc4);
+        } else {
+          acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_add_epi32(h0, h1)), scale, acc4);
+        }
         if constexpr (W::kHasMin) {
           __m128 m4;
           if constexpr (kHalfMins<W>) {
@@ -129,7 +155,12 @@ struct BlockDotKernel {
         }
       } else {
         static_assert(R == 1, "by_rows takes 4 rows or 1");
-        acc1 = std::fma(static_cast<float>(hsum_i32(v[0])), d[0] * dx, acc1);
+        if constexpr (kTwoScales<W>) {
+          acc1 = std::fma(static_cast<float>(hsum_i32x4(_mm256_castsi256_si128(v[0]))), d[0] * dx, acc1);
+          acc1 = std::fma(static_cast<float>(hsum_i32x4(_mm256_extracti128_si256(v[0], 1))), d1[0] * dx, acc1);
+        } else {
+          acc1 = std::fma(static_cast<float>(hsum_i32(v[0])), d[0] * dx, acc1);
+        }
         if constexpr (W::kHasMin) acc1 = std::fma(mm[0], x[b].s, acc1);
       }
     }
@@ -137,6 +168,96 @@ struct BlockDotKernel {
     if constexpr (R == 4) _mm_storeu_ps(out, acc4);
     for (int r = 0; r < R; ++r) {
       a.y[i * a.n_out + r0 + r] = a.bias != nullptr ? out[r] + a.bias[r0 + r] : out[r];
+    }
+  }
+
+  // by_rows<4> for the K-quants: the scales of a super-block are decoded once for its 8 blocks and
+  // transposed so that block j's 4 rows are one vector; the same operations per element as by_rows.
+  static void by_rows_super4(const MatmulArgs& a, int64_t r0, int64_t i) {
+    const int64_t nb = a.k / kQK8_0;
+    const uint8_t* rows[4];
+    for (int r = 0; r < 4; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    const BlockQ8Act* x = a.xq + i * nb;
+    __m128 acc4 = _mm_setzero_ps();
+    for (int64_t sb = 0; sb < nb / 8; ++sb) {
+      for (int r = 0; r < 4; ++r) {
+        for (int64_t off = 0; off < W::kSuperBytes; off += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off + kPrefetchBytes), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off + kPrefetchNear), _MM_HINT_T0);
+        }
+      }
+      __m256 ds[4], dm[4];
+      for (int r = 0; r < 4; ++r) W::super_scales(rows[r], sb, &ds[r], &dm[r]);
+      __m128 ds4[8], dm4[8];  // [j]: block j's value for rows 0..3
+      transpose4x8(ds, ds4);
+      transpose4x8(dm, dm4);
+      for (int jp = 0; jp < 4; ++jp) {
+        __m256i q[2][4];
+        for (int r = 0; r < 4; ++r) W::super_codes(rows[r], sb, jp, &q[0][r], &q[1][r]);
+        for (int h = 0; h < 2; ++h) {
+          const int j = 2 * jp + h;
+          const BlockQ8Act& xb = x[sb * 8 + j];
+          const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qs));
+          const __m256i s4 = sum4_lanes(Ops::dot_u8s8(q[h][0], xq), Ops::dot_u8s8(q[h][1], xq),
+                                        Ops::dot_u8s8(q[h][2], xq), Ops::dot_u8s8(q[h][3], xq));
+          const __m128i dsum = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+          acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(dsum), _mm_mul_ps(ds4[j], _mm_set1_ps(xb.d)), acc4);
+          acc4 = _mm_fmadd_ps(dm4[j], _mm_set1_ps(xb.s), acc4);
+        }
+      }
+    }
+    float out[4];
+    _mm_storeu_ps(out, acc4);
+    for (int r = 0; r < 4; ++r) a.y[i * a.n_out + r0 + r] = a.bias != nullptr ? out[r] + a.bias[r0 + r] : out[r];
+  }
+
+  // by_rows_super4 for Q6_K: 16 scales per super-block, two per block.
+  static void by_rows_super4_two(const MatmulArgs& a, int64_t r0, int64_t i) {
+    const int64_t nb = a.k / kQK8_0;
+    const uint8_t* rows[4];
+    for (int r = 0; r < 4; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    const BlockQ8Act* x = a.xq + i * nb;
+    __m128 acc4 = _mm_setzero_ps();
+    for (int64_t sb = 0; sb < nb / 8; ++sb) {
+      for (int r = 0; r < 4; ++r) {
+        for (int64_t off = 0; off < W::kSuperBytes; off += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off + kPrefetchBytes), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off + kPrefetchNear), _MM_HINT_T0);
+        }
+      }
+      __m256 lo[4], hi[4];
+      for (int r = 0; r < 4; ++r) W::super_scales(rows[r], sb, &lo[r], &hi[r]);
+      __m128 sc4[16];  // [k]: scale k of rows 0..3
+      transpose4x8(lo, sc4);
+      transpose4x8(hi, sc4 + 8);
+      for (int j = 0; j < 8; ++j) {
+        const BlockQ8Act& xb = x[sb * 8 + j];
+        const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qs));
+        __m256i v[4];
+        for (int r = 0; r < 4; ++r) {
+          const __m256i q = W::load(rows[r], sb * 8 + j).q;
+          v[r] = Ops::dot_u8s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
+        }
+        const __m256i s4 = sum4_lanes(v[0], v[1], v[2], v[3]);
+        const __m128 dx = _mm_set1_ps(xb.d);
+        acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_castsi256_si128(s4)), _mm_mul_ps(sc4[2 * j], dx), acc4);
+        acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_extracti128_si256(s4, 1)), _mm_mul_ps(sc4[2 * j + 1], dx), acc4);
+      }
+    }
+    float out[4];
+    _mm_storeu_ps(out, acc4);
+    for (int r = 0; r < 4; ++r) a.y[i * a.n_out + r0 + r] = a.bias != nullptr ? out[r] + a.bias[r0 + r] : out[r];
+  }
+
+  // v[r] (8 values of row r) -> t[j] (value j of rows 0..3).
+  static void transpose4x8(const __m256* v, __m128* t) {
+    const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                         _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+    for (int j = 0; j < 4; ++j) {
+      t[j] = _mm256_castps256_ps128(u[j]);
+      t[j + 4] = _mm256_extractf128_ps(u[j], 1);
     }
   }
 
@@ -165,6 +286,7 @@ struct BlockDotKernel {
       __m256i isum[R];
       [[maybe_unused]] __m256i isum16[R];
       float d[R], mm[R];
+      [[maybe_unused]] float d1[R];
       [[maybe_unused]] __m256i lo[R], hi[R];
       [[maybe_unused]] const uint8_t* codes[R];
       for (int r = 0; r < R; ++r) {
@@ -179,9 +301,11 @@ struct BlockDotKernel {
           lo[r] = _mm256_permute2x128_si256(wb.q, wb.q, 0x00);
           hi[r] = _mm256_permute2x128_si256(wb.q, wb.q, 0x11);
           d[r] = _mm256_cvtss_f32(wb.d);
+          if constexpr (kTwoScales<W>) d1[r] = _mm_cvtss_f32(_mm256_extractf128_ps(wb.d, 1));
           mm[r] = wb.m;
         }
       }
+      const __m256 dx = _mm256_load_ps(xb.d);
       // Signed codes go in as the s8 operand with the activation's sign (|x| <= 127 is the u8 one),
       // which cannot represent -(-128): a block with a code of -128 (no quantizer writes one, but a file
       // may hold it) takes |w| as the u8 operand instead, one more operation per group.
@@ -208,9 +332,16 @@ struct BlockDotKernel {
             isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(ax, _mm256_sign_epi8(wv, xv)));
           }
         }
+        if constexpr (kTwoScales<W> && G == 3) {  // elements 0..15 done: their scale, then 16..31
+          for (int r = 0; r < R; ++r) {
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(_mm256_set1_ps(d[r]), dx), acc[r]);
+            isum[r] = _mm256_setzero_si256();
+            d[r] = d1[r];
+          }
+        }
       };
       bool abs_w = false;
-      if constexpr (!W::kUnsigned) {
+      if constexpr (kMaybeMin128<W>) {
         __m256i any = _mm256_setzero_si256();
         for (int r = 0; r < R; ++r) {
           const __m256i q = DirectCodes<W> ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes[r]))
@@ -229,7 +360,6 @@ struct BlockDotKernel {
       if constexpr (kSum16<W, Ops>) {
         for (int r = 0; r < R; ++r) isum[r] = Ops::widen16(isum16[r]);
       }
-      const __m256 dx = _mm256_load_ps(xb.d);
       for (int r = 0; r < R; ++r) {
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(_mm256_set1_ps(d[r]), dx), acc[r]);
         if constexpr (W::kHasMin) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(mm[r]), _mm256_load_ps(xb.s), acc[r]);
@@ -250,7 +380,15 @@ struct BlockDotKernel {
     if (a.xq8 == nullptr) {
       int64_t r = r0;
       for (; r + 4 <= r1; r += 4) {
-        for (int64_t i = 0; i < a.m; ++i) by_rows<4>(a, r, i);
+        for (int64_t i = 0; i < a.m; ++i) {
+          if constexpr (kSuperBlocks<W> && kTwoScales<W>) {
+            by_rows_super4_two(a, r, i);
+          } else if constexpr (kSuperBlocks<W>) {
+            by_rows_super4(a, r, i);
+          } else {
+            by_rows<4>(a, r, i);
+          }
+        }
       }
       for (; r < r1; ++r) {
         for (int64_t i = 0; i < a.m; ++i) by_rows<1>(a, r, i);

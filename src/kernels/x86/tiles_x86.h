@@ -1,6 +1,6 @@
 // The tile kernels of the x86 matmuls: a tile is R weight rows x M activation rows, for float weights
-// (f32 / f16 / bf16), block-quantized weights against Q8 activation blocks, and i8_ch rows against int8
-// activation rows, with the decode prefetch. Included only through matmul_x86.h (internal linkage,
+// (f32 / f16 / bf16) and i8_ch rows against int8 activation rows, with the decode prefetch (the
+// constants are shared with the block-quantized kernels of tiles_blockdot_x86.h). Included only through matmul_x86.h (internal linkage,
 // see there); the row loops that pick the tile shapes and the type table are in matmul_x86.h.
 #pragma once
 
@@ -24,7 +24,7 @@ namespace {
 // so not for F32).
 constexpr int64_t kPrefetchBytes = 8192;
 constexpr int64_t kPrefetchNear = 256;
-constexpr int kPrefetchMaxM = 16;  // tiles with at most this many activation rows prefetch (all quant tiles;
+constexpr int kPrefetchMaxM = 16;  // tiles with at most this many activation rows prefetch (quantized tiles;
                                     // measured: pp4 +35%, pp8 and pp512 unchanged)
 
 template <class W>
@@ -79,61 +79,6 @@ struct FloatKernel {
     for (int r = 0; r < R; ++r) {
       for (int i = 0; i < M; ++i) {
         const float v = hsum(acc[r][i]);
-        a.y[(i0 + i) * a.n_out + r0 + r] = a.bias != nullptr ? v + a.bias[r0 + r] : v;
-      }
-    }
-  }
-};
-
-template <class W, class Ops>
-struct QuantKernel {
-  // Batched tile: 1 weight row x 8 activation rows (bound by the integer dot-product ops per pair;
-  // one weight load per block for 8 pairs measured ~10% faster than 2 x 4 at 16 rows).
-  static constexpr int kTileR = 1, kTileM = 8;
-  static constexpr int kDecodeR = 4;
-  template <int R, int M>
-  static void tile(const MatmulArgs& a, int64_t r0, int64_t i0) {
-    const int64_t nb = a.k / kQK8_0;
-    const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
-    const BlockQ8Act* xs[M];
-    for (int i = 0; i < M; ++i) xs[i] = a.xq + (i0 + i) * nb;
-    __m256 acc[R][M];
-    float macc[R][M];
-    for (int r = 0; r < R; ++r) {
-      for (int i = 0; i < M; ++i) {
-        acc[r][i] = _mm256_setzero_ps();
-        macc[r][i] = 0.0f;
-      }
-    }
-    for (int64_t b = 0; b < nb; ++b) {
-      if constexpr (M <= kPrefetchMaxM) {
-        // Decode streams every weight once: ask for the rows' bytes kPrefetchBytes ahead.
-        for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchBytes), _MM_HINT_T1);
-          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchNear), _MM_HINT_T0);
-        }
-      }
-      for (int r = 0; r < R; ++r) {
-        const WBlock wb = W::load(rows[r], b);
-        // Signed weights: |w| (unsigned) times x with w's sign, so u8 * s8 products apply.
-        const __m256i u = W::kUnsigned ? wb.q : _mm256_sign_epi8(wb.q, wb.q);
-        for (int i = 0; i < M; ++i) {
-          const BlockQ8Act& xb = xs[i][b];
-          const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-          const __m256i s = W::kUnsigned ? xq : _mm256_sign_epi8(xq, wb.q);
-          const __m256 p = _mm256_cvtepi32_ps(Ops::dot_u8s8(u, s));
-          acc[r][i] = _mm256_fmadd_ps(p, _mm256_mul_ps(wb.d, _mm256_set1_ps(xb.d)), acc[r][i]);
-          // An explicit fma: left as `+= m * s`, the compiler contracts it in some tile shapes and
-          // not in others, and a row's result would depend on how many rows the call had.
-          if constexpr (W::kHasMin) macc[r][i] = std::fma(wb.m, xb.s, macc[r][i]);
-        }
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      for (int i = 0; i < M; ++i) {
-        float v = hsum(acc[r][i]);
-        if constexpr (W::kHasMin) v += macc[r][i];
         a.y[(i0 + i) * a.n_out + r0 + r] = a.bias != nullptr ? v + a.bias[r0 + r] : v;
       }
     }
