@@ -277,10 +277,24 @@ struct BlockDotKernel {
     const BlockQ8x8* x = a.xq8 + cg * nb;
     __m256 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    // K-quants: a super-block's scales (Q4_K / Q5_K: d * sc in sup_a, -(dmin * m) in sup_b; Q6_K: its
+    // 16 scales in sup_a), decoded once for its 8 blocks.
+    [[maybe_unused]] alignas(32) float sup_a[R][16];
+    [[maybe_unused]] alignas(32) float sup_b[R][8];
     for (int64_t b = 0; b < nb; ++b) {
       for (int r = 0; r < R; ++r) {
         _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchBytes), _MM_HINT_T1);
         _mm_prefetch(reinterpret_cast<const char*>(rows[r] + b * W::kBlockBytes + kPrefetchNear), _MM_HINT_T0);
+      }
+      if constexpr (kSuperBlocks<W>) {
+        if (b % 8 == 0) {
+          for (int r = 0; r < R; ++r) {
+            __m256 va, vb;
+            W::super_scales(rows[r], b / 8, &va, &vb);
+            _mm256_store_ps(sup_a[r], va);
+            _mm256_store_ps(kTwoScales<W> ? sup_a[r] + 8 : sup_b[r], vb);
+          }
+        }
       }
       const BlockQ8x8& xb = x[b];
       __m256i isum[R];
@@ -296,6 +310,20 @@ struct BlockDotKernel {
           codes[r] = W::codes(rows[r], b);
           d[r] = W::scale(rows[r], b);
           mm[r] = 0.0f;
+        } else if constexpr (kSuperBlocks<W>) {
+          // The scales come from the super-block table; W::load's own (unused) are optimized away.
+          const __m256i q = W::load(rows[r], b).q;
+          lo[r] = _mm256_permute2x128_si256(q, q, 0x00);
+          hi[r] = _mm256_permute2x128_si256(q, q, 0x11);
+          const int j = static_cast<int>(b % 8);
+          if constexpr (kTwoScales<W>) {
+            d[r] = sup_a[r][2 * j];
+            d1[r] = sup_a[r][2 * j + 1];
+            mm[r] = 0.0f;
+          } else {
+            d[r] = sup_a[r][j];
+            mm[r] = sup_b[r][j];
+          }
         } else {
           const WBlock wb = W::load(rows[r], b);
           lo[r] = _mm256_permute2x128_si256(wb.q, wb.q, 0x00);
