@@ -105,6 +105,7 @@ const BlockQ8x8* interleave_q8_blocks(const BlockQ8Act* xq, int64_t m, int64_t n
         const int64_t i = g * 8 + c;
         if (i >= m) {
           o.d[c] = o.s[c] = 0.0f;
+          o.qsum[0][c] = o.qsum[1][c] = 0;
           for (auto& grp : o.qs) std::memset(grp + 4 * c, 0, 4);
           continue;
         }
@@ -112,6 +113,11 @@ const BlockQ8x8* interleave_q8_blocks(const BlockQ8Act* xq, int64_t m, int64_t n
         o.d[c] = src.d;
         o.s[c] = src.s;
         for (int64_t j = 0; j < 8; ++j) std::memcpy(o.qs[j] + 4 * c, src.qs + 4 * j, 4);
+        for (int h = 0; h < 2; ++h) {
+          int32_t sum = 0;
+          for (int e = 0; e < 16; ++e) sum += src.qs[16 * h + e];
+          o.qsum[h][c] = sum;
+        }
       }
     }
   }

@@ -107,13 +107,14 @@ struct alignas(32) BlockQ8Act {
 static_assert(sizeof(BlockQ8Act) == 64 && offsetof(BlockQ8Act, qs) == 0, "BlockQ8Act layout");
 
 // Not a file format: block b of 8 activation rows (BlockQ8Act) interleaved for the batched kernels,
-// which broadcast 4 weight codes to 8 lanes: qs[g][4 c + j] is element 4 g + j of row c; d[c] and s[c]
-// are row c's. Rows past the batch are zero.
+// which broadcast 4 weight codes to 8 lanes: qs[g][4 c + j] is element 4 g + j of row c; d[c], s[c]
+// and qsum[.][c] are row c's. Rows past the batch are zero.
 struct alignas(32) BlockQ8x8 {
   float d[8];
   float s[8];
   int8_t qs[8][32];
+  int32_t qsum[2][8];  // qsum[h][c]: sum of row c's qs over elements 16 h .. 16 h + 15
 };
-static_assert(sizeof(BlockQ8x8) == 320, "BlockQ8x8 layout");
+static_assert(sizeof(BlockQ8x8) == 384, "BlockQ8x8 layout");
 
 }  // namespace llmopt::kernels

@@ -50,7 +50,7 @@ template <class W>
 constexpr bool kTwoScales = requires { W::kTwoScales; };
 // Signed codes that can be -128 (the u8 operand must then be |w|, see by_cols).
 template <class W>
-constexpr bool kMaybeMin128 = !W::kUnsigned && !requires { W::kNoMin128; };
+constexpr bool kMaybeMin128 = !W::kUnsigned && !requires { W::kNoMin128; } && !requires { W::kCodeOffset; };
 // K-quants decoded a super-block (8 blocks) at a time: W::super_scales (and W::super_codes).
 template <class W>
 constexpr bool kSuperBlocks = requires { W::kSuperBytes; };
@@ -84,18 +84,28 @@ inline __m256i sum4_lanes(__m256i a, __m256i b, __m256i c, __m256i d) {
   return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
 }
 
-// Unsigned codes of at most 15 against |x| <= 127: a pair sum is at most 3810 in magnitude, so the 8
-// groups of a block add up in int16 (<= 30480) and widen to int32 once per block, where the ISA has
-// no fused u8 x s8 -> int32 accumulate (Ops::kPairSums16).
+// Q6_K's codes are read unsigned (q + 32, 0..63) in the batched tiles, and 32 times the sum of each
+// 16-element half of the activations (BlockQ8x8::qsum) taken off the exact integer dot products.
+template <class W>
+constexpr bool kOffsetCodes = requires { W::kCodeOffset; };
+// Unsigned codes of at most c against |x| <= 127: a pair sum is at most 254 c in magnitude, so
+// 32767 / (254 c) groups add up in int16 before widening to int32 (c = 15: all 8 groups of a block;
+// 31: 4; 63: 2), where the ISA has no fused u8 x s8 -> int32 accumulate (Ops::kPairSums16).
 template <class W, class Ops>
-constexpr bool kSum16 = requires {
-  Ops::kPairSums16;
-  requires W::kMaxCode <= 15;
-};
+constexpr int kSum16Groups = [] {
+  if constexpr (requires { Ops::kPairSums16; W::kMaxCode; }) {
+    return W::kMaxCode <= 15 ? 8 : W::kMaxCode <= 31 ? 4 : W::kMaxCode <= 63 ? 2 : 0;
+  }
+  return 0;
+}();
+template <class W, class Ops>
+constexpr bool kSum16 = kSum16Groups<W, Ops> > 0;
 
 template <class W, class Ops>
 struct BlockDotKernel {
   static constexpr int kColR = 4;  // weight rows per column tile
+  // The batched tiles read the codes unsigned (Q6_K with its offset).
+  static constexpr bool kUnsignedCols = W::kUnsigned || kOffsetCodes<W>;
 
   // Output element (i, r) of weight rows [r0, r0 + R) against activation row i.
   template <int R>
@@ -312,7 +322,8 @@ struct BlockDotKernel {
           mm[r] = 0.0f;
         } else if constexpr (kSuperBlocks<W>) {
           // The scales come from the super-block table; W::load's own (unused) are optimized away.
-          const __m256i q = W::load(rows[r], b).q;
+          __m256i q = W::load(rows[r], b).q;
+          if constexpr (kOffsetCodes<W>) q = _mm256_add_epi8(q, _mm256_set1_epi8(W::kCodeOffset));
           lo[r] = _mm256_permute2x128_si256(q, q, 0x00);
           hi[r] = _mm256_permute2x128_si256(q, q, 0x11);
           const int j = static_cast<int>(b % 8);
@@ -334,13 +345,20 @@ struct BlockDotKernel {
         }
       }
       const __m256 dx = _mm256_load_ps(xb.d);
+      [[maybe_unused]] __m256i xoff[2];  // offset-code types: offset * (sum of each half of x)
+      if constexpr (kOffsetCodes<W>) {
+        for (int h = 0; h < 2; ++h) {
+          xoff[h] = _mm256_mullo_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qsum[h])),
+                                       _mm256_set1_epi32(W::kCodeOffset));
+        }
+      }
       // Signed codes go in as the s8 operand with the activation's sign (|x| <= 127 is the u8 one),
       // which cannot represent -(-128): a block with a code of -128 (no quantizer writes one, but a file
       // may hold it) takes |w| as the u8 operand instead, one more operation per group.
       auto step = [&]<int G, bool kAbsW>() {
         const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qs[G]));
         [[maybe_unused]] __m256i ax;
-        if constexpr (!W::kUnsigned && !kAbsW) ax = _mm256_sign_epi8(xv, xv);
+        if constexpr (!kUnsignedCols && !kAbsW) ax = _mm256_sign_epi8(xv, xv);
         for (int r = 0; r < R; ++r) {
           __m256i wv;
           if constexpr (DirectCodes<W>) {
@@ -352,7 +370,11 @@ struct BlockDotKernel {
           }
           if constexpr (kSum16<W, Ops>) {
             isum16[r] = _mm256_add_epi16(isum16[r], Ops::pairs_u8s8(wv, xv));
-          } else if constexpr (W::kUnsigned) {
+            if constexpr ((G + 1) % kSum16Groups<W, Ops> == 0) {
+              isum[r] = _mm256_add_epi32(isum[r], Ops::widen16(isum16[r]));
+              isum16[r] = _mm256_setzero_si256();
+            }
+          } else if constexpr (kUnsignedCols) {
             isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(wv, xv));
           } else if constexpr (kAbsW) {
             isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)));
@@ -362,6 +384,7 @@ struct BlockDotKernel {
         }
         if constexpr (kTwoScales<W> && G == 3) {  // elements 0..15 done: their scale, then 16..31
           for (int r = 0; r < R; ++r) {
+            if constexpr (kOffsetCodes<W>) isum[r] = _mm256_sub_epi32(isum[r], xoff[0]);
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(_mm256_set1_ps(d[r]), dx), acc[r]);
             isum[r] = _mm256_setzero_si256();
             d[r] = d1[r];
@@ -385,10 +408,8 @@ struct BlockDotKernel {
         [&]<int... G>(std::integer_sequence<int, G...>) { (step.template operator()<G, false>(), ...); }(
             std::make_integer_sequence<int, 8>{});
       }
-      if constexpr (kSum16<W, Ops>) {
-        for (int r = 0; r < R; ++r) isum[r] = Ops::widen16(isum16[r]);
-      }
       for (int r = 0; r < R; ++r) {
+        if constexpr (kOffsetCodes<W>) isum[r] = _mm256_sub_epi32(isum[r], xoff[1]);
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(_mm256_set1_ps(d[r]), dx), acc[r]);
         if constexpr (W::kHasMin) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(mm[r]), _mm256_load_ps(xb.s), acc[r]);
       }

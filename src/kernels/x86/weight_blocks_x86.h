@@ -187,6 +187,7 @@ struct WQ5_0 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ5_0);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int kMaxCode = 31;
   static constexpr int64_t kHalfScale = offsetof(BlockQ5_0, d);
   static constexpr float kMinPerD = -16.0f;  // m = -16 d
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -202,6 +203,7 @@ struct WQ5_1 {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ5_1);  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int kMaxCode = 31;
   static constexpr int64_t kHalfScale = offsetof(BlockQ5_1, d);
   static constexpr int64_t kHalfMin = offsetof(BlockQ5_1, m);
   static WBlock load(const uint8_t* row, int64_t b) {
@@ -245,6 +247,7 @@ struct WQ5_K {
   static constexpr int64_t kBlockBytes = sizeof(BlockQ5_K) / 8;  // per 32 elements (prefetch distance)
   static constexpr bool kUnsigned = true;
   static constexpr bool kHasMin = true;
+  static constexpr int kMaxCode = 31;
   static constexpr int64_t kSuperBytes = sizeof(BlockQ5_K);  // 8 blocks of 32 share one super-block
   static void super_scales(const uint8_t* row, int64_t sb, __m256* ds, __m256* dm) {
     const uint8_t* p = row + sb * kSuperBytes;
@@ -317,6 +320,8 @@ struct WQ6_K {
   // Two scales per 32 elements (d lanes 0..3: elements 0..15, lanes 4..7: 16..31); codes -32..31.
   static constexpr bool kTwoScales = true;
   static constexpr bool kNoMin128 = true;
+  static constexpr int kCodeOffset = 32;  // q + 32 is 0..63
+  static constexpr int kMaxCode = 63;     // of q + 32
   static constexpr int64_t kSuperBytes = sizeof(BlockQ6_K);
   // Super-block sb's 16 scales d * sc_k (k = 2 c for elements 0..15 of block c, 2 c + 1 for 16..31),
   // as load() gives them: k = 0..7 in lo, 8..15 in hi.
