@@ -148,7 +148,90 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
   matmul_multi(std::span<const MatmulJob>(std::array<MatmulJob, 1>{MatmulJob{&w, bias, y}}), x, m, pool);
 }
 
+namespace {
+
+void apply_epilogue(const IsaKernels* isa, Epilogue post, float* y, int64_t n_out, int64_t m, int64_t lo, int64_t hi) {
+  if (post != Epilogue::kGelu || lo >= hi) return;
+  for (int64_t i = 0; i < m; ++i) {
+    float* row = y + i * n_out + lo;
+    if (isa != nullptr) {
+      isa->gelu_inplace(row, hi - lo);
+    } else {
+      ref::gelu_inplace(row, hi - lo);
+    }
+  }
+}
+
+void norm_row(const RowNorm& nm, const float* x, float* out, int64_t n) {
+  if (nm.layer) {
+    layer_norm(x, nm.w, nm.b, nm.eps, out, n);
+  } else {
+    rms_norm(x, nm.w, nm.eps, out, n);
+  }
+}
+
+// Below this many input elements the rows are normalized on the calling thread (a hand-off costs more).
+constexpr int64_t kMinParallelNormElems = int64_t{1} << 15;
+
+// The products of matmul_multi; xq_given: the input already as Q8 blocks (every kernel reads them).
+void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, ThreadPool& pool,
+                    const BlockQ8Act* xq_given);
+
+}  // namespace
+
 void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t m, ThreadPool& pool) {
+  multi_products(jobs, x, m, pool, nullptr);
+}
+
+void matmul_multi_normed(std::span<const MatmulJob> jobs, const float* x, int64_t m, const RowNorm& norm, float* h,
+                         ThreadPool& pool) {
+  LLMOPT_CHECK(!jobs.empty() && jobs[0].w != nullptr && jobs[0].w->shape.size() == 2);
+  const int64_t k = jobs[0].w->shape[1];
+  const IsaKernels* isa = active_isa_kernels();
+  bool fused = isa != nullptr && k % kQK8_0 == 0 && m > 0;
+  for (const MatmulJob& job : jobs) {
+    const MatmulKernel kern = isa != nullptr ? isa->find_matmul(job.w->type) : MatmulKernel{};
+    fused = fused && kern.rows != nullptr && kern.act == ActForm::kQ8Blocks && job.w->shape.size() == 2 &&
+            job.w->shape[1] == k;
+  }
+  const bool parallel = m * k >= kMinParallelNormElems && m > 1;
+  if (!fused) {
+    auto rows = [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; ++i) norm_row(norm, x + i * k, h + i * k, k);
+    };
+    if (parallel) {
+      pool.parallel_for(m, rows);
+    } else {
+      rows(0, m, 0);
+    }
+    multi_products(jobs, h, m, pool, nullptr);
+    return;
+  }
+  // NOTE: the same row operations as norm into h, then quantize_q8_blocks: bit-identical blocks.
+  const int64_t nb = k / kQK8_0;
+  thread_local std::vector<BlockQ8Act> xq;
+  if (xq.size() < static_cast<size_t>(m * nb)) xq.resize(static_cast<size_t>(m * nb));
+  BlockQ8Act* q = xq.data();
+  auto rows = [&](int64_t i0, int64_t i1, int) {
+    thread_local std::vector<float> row;
+    if (row.size() < static_cast<size_t>(k)) row.resize(static_cast<size_t>(k));
+    for (int64_t i = i0; i < i1; ++i) {
+      norm_row(norm, x + i * k, row.data(), k);
+      isa->quantize_act(row.data(), q + i * nb, k);
+    }
+  };
+  if (parallel) {
+    pool.parallel_for(m, rows);
+  } else {
+    rows(0, m, 0);
+  }
+  multi_products(jobs, x, m, pool, q);
+}
+
+namespace {
+
+void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, ThreadPool& pool,
+                    const BlockQ8Act* xq_given) {
   const IsaKernels* isa = active_isa_kernels();
   constexpr size_t kMaxJobs = 4;
   std::array<MatmulKernel, kMaxJobs> kernel;
@@ -161,23 +244,23 @@ void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t m, Th
                (jobs.size() == 1 || kernel[j].act != ActForm::kI8Rows) && a[j].k == a[0].k;
   }
   if (!together) {
+    LLMOPT_CHECK(xq_given == nullptr);
     if (jobs.size() == 1) {
       ref::matmul_bias(*jobs[0].w, jobs[0].bias, x, m, jobs[0].y, pool);
+      if (m > 0) apply_epilogue(isa, jobs[0].post, jobs[0].y, jobs[0].w->shape[0], m, 0, jobs[0].w->shape[0]);
       return;
     }
-    for (const MatmulJob& job : jobs) matmul_multi(std::span<const MatmulJob>(&job, 1), x, m, pool);
+    for (const MatmulJob& job : jobs) multi_products(std::span<const MatmulJob>(&job, 1), x, m, pool, nullptr);
     return;
   }
   if (m <= 0) return;
-  const BlockQ8Act* xq = nullptr;
+  const BlockQ8Act* xq = xq_given;
   const BlockQ8x8* xq8 = nullptr;
   int64_t macs = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
     if (kernel[j].act == ActForm::kQ8Blocks) {
-      if (xq == nullptr) {
-        xq = quantize_q8_blocks(isa, x, m, a[j].k);
-        if (m >= kMinInterleaveRows) xq8 = interleave_q8_blocks(xq, m, a[j].k / kQK8_0);
-      }
+      if (xq == nullptr) xq = quantize_q8_blocks(isa, x, m, a[j].k);
+      if (xq8 == nullptr && m >= kMinInterleaveRows) xq8 = interleave_q8_blocks(xq, m, a[j].k / kQK8_0);
       a[j].xq = xq;
       a[j].xq8 = xq8;
     } else if (kernel[j].act == ActForm::kI8Rows) {
@@ -188,7 +271,10 @@ void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t m, Th
   // NOTE: below ~256K multiply-adds (tens of microseconds) handing work to other threads costs more
   // than it saves; results are the same either way (rows are computed independently).
   if (macs < kMinParallelMacs) {
-    for (size_t j = 0; j < jobs.size(); ++j) kernel[j].rows(a[j], 0, a[j].n_out);
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      kernel[j].rows(a[j], 0, a[j].n_out);
+      apply_epilogue(isa, jobs[j].post, a[j].y, a[j].n_out, m, 0, a[j].n_out);
+    }
     return;
   }
   // Groups of kMatmulRowAlign output rows, numbered across the jobs in order; one hand-off for all.
@@ -199,10 +285,16 @@ void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t m, Th
   pool.parallel_for(first[jobs.size()], [&](int64_t g0, int64_t g1, int) {
     for (size_t j = 0; j < jobs.size(); ++j) {
       const int64_t lo = std::max(g0, first[j]) - first[j], hi = std::min(g1, first[j + 1]) - first[j];
-      if (lo < hi) kernel[j].rows(a[j], lo * kMatmulRowAlign, std::min(hi * kMatmulRowAlign, a[j].n_out));
+      if (lo < hi) {
+        const int64_t r0 = lo * kMatmulRowAlign, r1 = std::min(hi * kMatmulRowAlign, a[j].n_out);
+        kernel[j].rows(a[j], r0, r1);
+        apply_epilogue(isa, jobs[j].post, a[j].y, a[j].n_out, m, r0, r1);
+      }
     }
   });
 }
+
+}  // namespace
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   const IsaKernels* k = active_isa_kernels();

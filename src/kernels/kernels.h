@@ -51,12 +51,29 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
 // Several products of one input (Q, K and V; gate and up): y_j = x . W_j^T (+ b_j), each exactly as
 // matmul_bias computes it, but with x quantized once and one hand-off to the pool for all of them.
 // The weights must have the same row length.
+// A job's epilogue runs on each thread's output rows right after it computes them (while they are in
+// cache), with exactly the results of a separate pass (gelu_inplace) afterwards.
+enum class Epilogue { kNone, kGelu };
 struct MatmulJob {
   const TensorView* w;
   const float* bias;  // or nullptr
   float* y;
+  Epilogue post = Epilogue::kNone;
 };
 void matmul_multi(std::span<const MatmulJob> jobs, const float* x, int64_t m, ThreadPool& pool);
+// The normalization of every input row before the products: LayerNorm (layer, with bias b or none)
+// or RMSNorm, as layer_norm / rms_norm compute them.
+struct RowNorm {
+  bool layer = false;
+  const float* w = nullptr;
+  const float* b = nullptr;
+  float eps = 0.0f;
+};
+// matmul_multi of h = norm(x) [m][k]. Where every weight reads int8 activation blocks, each row is
+// normalized and quantized in one pass (over the pool for long inputs) and h is not written;
+// otherwise h receives the normalized rows, which then go to matmul_multi. Same results either way.
+void matmul_multi_normed(std::span<const MatmulJob> jobs, const float* x, int64_t m, const RowNorm& norm, float* h,
+                         ThreadPool& pool);
 // Dot product of two f32 vectors.
 float dot_f32(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]

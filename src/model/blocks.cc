@@ -192,26 +192,46 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
   }
 }
 
-void ffn_gelu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
-              ThreadPool& pool) {
-  const int64_t n_ff = l.w_up.shape[0];
+kernels::RowNorm layer_norm_of(const TensorView& w, const TensorView& b, float eps) {
+  return {true, w.f32(), b.present() ? b.f32() : nullptr, eps};
+}
+
+kernels::RowNorm rms_norm_of(const TensorView& w, float eps) { return {false, w.f32(), nullptr, eps}; }
+
+void normed_products(const Activations& act, const float* x, const kernels::RowNorm& norm, int64_t n_rows, int64_t n,
+                     float* h, std::span<const kernels::MatmulJob> jobs, ThreadPool& pool) {
+  if (act.observer == nullptr) {
+    kernels::matmul_multi_normed(jobs, x, n_rows, norm, h, pool);
+    return;
+  }
+  for (int64_t r = 0; r < n_rows; ++r) {
+    if (norm.layer) {
+      kernels::layer_norm(x + r * n, norm.w, norm.b, norm.eps, h + r * n, n);
+    } else {
+      kernels::rms_norm(x + r * n, norm.w, norm.eps, h + r * n, n);
+    }
+  }
+  for (const kernels::MatmulJob& job : jobs) observe(act, *job.w, h, n_rows);
+  kernels::matmul_multi(jobs, h, n_rows, pool);
+}
+
+void ffn_gelu(const LayerWeights& l, const float* x, const kernels::RowNorm& norm, int64_t n_tok, Activations& act,
+              float* out, ThreadPool& pool) {
   float* up = act.ff_a.data();  // [n_tok, n_ff]
-  observe(act, l.w_up, x, n_tok);
-  kernels::matmul_bias(l.w_up, l.b_up.present() ? l.b_up.f32() : nullptr, x, n_tok, up, pool);
-  kernels::gelu_inplace(up, n_tok * n_ff);
+  const kernels::MatmulJob up_job[] = {
+      {&l.w_up, l.b_up.present() ? l.b_up.f32() : nullptr, up, kernels::Epilogue::kGelu}};
+  normed_products(act, x, norm, n_tok, l.w_up.shape[1], act.h.data(), up_job, pool);
   observe(act, l.w_down, up, n_tok);
   kernels::matmul_bias(l.w_down, l.b_down.present() ? l.b_down.f32() : nullptr, up, n_tok, out, pool);
 }
 
-void ffn_swiglu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
-                ThreadPool& pool) {
+void ffn_swiglu(const LayerWeights& l, const float* x, const kernels::RowNorm& norm, int64_t n_tok, Activations& act,
+                float* out, ThreadPool& pool) {
   const int64_t n_ff = l.w_up.shape[0];
   float* gate = act.ff_a.data();  // [n_tok, n_ff]
   float* up = act.ff_b.data();    // [n_tok, n_ff]
-  observe(act, l.w_gate, x, n_tok);
-  observe(act, l.w_up, x, n_tok);
   const kernels::MatmulJob jobs[] = {{&l.w_gate, nullptr, gate}, {&l.w_up, nullptr, up}};
-  kernels::matmul_multi(jobs, x, n_tok, pool);
+  normed_products(act, x, norm, n_tok, l.w_up.shape[1], act.h.data(), jobs, pool);
   kernels::swiglu(gate, up, gate, n_tok * n_ff);  // in place
   observe(act, l.w_down, gate, n_tok);
   kernels::matmul(l.w_down, gate, n_tok, out, pool);

@@ -10,6 +10,7 @@
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/kv_store.h"
 #include "model/linear_observer.h"
@@ -82,12 +83,23 @@ void rope(const ModelConfig& cfg, const TokenBatch& batch, const Qkv& qkv, Threa
 void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, const Qkv& qkv, KvStore& kv,
                Activations& act, ThreadPool& pool);
 
-// out [n_tok, n_embd] = down(gelu(up(x) + b_up)) + b_down   (GPT-2). Uses act.ff_a.
-void ffn_gelu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
-              ThreadPool& pool);
-// out [n_tok, n_embd] = down(silu(gate(x)) * up(x))   (LLaMA). Uses act.ff_a, act.ff_b.
-void ffn_swiglu(const LayerWeights& l, const float* x, int64_t n_tok, Activations& act, float* out,
-                ThreadPool& pool);
+// The row norms of the layers, for the products that read normalized rows.
+kernels::RowNorm layer_norm_of(const TensorView& w, const TensorView& b, float eps);
+kernels::RowNorm rms_norm_of(const TensorView& w, float eps);
+
+// The products `jobs` of h = norm(x) [n_rows][n]. With an observer h is written (act.h-sized buffer h)
+// and observed; without one the kernels normalize and quantize each row in one pass where the weights
+// allow (kernels::matmul_multi_normed). Same results either way.
+void normed_products(const Activations& act, const float* x, const kernels::RowNorm& norm, int64_t n_rows, int64_t n,
+                     float* h, std::span<const kernels::MatmulJob> jobs, ThreadPool& pool);
+
+// out [n_tok, n_embd] = down(gelu(up(norm(x)) + b_up)) + b_down   (GPT-2; GELU as the up product's
+// epilogue). Uses act.h, act.ff_a.
+void ffn_gelu(const LayerWeights& l, const float* x, const kernels::RowNorm& norm, int64_t n_tok, Activations& act,
+              float* out, ThreadPool& pool);
+// out [n_tok, n_embd] = down(silu(gate(h)) * up(h)), h = norm(x)   (LLaMA). Uses act.h, act.ff_a, act.ff_b.
+void ffn_swiglu(const LayerWeights& l, const float* x, const kernels::RowNorm& norm, int64_t n_tok, Activations& act,
+                float* out, ThreadPool& pool);
 
 // dst [n_out, n] = the rows of src [n_tok, n] named by batch.out_rows.
 void gather_out_rows(const float* src, int64_t n, const TokenBatch& batch, float* dst);

@@ -313,5 +313,91 @@ TEST(KernelsMatmulMulti, SameBitsAsSeparateProducts) {
   EXPECT_EQ(y2, w2);
 }
 
+// GELU as a product's epilogue (applied per thread to pieces of rows of any length) gives exactly
+// matmul_bias followed by gelu_inplace over the whole output, on every ISA, with 1 and 3 threads, for
+// a block type, a float type and an output width that is not a multiple of 4 or 8.
+TEST(KernelsFusedProducts, GeluEpilogueEqualsSeparatePass) {
+  test::IsaGuard guard;
+  std::mt19937 rng(21);
+  const int64_t k = 256;
+  for (const auto& [type, n_out] : std::vector<std::pair<DType, int64_t>>{{DType::kQ8_0, 203}, {DType::kF32, 61},
+                                                                        {DType::kQ4_K, 1030}}) {
+    Weights w;
+    random_weights(type, n_out, k, rng, &w);
+    std::vector<float> bias(static_cast<size_t>(n_out));
+    for (auto& b : bias) b = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+    for (Isa isa : test::supported_isas()) {
+      set_isa(isa);
+      for (int n_threads : {1, 3}) {
+        ThreadPool pool(n_threads);
+        for (int64_t m : {1, 2, 5, 9, 20}) {
+          std::vector<float> x(static_cast<size_t>(m * k));
+          for (auto& v : x) v = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+          std::vector<float> want(static_cast<size_t>(m * n_out)), got(want.size(), -1.0f);
+          matmul_bias(w.view, bias.data(), x.data(), m, want.data(), pool);
+          gelu_inplace(want.data(), m * n_out);
+          const MatmulJob job[] = {{&w.view, bias.data(), got.data(), Epilogue::kGelu}};
+          matmul_multi(job, x.data(), m, pool);
+          ASSERT_EQ(got, want) << dtype_name(type) << " " << isa_name(isa) << " threads=" << n_threads << " m=" << m;
+        }
+      }
+    }
+  }
+}
+
+// matmul_multi_normed equals normalizing the rows (rms_norm / layer_norm) and then matmul_multi, bit
+// for bit: block types (normalized and quantized in one pass, h untouched) and F16 (h written), on
+// both sides of the parallel-rows threshold, on every ISA.
+TEST(KernelsFusedProducts, NormedProductsEqualNormThenProducts) {
+  test::IsaGuard guard;
+  std::mt19937 rng(22);
+  const int64_t k = 512;
+  std::vector<float> nw(static_cast<size_t>(k)), nb(static_cast<size_t>(k));
+  for (auto& v : nw) v = std::uniform_real_distribution<float>(0.5f, 1.5f)(rng);
+  for (auto& v : nb) v = std::uniform_real_distribution<float>(-0.5f, 0.5f)(rng);
+  for (const std::vector<DType>& types : std::vector<std::vector<DType>>{{DType::kQ8_0, DType::kQ4_K}, {DType::kF16}}) {
+    std::vector<Weights> ws(types.size());
+    for (size_t j = 0; j < types.size(); ++j) random_weights(types[j], 37 + 8 * static_cast<int64_t>(j), k, rng, &ws[j]);
+    for (Isa isa : test::supported_isas()) {
+      set_isa(isa);
+      ThreadPool pool(2);
+      for (bool layer : {false, true}) {
+        const RowNorm norm{layer, nw.data(), layer ? nb.data() : nullptr, 1e-5f};
+        for (int64_t m : {1, 6, 70}) {  // 70 x 512 rows: normalized over the pool
+          std::vector<float> x(static_cast<size_t>(m * k)), h(x.size()), h2(x.size(), 7.0f);
+          for (auto& v : x) v = std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng);
+          for (int64_t i = 0; i < m; ++i) {
+            if (layer) {
+              layer_norm(x.data() + i * k, nw.data(), nb.data(), 1e-5f, h.data() + i * k, k);
+            } else {
+              rms_norm(x.data() + i * k, nw.data(), 1e-5f, h.data() + i * k, k);
+            }
+          }
+          std::vector<std::vector<float>> want(types.size()), got(types.size());
+          std::vector<MatmulJob> jw, jg;
+          for (size_t j = 0; j < types.size(); ++j) {
+            want[j].assign(static_cast<size_t>(m * ws[j].view.shape[0]), 0.0f);
+            got[j].assign(want[j].size(), -1.0f);
+            jw.push_back({&ws[j].view, nullptr, want[j].data()});
+            jg.push_back({&ws[j].view, nullptr, got[j].data()});
+          }
+          matmul_multi(jw, h.data(), m, pool);
+          matmul_multi_normed(jg, x.data(), m, norm, h2.data(), pool);
+          for (size_t j = 0; j < types.size(); ++j) {
+            ASSERT_EQ(got[j], want[j]) << dtype_name(types[j]) << " " << isa_name(isa) << " layer=" << layer
+                                       << " m=" << m;
+          }
+          const bool fused = isa != Isa::kRef && types[0] != DType::kF16;
+          if (fused) {
+            EXPECT_EQ(h2, std::vector<float>(h2.size(), 7.0f)) << "fused: the normalized rows are not written";
+          } else {
+            EXPECT_EQ(h2, h) << "unfused: h holds the normalized rows";
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace llmopt::kernels

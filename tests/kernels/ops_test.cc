@@ -238,6 +238,34 @@ TEST(KernelsOps, GeluTanhApproximation) {
   });
 }
 
+// An element's GELU / SwiGLU does not depend on where it sits in the call (a matmul epilogue applies
+// GELU to pieces of rows; a token's SwiGLU row may start anywhere in a batch): pieces of every length
+// from 1 to 17 give the bits of one call over the whole buffer.
+TEST(KernelsOps, GeluAndSwigluDoNotDependOnTheSplit) {
+  std::vector<float> x, u;
+  for (int i = 0; i < 300; ++i) {
+    x.push_back(std::sin(static_cast<float>(i) * 0.37f) * 4.0f);
+    u.push_back(std::cos(static_cast<float>(i) * 0.11f));
+  }
+  for_each_isa([&] {
+    auto whole = x;
+    gelu_inplace(whole.data(), static_cast<int64_t>(whole.size()));
+    std::vector<float> sw(x.size());
+    swiglu(x.data(), u.data(), sw.data(), static_cast<int64_t>(x.size()));
+    for (int64_t piece = 1; piece <= 17; ++piece) {
+      auto split = x;
+      std::vector<float> sw_split(x.size());
+      for (int64_t i = 0; i < static_cast<int64_t>(x.size()); i += piece) {
+        const int64_t n = std::min<int64_t>(piece, static_cast<int64_t>(x.size()) - i);
+        gelu_inplace(split.data() + i, n);
+        swiglu(x.data() + i, u.data() + i, sw_split.data() + i, n);
+      }
+      ASSERT_EQ(split, whole) << "GELU, pieces of " << piece;
+      ASSERT_EQ(sw_split, sw) << "SwiGLU, pieces of " << piece;
+    }
+  });
+}
+
 TEST(KernelsOps, Swiglu) {
   std::vector<float> g, u;
   for (int i = -400; i <= 400; ++i) {

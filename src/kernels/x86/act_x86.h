@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "kernels/x86/weight_blocks_x86.h"
@@ -37,21 +38,25 @@ inline __m256 exp256(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-inline float gelu_scalar(float v) {
-  return 0.5f * v * (1.0f + std::tanh(0.79788456080286535588f * v * (1.0f + 0.044715f * v * v)));
-}
-
-void gelu_x86(float* x, int64_t n) {
+inline __m256 gelu256(__m256 v) {
   const __m256 c0 = _mm256_set1_ps(-2.0f * 0.79788456080286535588f);
   const __m256 c1 = _mm256_set1_ps(0.044715f);
   const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 t = _mm256_mul_ps(_mm256_mul_ps(c0, v), _mm256_fmadd_ps(_mm256_mul_ps(c1, v), v, one));
+  return _mm256_div_ps(v, _mm256_add_ps(one, exp256(t)));
+}
+
+// The last n % 8 elements go through the same vector code (zero-padded), so an element's result
+// does not depend on where it sits in the call: a matmul epilogue may apply GELU to any piece of a row.
+void gelu_x86(float* x, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    const __m256 t = _mm256_mul_ps(_mm256_mul_ps(c0, v), _mm256_fmadd_ps(_mm256_mul_ps(c1, v), v, one));
-    _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, exp256(t))));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu256(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    alignas(32) float t[8] = {};
+    std::memcpy(t, x + i, static_cast<size_t>(n - i) * sizeof(float));
+    _mm256_store_ps(t, gelu256(_mm256_load_ps(t)));
+    std::memcpy(x + i, t, static_cast<size_t>(n - i) * sizeof(float));
   }
-  for (; i < n; ++i) x[i] = gelu_scalar(x[i]);
 }
 
 // Softmax as ref::softmax_inplace (max subtracted, sum in double, all-masked rows -> 0) with exp256;
@@ -91,16 +96,22 @@ void softmax_x86(float* x, int64_t n) {
   for (; i < n; ++i) x[i] *= static_cast<float>(1.0 / sum);
 }
 
+inline __m256 swiglu256(__m256 g, __m256 u) {
+  const __m256 s = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), exp256(_mm256_xor_ps(g, _mm256_set1_ps(-0.0f)))));
+  return _mm256_mul_ps(s, u);
+}
+
+// The tail as in gelu_x86: every element takes the vector code, wherever it sits.
 void swiglu_x86(const float* gate, const float* up, float* out, int64_t n) {
-  const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 neg = _mm256_set1_ps(-0.0f);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 g = _mm256_loadu_ps(gate + i);
-    const __m256 s = _mm256_div_ps(g, _mm256_add_ps(one, exp256(_mm256_xor_ps(g, neg))));
-    _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, swiglu256(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) {
+    alignas(32) float g[8] = {}, u[8] = {};
+    std::memcpy(g, gate + i, static_cast<size_t>(n - i) * sizeof(float));
+    std::memcpy(u, up + i, static_cast<size_t>(n - i) * sizeof(float));
+    _mm256_store_ps(g, swiglu256(_mm256_load_ps(g), _mm256_load_ps(u)));
+    std::memcpy(out + i, g, static_cast<size_t>(n - i) * sizeof(float));
   }
-  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 }  // namespace

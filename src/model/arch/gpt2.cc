@@ -24,17 +24,17 @@ void gpt2_forward(const ModelConfig& cfg, const Weights& w, const blocks::TokenB
     const LayerWeights& l = w.layers[il];
 
     // x += attn_output(attention(qkv(LayerNorm(x))))
-    blocks::layer_norm_rows(act.x.data(), l.attn_norm, l.attn_norm_b, eps, n_tok, n_embd, act.h.data());
-    blocks::observe(act, l.wqkv, act.h.data(), n_tok);
-    kernels::matmul_bias(l.wqkv, l.bqkv.f32(), act.h.data(), n_tok, fused, pool);
+    const kernels::MatmulJob qkv_job[] = {{&l.wqkv, l.bqkv.f32(), fused}};
+    blocks::normed_products(act, act.x.data(), blocks::layer_norm_of(l.attn_norm, l.attn_norm_b, eps), n_tok, n_embd,
+                            act.h.data(), qkv_job, pool);
     blocks::attention(cfg, il, batch, qkv, kv, act, pool);
     blocks::observe(act, l.wo, act.attn.data(), n_tok);
     kernels::matmul_bias(l.wo, l.bo.f32(), act.attn.data(), n_tok, act.proj.data(), pool);
     kernels::add_inplace(act.x.data(), act.proj.data(), n_tok * n_embd);
 
     // x += down(gelu(up(LayerNorm(x))))
-    blocks::layer_norm_rows(act.x.data(), l.ffn_norm, l.ffn_norm_b, eps, n_tok, n_embd, act.h.data());
-    blocks::ffn_gelu(l, act.h.data(), n_tok, act, act.proj.data(), pool);
+    blocks::ffn_gelu(l, act.x.data(), blocks::layer_norm_of(l.ffn_norm, l.ffn_norm_b, eps), n_tok, act,
+                     act.proj.data(), pool);
     kernels::add_inplace(act.x.data(), act.proj.data(), n_tok * n_embd);
   }
 

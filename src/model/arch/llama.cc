@@ -26,12 +26,9 @@ void llama_forward(const ModelConfig& cfg, const Weights& w, const blocks::Token
     const LayerWeights& l = w.layers[il];
 
     // x += wo(attention(rope(wq h), rope(wk h), wv h)),  h = RMSNorm(x)
-    blocks::rms_norm_rows(act.x.data(), l.attn_norm, eps, n_tok, n_embd, act.h.data());
-    blocks::observe(act, l.wq, act.h.data(), n_tok);
-    blocks::observe(act, l.wk, act.h.data(), n_tok);
-    blocks::observe(act, l.wv, act.h.data(), n_tok);
     const kernels::MatmulJob qkv_jobs[] = {{&l.wq, nullptr, q}, {&l.wk, nullptr, k}, {&l.wv, nullptr, v}};
-    kernels::matmul_multi(qkv_jobs, act.h.data(), n_tok, pool);
+    blocks::normed_products(act, act.x.data(), blocks::rms_norm_of(l.attn_norm, eps), n_tok, n_embd, act.h.data(),
+                            qkv_jobs, pool);
     blocks::rope(cfg, batch, qkv, pool);
     blocks::attention(cfg, il, batch, qkv, kv, act, pool);
     blocks::observe(act, l.wo, act.attn.data(), n_tok);
@@ -39,8 +36,7 @@ void llama_forward(const ModelConfig& cfg, const Weights& w, const blocks::Token
     kernels::add_inplace(act.x.data(), act.proj.data(), n_tok * n_embd);
 
     // x += down(silu(gate(h)) * up(h)),  h = RMSNorm(x)
-    blocks::rms_norm_rows(act.x.data(), l.ffn_norm, eps, n_tok, n_embd, act.h.data());
-    blocks::ffn_swiglu(l, act.h.data(), n_tok, act, act.proj.data(), pool);
+    blocks::ffn_swiglu(l, act.x.data(), blocks::rms_norm_of(l.ffn_norm, eps), n_tok, act, act.proj.data(), pool);
     kernels::add_inplace(act.x.data(), act.proj.data(), n_tok * n_embd);
   }
 
