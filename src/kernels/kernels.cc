@@ -82,46 +82,66 @@ bool fast_matmul_setup(const IsaKernels* isa, const TensorView& w, const float* 
   return true;
 }
 
-// NOTE: activations are quantized once per call on the calling thread (m * k work, small next to
-// n_out * k); the buffers only grow, so steady-state decode does not allocate.
-const BlockQ8Act* quantize_q8_blocks(const IsaKernels* isa, const float* x, int64_t m, int64_t k) {
+// Below this many input elements the rows are normalized / quantized on the calling thread (a
+// hand-off costs more).
+constexpr int64_t kMinParallelRowElems = int64_t{1} << 15;
+
+// Runs body(i0, i1, thread) over [0, n): on the pool when the work (n * elems_per_item) is large.
+template <class F>
+void for_rows(ThreadPool& pool, int64_t n, int64_t elems_per_item, F&& body) {
+  if (n > 1 && n * elems_per_item >= kMinParallelRowElems) {
+    pool.parallel_for(n, body);
+  } else {
+    body(0, n, 0);
+  }
+}
+
+// NOTE: activations are quantized once per call (over the pool for long inputs); the buffers only
+// grow, so steady-state decode does not allocate.
+const BlockQ8Act* quantize_q8_blocks(const IsaKernels* isa, const float* x, int64_t m, int64_t k, ThreadPool& pool) {
   LLMOPT_CHECK(k % kQK8_0 == 0);
   thread_local std::vector<BlockQ8Act> xq;
   const int64_t nb = k / kQK8_0;
   if (xq.size() < static_cast<size_t>(m * nb)) xq.resize(static_cast<size_t>(m * nb));
-  for (int64_t i = 0; i < m; ++i) isa->quantize_act(x + i * k, xq.data() + i * nb, k);
-  return xq.data();
+  BlockQ8Act* q = xq.data();
+  for_rows(pool, m, k, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) isa->quantize_act(x + i * k, q + i * nb, k);
+  });
+  return q;
 }
 
 // Rows of Q8 blocks interleaved by 8 (BlockQ8x8); the last group's missing rows are zero.
-const BlockQ8x8* interleave_q8_blocks(const BlockQ8Act* xq, int64_t m, int64_t nb) {
+const BlockQ8x8* interleave_q8_blocks(const BlockQ8Act* xq, int64_t m, int64_t nb, ThreadPool& pool) {
   thread_local std::vector<BlockQ8x8> x8;
   const int64_t n_groups = (m + 7) / 8;
   if (x8.size() < static_cast<size_t>(n_groups * nb)) x8.resize(static_cast<size_t>(n_groups * nb));
-  for (int64_t g = 0; g < n_groups; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      BlockQ8x8& o = x8[g * nb + b];
-      for (int64_t c = 0; c < 8; ++c) {
-        const int64_t i = g * 8 + c;
-        if (i >= m) {
-          o.d[c] = o.s[c] = 0.0f;
-          o.qsum[0][c] = o.qsum[1][c] = 0;
-          for (auto& grp : o.qs) std::memset(grp + 4 * c, 0, 4);
-          continue;
-        }
-        const BlockQ8Act& src = xq[i * nb + b];
-        o.d[c] = src.d;
-        o.s[c] = src.s;
-        for (int64_t j = 0; j < 8; ++j) std::memcpy(o.qs[j] + 4 * c, src.qs + 4 * j, 4);
-        for (int h = 0; h < 2; ++h) {
-          int32_t sum = 0;
-          for (int e = 0; e < 16; ++e) sum += src.qs[16 * h + e];
-          o.qsum[h][c] = sum;
+  BlockQ8x8* out = x8.data();
+  for_rows(pool, n_groups, 8 * nb * kQK8_0, [&](int64_t g0, int64_t g1, int) {
+    for (int64_t g = g0; g < g1; ++g) {
+      for (int64_t b = 0; b < nb; ++b) {
+        BlockQ8x8& o = out[g * nb + b];
+        for (int64_t c = 0; c < 8; ++c) {
+          const int64_t i = g * 8 + c;
+          if (i >= m) {
+            o.d[c] = o.s[c] = 0.0f;
+            o.qsum[0][c] = o.qsum[1][c] = 0;
+            for (auto& grp : o.qs) std::memset(grp + 4 * c, 0, 4);
+            continue;
+          }
+          const BlockQ8Act& src = xq[i * nb + b];
+          o.d[c] = src.d;
+          o.s[c] = src.s;
+          for (int64_t j = 0; j < 8; ++j) std::memcpy(o.qs[j] + 4 * c, src.qs + 4 * j, 4);
+          for (int h = 0; h < 2; ++h) {
+            int32_t sum = 0;
+            for (int e = 0; e < 16; ++e) sum += src.qs[16 * h + e];
+            o.qsum[h][c] = sum;
+          }
         }
       }
     }
-  }
-  return x8.data();
+  });
+  return out;
 }
 
 // One int8 scale per token (or the weight's static one); rows zero-padded to whole 32-byte chunks.
@@ -170,9 +190,6 @@ void norm_row(const RowNorm& nm, const float* x, float* out, int64_t n) {
   }
 }
 
-// Below this many input elements the rows are normalized on the calling thread (a hand-off costs more).
-constexpr int64_t kMinParallelNormElems = int64_t{1} << 15;
-
 // The products of matmul_multi; xq_given: the input already as Q8 blocks (every kernel reads them).
 void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, ThreadPool& pool,
                     const BlockQ8Act* xq_given);
@@ -194,16 +211,10 @@ void matmul_multi_normed(std::span<const MatmulJob> jobs, const float* x, int64_
     fused = fused && kern.rows != nullptr && kern.act == ActForm::kQ8Blocks && job.w->shape.size() == 2 &&
             job.w->shape[1] == k;
   }
-  const bool parallel = m * k >= kMinParallelNormElems && m > 1;
   if (!fused) {
-    auto rows = [&](int64_t i0, int64_t i1, int) {
+    for_rows(pool, m, k, [&](int64_t i0, int64_t i1, int) {
       for (int64_t i = i0; i < i1; ++i) norm_row(norm, x + i * k, h + i * k, k);
-    };
-    if (parallel) {
-      pool.parallel_for(m, rows);
-    } else {
-      rows(0, m, 0);
-    }
+    });
     multi_products(jobs, h, m, pool, nullptr);
     return;
   }
@@ -212,19 +223,14 @@ void matmul_multi_normed(std::span<const MatmulJob> jobs, const float* x, int64_
   thread_local std::vector<BlockQ8Act> xq;
   if (xq.size() < static_cast<size_t>(m * nb)) xq.resize(static_cast<size_t>(m * nb));
   BlockQ8Act* q = xq.data();
-  auto rows = [&](int64_t i0, int64_t i1, int) {
+  for_rows(pool, m, k, [&](int64_t i0, int64_t i1, int) {
     thread_local std::vector<float> row;
     if (row.size() < static_cast<size_t>(k)) row.resize(static_cast<size_t>(k));
     for (int64_t i = i0; i < i1; ++i) {
       norm_row(norm, x + i * k, row.data(), k);
       isa->quantize_act(row.data(), q + i * nb, k);
     }
-  };
-  if (parallel) {
-    pool.parallel_for(m, rows);
-  } else {
-    rows(0, m, 0);
-  }
+  });
   multi_products(jobs, x, m, pool, q);
 }
 
@@ -259,8 +265,8 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
   int64_t macs = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
     if (kernel[j].act == ActForm::kQ8Blocks) {
-      if (xq == nullptr) xq = quantize_q8_blocks(isa, x, m, a[j].k);
-      if (xq8 == nullptr && m >= kMinInterleaveRows) xq8 = interleave_q8_blocks(xq, m, a[j].k / kQK8_0);
+      if (xq == nullptr) xq = quantize_q8_blocks(isa, x, m, a[j].k, pool);
+      if (xq8 == nullptr && m >= kMinInterleaveRows) xq8 = interleave_q8_blocks(xq, m, a[j].k / kQK8_0, pool);
       a[j].xq = xq;
       a[j].xq8 = xq8;
     } else if (kernel[j].act == ActForm::kI8Rows) {
