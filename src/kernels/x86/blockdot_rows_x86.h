@@ -94,6 +94,24 @@ struct BlockDotRows {
     }
   }
 
+  // Every cache line of super-block sb of 4 rows, far ahead into L2 and near ahead into L1.
+  static void prefetch_super4(const uint8_t* const* rows, int64_t sb) {
+    for (int r = 0; r < 4; ++r) {
+      for (int64_t off = 0; off < W::kSuperBytes; off += 64) {
+        const char* p = reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off);
+        _mm_prefetch(p + kPrefetchBytes, _MM_HINT_T1);
+        _mm_prefetch(p + kPrefetchNear, _MM_HINT_T0);
+      }
+    }
+  }
+
+  // y[i][r0 .. r0 + 4) = acc4 (+ bias).
+  static void store4(const MatmulArgs& a, int64_t r0, int64_t i, __m128 acc4) {
+    float out[4];
+    _mm_storeu_ps(out, acc4);
+    for (int r = 0; r < 4; ++r) a.y[i * a.n_out + r0 + r] = a.bias != nullptr ? out[r] + a.bias[r0 + r] : out[r];
+  }
+
   // by_rows<4> for the K-quants: the scales of a super-block are decoded once for its 8 blocks and
   // transposed so that block j's 4 rows are one vector; the same operations per element as by_rows.
   static void by_rows_super4(const MatmulArgs& a, int64_t r0, int64_t i) {
@@ -103,12 +121,7 @@ struct BlockDotRows {
     const BlockQ8Act* x = a.xq + i * nb;
     __m128 acc4 = _mm_setzero_ps();
     for (int64_t sb = 0; sb < nb / 8; ++sb) {
-      for (int r = 0; r < 4; ++r) {
-        for (int64_t off = 0; off < W::kSuperBytes; off += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off + kPrefetchBytes), _MM_HINT_T1);
-          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off + kPrefetchNear), _MM_HINT_T0);
-        }
-      }
+      prefetch_super4(rows, sb);
       __m256 ds[4], dm[4];
       for (int r = 0; r < 4; ++r) W::super_scales(rows[r], sb, &ds[r], &dm[r]);
       __m128 ds4[8], dm4[8];  // [j]: block j's value for rows 0..3
@@ -129,9 +142,7 @@ struct BlockDotRows {
         }
       }
     }
-    float out[4];
-    _mm_storeu_ps(out, acc4);
-    for (int r = 0; r < 4; ++r) a.y[i * a.n_out + r0 + r] = a.bias != nullptr ? out[r] + a.bias[r0 + r] : out[r];
+    store4(a, r0, i, acc4);
   }
 
   // by_rows_super4 for Q6_K: 16 scales per super-block, two per block.
@@ -142,12 +153,7 @@ struct BlockDotRows {
     const BlockQ8Act* x = a.xq + i * nb;
     __m128 acc4 = _mm_setzero_ps();
     for (int64_t sb = 0; sb < nb / 8; ++sb) {
-      for (int r = 0; r < 4; ++r) {
-        for (int64_t off = 0; off < W::kSuperBytes; off += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off + kPrefetchBytes), _MM_HINT_T1);
-          _mm_prefetch(reinterpret_cast<const char*>(rows[r] + sb * W::kSuperBytes + off + kPrefetchNear), _MM_HINT_T0);
-        }
-      }
+      prefetch_super4(rows, sb);
       __m256 lo[4], hi[4];
       for (int r = 0; r < 4; ++r) W::super_scales(rows[r], sb, &lo[r], &hi[r]);
       __m128 sc4[16];  // [k]: scale k of rows 0..3
@@ -167,9 +173,7 @@ struct BlockDotRows {
         acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_extracti128_si256(s4, 1)), _mm_mul_ps(sc4[2 * j + 1], dx), acc4);
       }
     }
-    float out[4];
-    _mm_storeu_ps(out, acc4);
-    for (int r = 0; r < 4; ++r) a.y[i * a.n_out + r0 + r] = a.bias != nullptr ? out[r] + a.bias[r0 + r] : out[r];
+    store4(a, r0, i, acc4);
   }
 
   // Activation rows [i0, m) by weight rows.
