@@ -21,6 +21,7 @@
 #include "kernels/x86/tiles_blockdot_x86.h"
 #include "kernels/x86/tiles_x86.h"
 #include "kernels/x86/weight_blocks_x86.h"
+#include "kernels/x86/weight_kquants_x86.h"
 
 namespace llmopt::kernels {
 namespace {
