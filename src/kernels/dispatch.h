@@ -30,6 +30,10 @@ struct MatmulArgs {
   int64_t k_pad = 0;
   const float* x_scale = nullptr;
   const float* w_scale = nullptr;
+  // For batches of kMinInterleaveRows rows or more: the codes interleaved by 8 rows, [ceil(m / 8)]
+  // [k_pad / 32][8 groups of 4][8 rows][4], and the scales padded to whole groups (0 past m).
+  const int8_t* xi8x8 = nullptr;
+  const float* x_scale8 = nullptr;
   const float* bias = nullptr;     // [n_out] or nullptr
   float* y = nullptr;              // [m][n_out]
 };

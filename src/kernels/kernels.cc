@@ -144,21 +144,55 @@ const BlockQ8x8* interleave_q8_blocks(const BlockQ8Act* xq, int64_t m, int64_t n
   return out;
 }
 
-// One int8 scale per token (or the weight's static one); rows zero-padded to whole 32-byte chunks.
-void quantize_i8_rows(const TensorView& w, const float* x, int64_t m, MatmulArgs* a) {
+// One int8 scale per token (or the weight's static one); rows zero-padded to whole 32-byte chunks; for
+// batches of kMinInterleaveRows rows or more also interleaved by 8 rows (MatmulArgs::xi8x8). Over the
+// pool for long inputs.
+void quantize_i8_rows(const TensorView& w, const float* x, int64_t m, MatmulArgs* a, ThreadPool& pool) {
   thread_local std::vector<int8_t> xi8;
   thread_local std::vector<float> xs;
-  a->k_pad = (a->k + 31) / 32 * 32;
-  if (xi8.size() < static_cast<size_t>(m * a->k_pad)) xi8.resize(static_cast<size_t>(m * a->k_pad));
+  const int64_t k = a->k, k_pad = (k + 31) / 32 * 32;
+  a->k_pad = k_pad;
+  if (xi8.size() < static_cast<size_t>(m * k_pad)) xi8.resize(static_cast<size_t>(m * k_pad));
   if (xs.size() < static_cast<size_t>(m)) xs.resize(static_cast<size_t>(m));
-  for (int64_t i = 0; i < m; ++i) {
-    int8_t* q = xi8.data() + i * a->k_pad;
-    xs[i] = ref::quantize_act_i8(x + i * a->k, a->k, w.act_scale, q);
-    std::fill(q + a->k, q + a->k_pad, int8_t{0});
-  }
-  a->xi8 = xi8.data();
-  a->x_scale = xs.data();
+  int8_t* q = xi8.data();
+  float* s = xs.data();
+  for_rows(pool, m, k, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      s[i] = ref::quantize_act_i8(x + i * k, k, w.act_scale, q + i * k_pad);
+      std::fill(q + i * k_pad + k, q + (i + 1) * k_pad, int8_t{0});
+    }
+  });
+  a->xi8 = q;
+  a->x_scale = s;
   a->w_scale = w.row_scale;
+  if (m < kMinInterleaveRows) return;
+  thread_local std::vector<int8_t> x8;
+  thread_local std::vector<float> xs8;
+  const int64_t n_groups = (m + 7) / 8, n_chunks = k_pad / 32;
+  if (x8.size() < static_cast<size_t>(n_groups * n_chunks * 256)) x8.resize(static_cast<size_t>(n_groups * n_chunks * 256));
+  if (xs8.size() < static_cast<size_t>(n_groups * 8)) xs8.resize(static_cast<size_t>(n_groups * 8));
+  int8_t* out = x8.data();
+  float* s8 = xs8.data();
+  for_rows(pool, n_groups, 8 * k_pad, [&](int64_t g0, int64_t g1, int) {
+    for (int64_t grp = g0; grp < g1; ++grp) {
+      for (int64_t c8 = 0; c8 < 8; ++c8) {
+        const int64_t i = grp * 8 + c8;
+        int8_t* dst = out + grp * n_chunks * 256 + c8 * 4;
+        s8[grp * 8 + c8] = i < m ? s[i] : 0.0f;
+        for (int64_t c = 0; c < n_chunks; ++c) {
+          for (int64_t g = 0; g < 8; ++g) {
+            if (i < m) {
+              std::memcpy(dst + c * 256 + g * 32, q + i * k_pad + c * 32 + g * 4, 4);
+            } else {
+              std::memset(dst + c * 256 + g * 32, 0, 4);
+            }
+          }
+        }
+      }
+    }
+  });
+  a->xi8x8 = out;
+  a->x_scale8 = s8;
 }
 
 }  // namespace
@@ -270,7 +304,7 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
       a[j].xq = xq;
       a[j].xq8 = xq8;
     } else if (kernel[j].act == ActForm::kI8Rows) {
-      quantize_i8_rows(*jobs[j].w, x, m, &a[j]);
+      quantize_i8_rows(*jobs[j].w, x, m, &a[j], pool);
     }
     macs += m * a[j].n_out * a[j].k;
   }

@@ -57,12 +57,13 @@ std::vector<float> expected(const std::vector<int8_t>& w, const std::vector<floa
 TEST(KernelsI8Ch, MatchesTheDefinitionOnEveryIsa) {
   IsaGuard guard;
   std::mt19937 rng(7);
-  std::uniform_int_distribution<int> code(-127, 127);
+  // -128 too: no quantizer writes it, but a file may hold it, and every kernel must give its product.
+  std::uniform_int_distribution<int> code(-128, 127);
   std::normal_distribution<float> g(0.0f, 1.0f);
   ThreadPool pool1(1), pool3(3);
   const std::vector<Case> cases = {{5, 1, 1, 0}, {7, 31, 3, 0}, {9, 32, 1, 0}, {13, 33, 9, 0},
                                    {8, 100, 17, 0}, {6, 172, 5, 0}, {40, 768, 2, 0}, {12, 96, 4, 0.01f},
-                                   {600, 513, 3, 0}};
+                                   {600, 513, 3, 0}, {21, 70, 21, 0}, {9, 64, 8, 0.02f}};
   for (const Case& c : cases) {
     std::vector<int8_t> w(static_cast<size_t>(c.n_out * c.k));
     for (auto& v : w) v = static_cast<int8_t>(code(rng));

@@ -11,6 +11,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -119,6 +120,27 @@ void run_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
 }
 
 template <class Ops>
+void I8ColKernel<Ops>::run(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.xi8x8 == nullptr) {
+    run_rows<I8Kernel<Ops>>(a, r0, r1);
+    return;
+  }
+  const int64_t n_groups = (a.m + 7) / 8;
+  // Column groups per pass: about 128 KiB of activations, kept in L2 while the weight rows pass by.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{128} << 10) / (a.k_pad * 8));
+  for (int64_t g0 = 0; g0 < n_groups; g0 += chunk) {
+    const int64_t g1 = std::min(n_groups, g0 + chunk);
+    int64_t r = r0;
+    for (; r + kColR <= r1; r += kColR) {
+      for (int64_t g = g0; g < g1; ++g) by_cols<kColR>(a, r, g);
+    }
+    for (; r < r1; ++r) {
+      for (int64_t g = g0; g < g1; ++g) by_cols<1>(a, r, g);
+    }
+  }
+}
+
+template <class Ops>
 MatmulKernel find_matmul_x86(DType t) {
   switch (t) {
     case DType::kF32:
@@ -146,7 +168,7 @@ MatmulKernel find_matmul_x86(DType t) {
     case DType::kQ4_1G128:
       return {BlockDotKernel<WQ4_1G128, Ops>::run, ActForm::kQ8Blocks};
     case DType::kI8Ch:
-      return {run_rows<I8Kernel<Ops>>, ActForm::kI8Rows};
+      return {I8ColKernel<Ops>::run, ActForm::kI8Rows};
     default:
       return {};
   }

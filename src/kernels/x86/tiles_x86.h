@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -140,6 +141,70 @@ struct I8Kernel {
       }
     }
   }
+};
+
+// kI8Ch for batches of kMinInterleaveRows rows or more: 8 activation rows interleaved by 4-byte groups
+// (MatmulArgs::xi8x8), each group of 4 weight codes broadcast to the 8 lanes, as the block-dot column
+// tiles do. The int32 row sums are exact, so the results are I8Kernel's, bit for bit.
+template <class Ops>
+struct I8ColKernel {
+  static constexpr int kColR = 4;
+
+  template <int R>
+  static void by_cols(const MatmulArgs& a, int64_t r0, int64_t cg) {
+    const int64_t n_chunks = a.k_pad / 32;
+    const int8_t* rows[R];
+    for (int r = 0; r < R; ++r) rows[r] = reinterpret_cast<const int8_t*>(a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes);
+    const int8_t* x = a.xi8x8 + cg * n_chunks * 256;
+    __m256i isum[R];
+    for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const int8_t* codes[R];
+      alignas(32) int8_t tail[R][32];
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 32 * c + kPrefetchBytes), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + 32 * c + kPrefetchNear), _MM_HINT_T0);
+        if (32 * c + 32 <= a.k) {
+          codes[r] = rows[r] + 32 * c;
+        } else {  // the last k % 32 weights, zero-padded (the activations are padded already)
+          std::memset(tail[r], 0, 32);
+          std::memcpy(tail[r], rows[r] + 32 * c, static_cast<size_t>(a.k - 32 * c));
+          codes[r] = tail[r];
+        }
+      }
+      // A code of -128 cannot take the activation's sign (see tiles_blockdot_x86.h): |w| goes in instead.
+      __m256i any = _mm256_setzero_si256();
+      for (int r = 0; r < R; ++r) {
+        any = _mm256_or_si256(any, _mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes[r])),
+                                                     _mm256_set1_epi8(-128)));
+      }
+      const bool abs_w = !_mm256_testz_si256(any, any);
+      for (int g = 0; g < 8; ++g) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c * 256 + g * 32));
+        const __m256i ax = _mm256_sign_epi8(xv, xv);
+        for (int r = 0; r < R; ++r) {
+          int32_t g4;
+          std::memcpy(&g4, codes[r] + 4 * g, 4);
+          const __m256i wv = _mm256_set1_epi32(g4);
+          const __m256i p = abs_w ? Ops::dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
+                                  : Ops::dot_u8s8(ax, _mm256_sign_epi8(wv, xv));
+          isum[r] = _mm256_add_epi32(isum[r], p);
+        }
+      }
+    }
+    const __m256 xs = _mm256_loadu_ps(a.x_scale8 + cg * 8);
+    const int64_t n_cols = std::min<int64_t>(8, a.m - cg * 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 sc = _mm256_mul_ps(_mm256_set1_ps(a.w_scale[r0 + r]), xs);
+      const __m256 v = _mm256_cvtepi32_ps(isum[r]);
+      const __m256 y = a.bias != nullptr ? _mm256_fmadd_ps(v, sc, _mm256_set1_ps(a.bias[r0 + r])) : _mm256_mul_ps(v, sc);
+      alignas(32) float out[8];
+      _mm256_store_ps(out, y);
+      for (int64_t i = 0; i < n_cols; ++i) a.y[(cg * 8 + i) * a.n_out + r0 + r] = out[i];
+    }
+  }
+
+  static void run(const MatmulArgs& a, int64_t r0, int64_t r1);
 };
 
 }  // namespace
