@@ -125,19 +125,8 @@ void I8ColKernel<Ops>::run(const MatmulArgs& a, int64_t r0, int64_t r1) {
     run_rows<I8Kernel<Ops>>(a, r0, r1);
     return;
   }
-  const int64_t n_groups = (a.m + 7) / 8;
-  // Column groups per pass: about 128 KiB of activations, kept in L2 while the weight rows pass by.
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{128} << 10) / (a.k_pad * 8));
-  for (int64_t g0 = 0; g0 < n_groups; g0 += chunk) {
-    const int64_t g1 = std::min(n_groups, g0 + chunk);
-    int64_t r = r0;
-    for (; r + kColR <= r1; r += kColR) {
-      for (int64_t g = g0; g < g1; ++g) by_cols<kColR>(a, r, g);
-    }
-    for (; r < r1; ++r) {
-      for (int64_t g = g0; g < g1; ++g) by_cols<1>(a, r, g);
-    }
-  }
+  column_passes<kColR>(r0, r1, (a.m + 7) / 8, a.k_pad * 8,
+                       [&]<int R>(int64_t r, int64_t g) { by_cols<R>(a, r, g); });
 }
 
 template <class Ops>

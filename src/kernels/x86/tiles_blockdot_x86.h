@@ -209,19 +209,8 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
     const int64_t rem = a.m % 8;
     const int64_t n_groups = a.m / 8 + (rem >= 4 ? 1 : 0);
     if (rem > 0 && rem < 4) run_by_rows(a, r0, r1, a.m - rem);
-    // Column groups per pass: about 128 KiB of activations, which stay in L2 while this thread's weight
-    // rows pass by (each 4-row tile stays in L1 across the groups).
-    const int64_t chunk = std::max<int64_t>(1, (int64_t{128} << 10) / (nb * static_cast<int64_t>(sizeof(BlockQ8x8))));
-    for (int64_t g0 = 0; g0 < n_groups; g0 += chunk) {
-      const int64_t g1 = std::min(n_groups, g0 + chunk);
-      int64_t r = r0;
-      for (; r + kColR <= r1; r += kColR) {
-        for (int64_t g = g0; g < g1; ++g) by_cols<kColR>(a, r, g);
-      }
-      for (; r < r1; ++r) {
-        for (int64_t g = g0; g < g1; ++g) by_cols<1>(a, r, g);
-      }
-    }
+    column_passes<kColR>(r0, r1, n_groups, nb * static_cast<int64_t>(sizeof(BlockQ8x8)),
+                         [&]<int R>(int64_t r, int64_t g) { by_cols<R>(a, r, g); });
   }
 };
 

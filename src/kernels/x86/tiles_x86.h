@@ -143,6 +143,25 @@ struct I8Kernel {
   }
 };
 
+// The column tiles' loop over weight rows [r0, r1) and activation column groups [0, n_groups): passes
+// over about 128 KiB of activations (group_bytes per group), which stay in L2 while this thread's weight
+// rows go by; kR-row tiles (each stays in L1 across a pass's groups), then single rows.
+// tile.template operator()<R>(r, g) computes one tile.
+template <int kR, class Tile>
+void column_passes(int64_t r0, int64_t r1, int64_t n_groups, int64_t group_bytes, Tile&& tile) {
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{128} << 10) / std::max<int64_t>(group_bytes, 1));
+  for (int64_t g0 = 0; g0 < n_groups; g0 += chunk) {
+    const int64_t g1 = std::min(n_groups, g0 + chunk);
+    int64_t r = r0;
+    for (; r + kR <= r1; r += kR) {
+      for (int64_t g = g0; g < g1; ++g) tile.template operator()<kR>(r, g);
+    }
+    for (; r < r1; ++r) {
+      for (int64_t g = g0; g < g1; ++g) tile.template operator()<1>(r, g);
+    }
+  }
+}
+
 // kI8Ch for batches of kMinInterleaveRows rows or more: 8 activation rows interleaved by 4-byte groups
 // (MatmulArgs::xi8x8), each group of 4 weight codes broadcast to the 8 lanes, as the block-dot column
 // tiles do. The int32 row sums are exact, so the results are I8Kernel's, bit for bit.
