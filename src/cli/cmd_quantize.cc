@@ -99,6 +99,10 @@ Command register_quantize(CLI::App& app) {
                 "with repeated parameters (5.0 bits per weight, loadable by llama.cpp)");
   sub->add_flag("--act-order", args->m.act_order,
                 "--method gptq: quantize columns in order of descending Hessian diagonal (static groups)");
+  sub->add_flag("--scale-search", args->m.scale_search,
+                "--method gptq (weight-only grids): instead of each group's full range, search the clipping ratio "
+                "(1, 0.98, ..., 0.5) that minimizes its rounding error weighted as GPTQ weighs columns (lower KL "
+                "divergence; see docs/BENCHMARKS.md)");
   sub->add_option("--group-size", args->m.group_size, "--method: 32, 64 or 128 (default 32)");
   sub->add_flag("--sym", args->m.sym, "--method: symmetric grid (the default; q4_0 / q8_0)");
   sub->add_flag("--asym", args->m.asym, "--method: asymmetric grid (4-bit only: q4_1)");

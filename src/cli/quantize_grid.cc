@@ -72,11 +72,13 @@ Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& group
         GridGptqOptions go;
         go.pool = run.pool;
         go.act_order = a.act_order;
+        go.scale_search = a.scale_search;
         auto t = grid_quantize_gptq(run.f32.at(name), v->rows(), cols, *h, run.gspec, go);
         if (!t.ok()) return t.status().with_context(name);
         run.store(name, *t);
-        std::fprintf(stderr, "[layer %d/%d] %s %s gptq %s%s\n", il + 1, run.n_layer(), name.c_str(),
-                     dtype_name(run.qtype), run.gran.c_str(), a.act_order ? " act-order" : "");
+        std::fprintf(stderr, "[layer %d/%d] %s %s gptq %s%s%s\n", il + 1, run.n_layer(), name.c_str(),
+                     dtype_name(run.qtype), run.gran.c_str(), a.act_order ? " act-order" : "",
+                     go.scale_search ? ", scale search" : "");
       }
     } else if (a.method == "awq") {
       // One scale vector for all weights that share the input: search on their rows together. 1/s is

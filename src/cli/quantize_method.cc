@@ -69,6 +69,9 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     }
   }
   if (a.act_order && a.method != "gptq") return fail("--act-order applies to --method gptq only");
+  if (a.scale_search && (a.method != "gptq" || w8a8)) {
+    return fail("--scale-search applies to weight-only --method gptq only");
+  }
   std::optional<DType> embed_type;
   if (!a.embed_type.empty()) {
     embed_type = dtype_from_name(a.embed_type);

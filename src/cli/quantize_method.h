@@ -23,6 +23,7 @@ struct MethodArgs {
   std::string act;             // "", dynamic or static: W8A8 (int8 activations at run time)
   float sq_alpha = -1.0f;      // smoothquant: migration strength; < 0: searched per input
   bool act_order = false;      // gptq: columns by descending Hessian diagonal
+  bool scale_search = false;   // gptq on a grid: search each group's clipping ratio
   bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
   bool compact = false;        // 4-bit asym g128 / channel as the extension q4_1_g128 (4.25 bpw)
   std::string embed_type;      // token_embd / output written as this type ("": as in the input; W8A8: i8_ch)

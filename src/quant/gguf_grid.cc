@@ -97,6 +97,24 @@ GridParams grid_group_params(GridType t, const float* w, int64_t n, float clip_r
   return p;
 }
 
+GridParams grid_search_group_params(GridType t, const float* w, int64_t n, const float* importance) {
+  GridParams best;
+  double best_err = -1.0;
+  for (int k = 0; k <= kGridClipSteps; ++k) {
+    const GridParams p = grid_group_params(t, w, n, 1.0f - kGridClipStep * static_cast<float>(k));
+    double e = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(w[i]) - grid_value(grid_quantize_value(w[i], p, t), p, t);
+      e += (importance != nullptr ? static_cast<double>(importance[i]) : 1.0) * d * d;
+    }
+    if (best_err < 0.0 || e < best_err) {  // ties keep the larger range
+      best_err = e;
+      best = p;
+    }
+  }
+  return best;
+}
+
 int32_t grid_quantize_value(float w, GridParams p, GridType t) {
   if (p.d == 0.0f) return 0;
   const float x = std::nearbyint((w - p.m) / p.d);
@@ -244,8 +262,20 @@ Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols
   const bool static_params = per_channel || opt.act_order;
   t.codes.resize(static_cast<size_t>(rows * cols));
   t.params.resize(static_cast<size_t>(rows * gpr));
+  // The scale search weighs column j's squared rounding error by 1 / U_jj^2, the weight GPTQ's own
+  // objective gives it (U_jj^2 = [H_F^-1]_jj, H_F the Hessian of the columns not yet quantized):
+  // importance in visiting order, and the same values in original column order for static parameters.
+  std::vector<float> imp_visit(static_cast<size_t>(cols)), imp_orig(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) {
+    const float ujj = u[j * cols + j];
+    imp_visit[j] = 1.0f / (ujj * ujj);
+    imp_orig[perm[j]] = imp_visit[j];
+  }
+  auto params_of = [&](const float* wg, const float* imp) {
+    return opt.scale_search ? grid_search_group_params(type, wg, len, imp) : grid_group_params(type, wg, len);
+  };
   if (static_params) {
-    for (int64_t g = 0; g < rows * gpr; ++g) t.params[g] = grid_group_params(type, wz.data() + g * len, len);
+    for (int64_t g = 0; g < rows * gpr; ++g) t.params[g] = params_of(wz.data() + g * len, imp_orig.data() + (g % gpr) * len);
   }
   // Without act-order, lazy blocks are whole groups, so a group's parameters see its fully updated
   // weights.
@@ -264,7 +294,7 @@ Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols
         if (static_params) {
           cur = t.params[r * gpr + c / len];
         } else if (j % len == 0) {
-          cur = grid_group_params(type, wr.data() + j, len);
+          cur = params_of(wr.data() + j, imp_visit.data() + j);
           t.params[r * gpr + j / len] = cur;
         }
         const int32_t q = grid_quantize_value(wr[j], cur, type);

@@ -47,6 +47,11 @@ struct GridParams {
 };
 
 GridParams grid_group_params(GridType t, const float* w, int64_t n, float clip_ratio = 1.0f);
+// The clip ratio r in {1, 1 - kGridClipStep, ..., 0.5} whose parameters minimize
+// sum_i importance_i * (w_i - value_i)^2 (importance null: all 1; ties keep the larger r).
+constexpr int kGridClipSteps = 25;
+constexpr float kGridClipStep = 0.02f;
+GridParams grid_search_group_params(GridType t, const float* w, int64_t n, const float* importance);
 int32_t grid_quantize_value(float w, GridParams p, GridType t);
 // The value of a code, computed exactly like the block dequantizers of the kernels.
 inline float grid_value(int32_t q, GridParams p, GridType t) {
@@ -91,14 +96,19 @@ struct GridGptqOptions {
   double damp_percent = 0.01;
   int block_size = 128;  // rounded up to a multiple of the group size
   bool act_order = false;  // columns by descending Hessian diagonal, with static group parameters
+  // Each group's parameters from grid_search_group_params (its columns' errors weighted by 1 / U_jj^2,
+  // as GPTQ's objective weighs them) instead of the full range. Measured at 4 bits on TinyStories-656K
+  // and stories260K: 6-9% lower KL divergence against the original, but perplexity moves either way
+  // (docs/BENCHMARKS.md), so it is opt-in (quantize --scale-search).
+  bool scale_search = false;
   ThreadPool* pool = nullptr;
 };
 
 // GPTQ (see gptq.h) with every column quantized on the grid. Without act-order, per-group parameters
 // are computed from the error-updated weights when the loop reaches the group's first column; with
 // act-order every group's parameters are computed before the loop from its original columns ("static
-// groups", as gptq.h); per-channel parameters always once from the original row. h: [cols][cols] from
-// HessianAccumulator.
+// groups", as gptq.h); per-channel parameters always once from the original row. Either way by the
+// scale search when options.scale_search is set. h: [cols][cols] from HessianAccumulator.
 Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols, const std::vector<float>& h,
                                       const GridSpec& spec, const GridGptqOptions& options = {});
 

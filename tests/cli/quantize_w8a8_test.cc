@@ -146,6 +146,8 @@ TEST(QuantizeW8A8Test, BadFlagsAndBrokenFilesAreSpecificErrors) {
   one_error(run_command(base + "--method smoothquant --sq-alpha 1.5" + calib), "--sq-alpha");
   one_error(run_command(base + "--method rtn --act-order"), "--act-order applies to --method gptq only");
   one_error(run_command(base + "--method rtn --smooth-only"), "--smooth-only applies to --method smoothquant");
+  one_error(run_command(base + "--method awq --scale-search" + calib), "--scale-search applies to weight-only --method gptq");
+  one_error(run_command(base + "--method gptq --act dynamic --scale-search" + calib), "--scale-search applies");
 
   // A good W8A8 file, per tensor, GPTQ with act-order; then the same without a companion tensor, or with
   // a bad activation scale: the loader names the tensor.

@@ -128,6 +128,7 @@ TEST(GgufGridTest, GptqActOrderUsesStaticGroupsAndBeatsRtn) {
   for (const Case& c : all_cases()) {
     GridGptqOptions opt;
     opt.act_order = true;
+    opt.scale_search = false;  // full-range parameters, to compare them with RTN's
     auto t = grid_quantize_gptq(w.data(), rows, cols, h, {c.type, c.group}, opt);
     auto rtn = grid_quantize_rtn(w.data(), rows, cols, {c.type, c.group});
     ASSERT_TRUE(t.ok() && rtn.ok()) << t.status().message();
@@ -143,6 +144,58 @@ TEST(GgufGridTest, GptqActOrderUsesStaticGroupsAndBeatsRtn) {
               layer_output_error(x.data(), n, w.data(), dr.data(), rows, cols))
         << grid_name(c.type) << " group " << c.group;
     expect_packs_exactly(*t);
+  }
+}
+
+TEST(GgufGridTest, ScaleSearchMinimizesTheWeightedGroupError) {
+  // Against a brute force over the clip ratios written out here: the search's parameters give the
+  // smallest importance-weighted squared error, and with one dominant column that column is kept
+  // almost exact even though clipping would suit the others.
+  std::vector<float> w = gaussian(32, 5);
+  w[7] = 4.0f;  // an outlier the full range must cover
+  std::vector<float> imp(32, 1.0f);
+  for (GridType t : {GridType::kQ4_0, GridType::kQ4_1, GridType::kQ8_0}) {
+    for (bool weighted : {false, true}) {
+      imp[7] = weighted ? 1000.0f : 1.0f;
+      auto werr = [&](GridParams p) {
+        double e = 0.0;
+        for (int i = 0; i < 32; ++i) {
+          const double d = w[i] - grid_value(grid_quantize_value(w[i], p, t), p, t);
+          e += imp[i] * d * d;
+        }
+        return e;
+      };
+      const GridParams got = grid_search_group_params(t, w.data(), 32, imp.data());
+      double best = werr(grid_group_params(t, w.data(), 32, 1.0f));
+      for (int k = 1; k <= 25; ++k) best = std::min(best, werr(grid_group_params(t, w.data(), 32, 1.0f - 0.02f * k)));
+      EXPECT_DOUBLE_EQ(werr(got), best) << grid_name(t);
+      EXPECT_LE(werr(got), werr(grid_group_params(t, w.data(), 32, 1.0f))) << grid_name(t);
+      if (weighted) {
+        const double d7 = w[7] - grid_value(grid_quantize_value(w[7], got, t), got, t);
+        EXPECT_LT(std::fabs(d7), 0.5 * std::fabs(got.d)) << grid_name(t);  // not clipped
+      }
+    }
+  }
+}
+
+TEST(GgufGridTest, GptqScaleSearchLowersTheLayerOutputError) {
+  const int64_t rows = 32, cols = 128, n = 512;
+  const std::vector<float> w = heavy_tailed_weights(rows, cols, 51);
+  const std::vector<float> x = llm_activations(n, cols, 52);
+  const std::vector<float> h = hessian_of(x, n, cols);
+  for (GridType t : {GridType::kQ4_0, GridType::kQ4_1}) {
+    for (int64_t group : {int64_t{32}, int64_t{128}}) {
+      GridGptqOptions on, off;
+      on.scale_search = true;
+      auto a = grid_quantize_gptq(w.data(), rows, cols, h, {t, group}, on);
+      auto b = grid_quantize_gptq(w.data(), rows, cols, h, {t, group}, off);
+      ASSERT_TRUE(a.ok() && b.ok());
+      const std::vector<float> da = a->dequantize(), db = b->dequantize();
+      EXPECT_LT(layer_output_error(x.data(), n, w.data(), da.data(), rows, cols),
+                layer_output_error(x.data(), n, w.data(), db.data(), rows, cols))
+          << grid_name(t) << " group " << group;
+      expect_packs_exactly(*a);
+    }
   }
 }
 
