@@ -119,6 +119,27 @@ void run_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   for (; r < r1; ++r) run_row_group<K, 1>(a, r);
 }
 
+// Float weights, batches: the activation rows go in passes of about kFloatPassBytes (a multiple of
+// the tile height), so that a pass stays in L2 while this thread's weight rows go by, instead of every
+// group of 4 weight rows reading all m activation rows from L3 (or memory).
+constexpr int64_t kFloatPassBytes = int64_t{96} << 10;
+template <class K>
+void run_rows_passes(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  const int64_t rows_per_pass = std::max<int64_t>(
+      K::kTileM, kFloatPassBytes / (a.k * static_cast<int64_t>(sizeof(float))) / K::kTileM * K::kTileM);
+  if (a.m <= rows_per_pass) {
+    run_rows<K>(a, r0, r1);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < a.m; i0 += rows_per_pass) {
+    MatmulArgs p = a;
+    p.m = std::min(rows_per_pass, a.m - i0);
+    p.x = a.x + i0 * a.k;
+    p.y = a.y + i0 * a.n_out;
+    run_rows<K>(p, r0, r1);
+  }
+}
+
 template <class Ops>
 void I8ColKernel<Ops>::run(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.xi8x8 == nullptr) {
@@ -133,11 +154,11 @@ template <class Ops>
 MatmulKernel find_matmul_x86(DType t) {
   switch (t) {
     case DType::kF32:
-      return {run_rows<FloatKernel<WF32>>, ActForm::kF32};
+      return {run_rows_passes<FloatKernel<WF32>>, ActForm::kF32};
     case DType::kF16:
-      return {run_rows<FloatKernel<WF16>>, ActForm::kF32};
+      return {run_rows_passes<FloatKernel<WF16>>, ActForm::kF32};
     case DType::kBF16:
-      return {run_rows<FloatKernel<WBF16>>, ActForm::kF32};
+      return {run_rows_passes<FloatKernel<WBF16>>, ActForm::kF32};
     case DType::kQ8_0:
       return {BlockDotKernel<WQ8_0, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ4_0:
