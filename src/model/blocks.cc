@@ -123,8 +123,12 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
     act.attn_ml.resize(ml_per_thread * static_cast<size_t>(n_threads));
   }
 
-  // NOTE: items are dealt round-robin rather than in contiguous chunks: later tokens of a prefill
-  // attend over more positions, and striding keeps the threads evenly loaded.
+  // NOTE: each thread takes the same share of every tile's heads (a contiguous range of them, so that
+  // it reads neighbouring parts of each cached position), which keeps the threads evenly loaded
+  // whatever the tiles' context lengths. With fewer KV heads than
+  // threads, items are dealt round-robin instead (later tokens of a prefill attend over more
+  // positions, and striding keeps the threads evenly loaded).
+  const bool heads_split = n_head_kv >= n_threads;
   const size_t eb = cache.elem_bytes();
   const size_t row_bytes = static_cast<size_t>(hd) * eb;
   const size_t gather_bytes = 2 * kernels::kAttnChunk * row_bytes;  // K then V rows of one chunk
@@ -137,7 +141,16 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
     uint8_t* gk = act.attn_gather.data() + static_cast<size_t>(tid) * gather_bytes;
     uint8_t* gv = gk + kernels::kAttnChunk * row_bytes;
     int32_t n_vis[kernels::kAttnMaxRows];
-    for (int64_t item = tid; item < n_items; item += n_threads) {
+    for (int64_t it = 0;; ++it) {
+      int64_t item;
+      if (heads_split) {  // every tile's heads [g0, g1): next to each other in the cache rows
+        const int64_t g0 = tid * n_head_kv / n_threads, g1 = (tid + 1) * n_head_kv / n_threads;
+        if (g1 == g0 || it >= n_tiles * (g1 - g0)) break;
+        item = (it / (g1 - g0)) * n_head_kv + g0 + it % (g1 - g0);
+      } else {
+        item = tid + it * n_threads;
+        if (item >= n_items) break;
+      }
       const int64_t tile = item / n_head_kv;
       const int32_t g = static_cast<int32_t>(item % n_head_kv);
       const int64_t t0 = tiles[static_cast<size_t>(tile)];

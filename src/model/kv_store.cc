@@ -1,5 +1,6 @@
 // KvStore: allocation of the KV cache memory (see kv_store.h for the layout). The store is zeroed
-// so that reading a slot that was never written yields 0 rather than garbage.
+// (fresh anonymous memory, core/huge_buffer.h) so that reading a slot that was never written yields 0
+// rather than garbage.
 #include "model/kv_store.h"
 
 #include <algorithm>
@@ -24,7 +25,7 @@ KvStore::KvStore(int32_t n_layer, int32_t kv_dim, int32_t n_blocks, int32_t bloc
   LLMOPT_CHECK(n_layer > 0 && kv_dim > 0 && n_blocks > 0 && block_size > 0);
   LLMOPT_CHECK(type == DType::kF16 || type == DType::kF32);
   // [n_layer][2][n_blocks][block_size][kv_dim]
-  data_.assign(static_cast<size_t>(n_layer) * 2 * n_blocks * block_size * kv_dim * elem_bytes(), 0);
+  data_ = HugeBuffer(static_cast<size_t>(n_layer) * 2 * n_blocks * block_size * kv_dim * elem_bytes());
 }
 
 void KvStore::write(int32_t il, int32_t block, int32_t slot, const float* k_row, const float* v_row) {

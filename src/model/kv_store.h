@@ -9,6 +9,7 @@
 
 #include "core/check.h"
 #include "core/dtype.h"
+#include "core/huge_buffer.h"
 
 namespace llmopt {
 
@@ -52,7 +53,7 @@ class KvStore {
   }
   int32_t n_layer_, kv_dim_, n_blocks_, block_size_;
   DType type_;
-  std::vector<uint8_t> data_;
+  HugeBuffer data_;  // zeroed, committed as slots are first written; huge pages where the kernel gives them
 };
 
 }  // namespace llmopt

@@ -1,7 +1,8 @@
 // Flash-style attention step (kernels::attn_block), 256-bit FMA with F16C loads for f16 caches.
 // Included only by the x86 ISA translation units; internal linkage like matmul_x86.h.
 //   Scores: two query rows x four keys per pass (8 accumulators), so each key vector is loaded (and
-//   converted from f16) once for two queries. Every key of the chunk goes through a group of four (a
+//   converted from f16) once for two queries; a row without a partner (decode without GQA) goes alone
+//   through the same arithmetic. Every key of the chunk goes through a group of four (a
 //   partial group repeats its last key), and each (query, key) sum is reduced by the same hadd tree, so
 //   a score does not depend on which other rows or keys shared the pass (batch invariance).
 //   Then per query row: the max, exp256 of the shifted scores, the running sum, and the output row kept
@@ -83,6 +84,24 @@ inline void scores_2x4(const float* qa, const float* qb, const void* k, int64_t 
   reduce4(b0, b1, b2, b3, scale, sb + j0);
 }
 
+// Scores of one query row against keys [j0, j0 + 4), as scores_2x4 computes each of its rows (the same
+// products, sums and reduction), for a row without a partner (decode without GQA, an odd last row).
+template <bool F16>
+inline void scores_1x4(const float* qa, const void* k, int64_t stride, int32_t j0, int32_t n, int64_t hd, float scale,
+                       float* sa) {
+  int64_t r[4];
+  for (int x = 0; x < 4; ++x) r[x] = std::min(j0 + x, n - 1) * stride;
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  for (int64_t d = 0; d < hd; d += 8) {
+    const __m256 qav = _mm256_loadu_ps(qa + d);
+    a0 = _mm256_fmadd_ps(qav, load_kv8<F16>(k, r[0] + d), a0);
+    a1 = _mm256_fmadd_ps(qav, load_kv8<F16>(k, r[1] + d), a1);
+    a2 = _mm256_fmadd_ps(qav, load_kv8<F16>(k, r[2] + d), a2);
+    a3 = _mm256_fmadd_ps(qav, load_kv8<F16>(k, r[3] + d), a3);
+  }
+  reduce4(a0, a1, a2, a3, scale, sa + j0);
+}
+
 template <bool F16>
 void attn_block_x86_t(const AttnQueries& a, int64_t hd, float scale, const void* k, const void* v, int64_t stride,
                       int32_t n) {
@@ -98,7 +117,9 @@ void attn_block_x86_t(const AttnQueries& a, int64_t hd, float scale, const void*
   for (int32_t r = 0; r < rows; r += 2) {
     const int32_t rb = std::min(r + 1, rows - 1);
     const int32_t nk = std::max(vis_of(r), vis_of(rb));
-    if (vec) {
+    if (vec && rb == r) {
+      for (int32_t j = 0; j < nk; j += 4) scores_1x4<F16>(q_row(r), k, stride, j, n, hd, scale, s[r]);
+    } else if (vec) {
       for (int32_t j = 0; j < nk; j += 4) scores_2x4<F16>(q_row(r), q_row(rb), k, stride, j, n, hd, scale, s[r], s[rb]);
     } else {
       for (int32_t x : {r, rb}) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
 
 #include "core/check.h"
@@ -212,6 +213,14 @@ void SamplerChain::reset() {
 }
 
 int32_t SamplerChain::sample(const float* logits, int32_t n_vocab) {
+  if (stages_.size() == 1 && std::strcmp(stages_[0]->name(), "greedy") == 0) {
+    LLMOPT_CHECK(n_vocab > 0);
+    int32_t best = 0;
+    for (int32_t i = 1; i < n_vocab; ++i) {
+      if (logits[i] > logits[best]) best = i;  // as Greedy::apply: the first maximum wins
+    }
+    return best;
+  }
   scratch_.reset(logits, n_vocab);
   apply(scratch_);
   LLMOPT_CHECK_MSG(scratch_.selected >= 0, "sampler chain has no final stage");

@@ -69,7 +69,8 @@ class SamplerChain : public SamplerStage {
   void apply(Candidates& c) override;
   void accept(int32_t token) override;
   void reset() override;
-  // Runs the chain over raw logits and returns the chosen token.
+  // Runs the chain over raw logits and returns the chosen token. A chain of greedy alone takes the
+  // argmax of the logits directly (the same token: the first maximum), without building candidates.
   int32_t sample(const float* logits, int32_t n_vocab);
 
  private:
