@@ -7,6 +7,7 @@
 // how close a kernel gets to the memory bandwidth.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -22,8 +23,14 @@
 namespace llmopt::kernels {
 namespace {
 
-constexpr int64_t kNOut = 4096;
-constexpr int64_t kK = 4096;
+// The weight matrix: 4096 x 4096 unless BENCH_N_OUT / BENCH_K say otherwise (e.g. GPT-2's ffn_down,
+// BENCH_N_OUT=768 BENCH_K=3072).
+int64_t env_or(const char* name, int64_t dflt) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::atoll(v) > 0 ? std::atoll(v) : dflt;
+}
+const int64_t kNOut = env_or("BENCH_N_OUT", 4096);
+const int64_t kK = env_or("BENCH_K", 4096);
 
 // Random weights: values through quantize_row for float types; random payload with small fp16
 // scales (and mins) for block types.

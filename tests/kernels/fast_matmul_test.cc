@@ -14,10 +14,10 @@
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
+#include "kernels/isa_test_util.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/blocks.h"
 #include "kernels/ref/ref.h"
-#include "kernels/isa_test_util.h"
 
 namespace llmopt::kernels {
 namespace {
@@ -230,19 +230,27 @@ TEST_P(KernelsFastMatmul, EachRowIsBitIdenticalToItsOneRowCall) {
   std::mt19937 rng(3000 + static_cast<int>(t));
   std::uniform_real_distribution<float> val(-1.0f, 1.0f);
   ThreadPool pool(2);
-  const int64_t k = dtype_info(t).block_size >= 128 ? 512 : 96, n_out = 19;
-  Weights w;
-  random_weights(t, n_out, k, rng, &w);
-  for (Isa isa : supported_isas()) {
-    set_isa(isa);
-    for (int64_t m = 2; m <= 20; ++m) {
-      SCOPED_TRACE(std::string(dtype_name(t)) + " isa=" + isa_name(isa) + " m=" + std::to_string(m));
-      std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n_out)), y1(static_cast<size_t>(n_out));
-      for (auto& v : x) v = val(rng);
-      matmul(w.view, x.data(), m, y.data(), pool);
-      for (int64_t i = 0; i < m; ++i) {
-        matmul(w.view, x.data() + i * k, 1, y1.data(), pool);
-        for (int64_t j = 0; j < n_out; ++j) ASSERT_EQ(y[i * n_out + j], y1[j]) << "row " << i << " col " << j;
+  const int64_t n_out = 19;
+  // Float weights also with rows long enough for the k-blocked batches (tiles_float_x86.h).
+  std::vector<int64_t> ks = {dtype_info(t).block_size >= 128 ? 512 : 96};
+  if (!dtype_info(t).quantized) ks.push_back(4096 + 32 + 5);
+  for (int64_t k : ks) {
+    Weights w;
+    random_weights(t, n_out, k, rng, &w);
+    for (Isa isa : supported_isas()) {
+      set_isa(isa);
+      for (int64_t m = 2; m <= 20; ++m) {
+        SCOPED_TRACE(std::string(dtype_name(t)) + " isa=" + isa_name(isa) + " m=" + std::to_string(m) +
+                     " k=" + std::to_string(k));
+        std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n_out)),
+            y1(static_cast<size_t>(n_out));
+        for (auto& v : x) v = val(rng);
+        matmul(w.view, x.data(), m, y.data(), pool);
+        for (int64_t i = 0; i < m; ++i) {
+          matmul(w.view, x.data() + i * k, 1, y1.data(), pool);
+          for (int64_t j = 0; j < n_out; ++j)
+            ASSERT_EQ(y[i * n_out + j], y1[j]) << "row " << i << " col " << j;
+        }
       }
     }
   }
@@ -320,8 +328,8 @@ TEST(KernelsFusedProducts, GeluEpilogueEqualsSeparatePass) {
   test::IsaGuard guard;
   std::mt19937 rng(21);
   const int64_t k = 256;
-  for (const auto& [type, n_out] : std::vector<std::pair<DType, int64_t>>{{DType::kQ8_0, 203}, {DType::kF32, 61},
-                                                                        {DType::kQ4_K, 1030}}) {
+  for (const auto& [type, n_out] :
+       std::vector<std::pair<DType, int64_t>>{{DType::kQ8_0, 203}, {DType::kF32, 61}, {DType::kQ4_K, 1030}}) {
     Weights w;
     random_weights(type, n_out, k, rng, &w);
     std::vector<float> bias(static_cast<size_t>(n_out));
@@ -338,7 +346,8 @@ TEST(KernelsFusedProducts, GeluEpilogueEqualsSeparatePass) {
           gelu_inplace(want.data(), m * n_out);
           const MatmulJob job[] = {{&w.view, bias.data(), got.data(), Epilogue::kGelu}};
           matmul_multi(job, x.data(), m, pool);
-          ASSERT_EQ(got, want) << dtype_name(type) << " " << isa_name(isa) << " threads=" << n_threads << " m=" << m;
+          ASSERT_EQ(got, want) << dtype_name(type) << " " << isa_name(isa) << " threads=" << n_threads
+                               << " m=" << m;
         }
       }
     }
@@ -355,9 +364,11 @@ TEST(KernelsFusedProducts, NormedProductsEqualNormThenProducts) {
   std::vector<float> nw(static_cast<size_t>(k)), nb(static_cast<size_t>(k));
   for (auto& v : nw) v = std::uniform_real_distribution<float>(0.5f, 1.5f)(rng);
   for (auto& v : nb) v = std::uniform_real_distribution<float>(-0.5f, 0.5f)(rng);
-  for (const std::vector<DType>& types : std::vector<std::vector<DType>>{{DType::kQ8_0, DType::kQ4_K}, {DType::kF16}}) {
+  for (const std::vector<DType>& types :
+       std::vector<std::vector<DType>>{{DType::kQ8_0, DType::kQ4_K}, {DType::kF16}}) {
     std::vector<Weights> ws(types.size());
-    for (size_t j = 0; j < types.size(); ++j) random_weights(types[j], 37 + 8 * static_cast<int64_t>(j), k, rng, &ws[j]);
+    for (size_t j = 0; j < types.size(); ++j)
+      random_weights(types[j], 37 + 8 * static_cast<int64_t>(j), k, rng, &ws[j]);
     for (Isa isa : test::supported_isas()) {
       set_isa(isa);
       ThreadPool pool(2);
@@ -384,12 +395,13 @@ TEST(KernelsFusedProducts, NormedProductsEqualNormThenProducts) {
           matmul_multi(jw, h.data(), m, pool);
           matmul_multi_normed(jg, x.data(), m, norm, h2.data(), pool);
           for (size_t j = 0; j < types.size(); ++j) {
-            ASSERT_EQ(got[j], want[j]) << dtype_name(types[j]) << " " << isa_name(isa) << " layer=" << layer
-                                       << " m=" << m;
+            ASSERT_EQ(got[j], want[j])
+                << dtype_name(types[j]) << " " << isa_name(isa) << " layer=" << layer << " m=" << m;
           }
           const bool fused = isa != Isa::kRef && types[0] != DType::kF16;
           if (fused) {
-            EXPECT_EQ(h2, std::vector<float>(h2.size(), 7.0f)) << "fused: the normalized rows are not written";
+            EXPECT_EQ(h2, std::vector<float>(h2.size(), 7.0f))
+                << "fused: the normalized rows are not written";
           } else {
             EXPECT_EQ(h2, h) << "unfused: h holds the normalized rows";
           }

@@ -20,6 +20,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ref/blocks.h"
 #include "kernels/x86/tiles_blockdot_x86.h"
+#include "kernels/x86/tiles_float_x86.h"
 #include "kernels/x86/tiles_x86.h"
 #include "kernels/x86/weight_blocks_x86.h"
 #include "kernels/x86/weight_kquants_x86.h"
@@ -140,6 +141,17 @@ void run_rows_passes(const MatmulArgs& a, int64_t r0, int64_t r1) {
   }
 }
 
+// Float weights: batches with rows longer than one k-block take the k-blocked loop; the rest the
+// passes above.
+template <class W>
+void float_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.m >= kFloatKBlockedMinM && a.k > float_kc<W>()) {
+    float_rows_kblocked<W>(a, r0, r1);
+  } else {
+    run_rows_passes<FloatKernel<W>>(a, r0, r1);
+  }
+}
+
 template <class Ops>
 void I8ColKernel<Ops>::run(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.xi8x8 == nullptr) {
@@ -154,11 +166,11 @@ template <class Ops>
 MatmulKernel find_matmul_x86(DType t) {
   switch (t) {
     case DType::kF32:
-      return {run_rows_passes<FloatKernel<WF32>>, ActForm::kF32};
+      return {float_rows<WF32>, ActForm::kF32};
     case DType::kF16:
-      return {run_rows_passes<FloatKernel<WF16>>, ActForm::kF32};
+      return {float_rows<WF16>, ActForm::kF32};
     case DType::kBF16:
-      return {run_rows_passes<FloatKernel<WBF16>>, ActForm::kF32};
+      return {float_rows<WBF16>, ActForm::kF32};
     case DType::kQ8_0:
       return {BlockDotKernel<WQ8_0, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ4_0:

@@ -1,7 +1,8 @@
-// The tile kernels of the x86 matmuls: a tile is R weight rows x M activation rows, for float weights
-// (f32 / f16 / bf16) and i8_ch rows against int8 activation rows, with the decode prefetch (the
-// constants are shared with the block-quantized kernels of tiles_blockdot_x86.h). Included only through matmul_x86.h (internal linkage,
-// see there); the row loops that pick the tile shapes and the type table are in matmul_x86.h.
+// The tile kernels of the x86 matmuls: a tile is R weight rows x M activation rows, for i8_ch rows
+// against int8 activation rows, with the decode prefetch (the constants are shared with the float
+// kernels of tiles_float_x86.h and the block-quantized ones of tiles_blockdot_x86.h). Included only
+// through matmul_x86.h (internal linkage, see there); the row loops that pick the tile shapes and the
+// type table are in matmul_x86.h.
 #pragma once
 
 #include <immintrin.h>
@@ -27,64 +28,6 @@ constexpr int64_t kPrefetchBytes = 8192;
 constexpr int64_t kPrefetchNear = 256;
 constexpr int kPrefetchMaxM = 16;  // tiles with at most this many activation rows prefetch (quantized tiles;
                                     // measured: pp4 +35%, pp8 and pp512 unchanged)
-
-template <class W>
-struct FloatKernel {
-  // Batched tile: 4 weight rows x 3 activation rows = 12 accumulators (FMA-bound; measured ~1.4x
-  // the 2 x 4 tile at 16-64 rows).
-  static constexpr int kTileR = 4, kTileM = 3;
-  static constexpr int kDecodeR = 8;  // weight rows per decode (m = 1) tile: measured best per kernel
-  template <int R, int M>
-  static void tile(const MatmulArgs& a, int64_t r0, int64_t i0) {
-    const int64_t k = a.k;
-    const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
-    const float* xs[M];
-    for (int i = 0; i < M; ++i) xs[i] = a.x + (i0 + i) * k;
-    __m256 acc[R][M];
-    for (int r = 0; r < R; ++r)
-      for (int i = 0; i < M; ++i) acc[r][i] = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 8 <= k; c += 8) {
-      if constexpr (M <= kPrefetchMaxM && W::kBytes < 4) {  // f16 / bf16 (measured: f32 decode is slower with it)
-        if (c % 16 == 0) {  // once per 32 bytes
-          for (int r = 0; r < R; ++r) {
-            _mm_prefetch(reinterpret_cast<const char*>(rows[r] + W::kBytes * c + kPrefetchBytes), _MM_HINT_T1);
-            _mm_prefetch(reinterpret_cast<const char*>(rows[r] + W::kBytes * c + kPrefetchNear), _MM_HINT_T0);
-          }
-        }
-      }
-      __m256 xv[M];
-      for (int i = 0; i < M; ++i) xv[i] = _mm256_loadu_ps(xs[i] + c);
-      for (int r = 0; r < R; ++r) {
-        const __m256 wv = W::load8(rows[r], c);
-        for (int i = 0; i < M; ++i) acc[r][i] = _mm256_fmadd_ps(wv, xv[i], acc[r][i]);
-      }
-    }
-    if (c < k) {
-      // The last k % 8 elements, zero-padded to a full vector.
-      const int n = static_cast<int>(k - c);
-      __m256 xv[M];
-      for (int i = 0; i < M; ++i) {
-        float t[8] = {};
-        std::memcpy(t, xs[i] + c, static_cast<size_t>(n) * 4);
-        xv[i] = _mm256_loadu_ps(t);
-      }
-      for (int r = 0; r < R; ++r) {
-        uint8_t t[32] = {};
-        std::memcpy(t, rows[r] + W::kBytes * c, static_cast<size_t>(n) * W::kBytes);
-        const __m256 wv = W::load8(t, 0);
-        for (int i = 0; i < M; ++i) acc[r][i] = _mm256_fmadd_ps(wv, xv[i], acc[r][i]);
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      for (int i = 0; i < M; ++i) {
-        const float v = hsum(acc[r][i]);
-        a.y[(i0 + i) * a.n_out + r0 + r] = a.bias != nullptr ? v + a.bias[r0 + r] : v;
-      }
-    }
-  }
-};
 
 // DType::kI8Ch (W8A8): int8 weight rows of k bytes with one f32 scale per row, against int8 activation
 // rows (k_pad bytes, zero-padded) with one scale per row. The int32 sum over the whole row is exact,

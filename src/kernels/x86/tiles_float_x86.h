@@ -1,0 +1,154 @@
+// Float-weight tiles (f32 / f16 / bf16 against f32 activations) and the k-blocked loop that batches
+// use for long rows. Every output element keeps 8 lane sums, lane j adding w[c] * x[c] for the columns
+// c = j (mod 8) in increasing order with one fma each, then the tail past the last multiple of 8
+// (zero-padded), then one horizontal sum (hsum) and the bias: the same operations whatever the tile,
+// the batch or the k-blocking (lane sums are kept exactly in memory between k-blocks), so a row's
+// result never depends on the other rows of the call. Included only through matmul_x86.h (internal
+// linkage, see there).
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/dispatch.h"
+#include "kernels/x86/tiles_x86.h"
+#include "kernels/x86/weight_blocks_x86.h"
+
+namespace llmopt::kernels {
+namespace {
+
+template <class W>
+struct FloatKernel {
+  // Batched tile: 4 weight rows x 3 activation rows = 12 accumulators (FMA-bound; measured ~1.4x
+  // the 2 x 4 tile at 16-64 rows).
+  static constexpr int kTileR = 4, kTileM = 3;
+  static constexpr int kDecodeR = 8;  // weight rows per decode (m = 1) tile: measured best per kernel
+
+  // Columns [c0, c1) of the tile's lane sums (c0 and, unless last, c1 multiples of 8). io: the R x M
+  // lane sums (8 floats each) carried between k-blocks, read unless first, written unless last; the
+  // last block adds the tail and writes y.
+  template <int R, int M>
+  static void tile_part(const MatmulArgs& a, int64_t r0, int64_t i0, int64_t c0, int64_t c1, float* io, bool first,
+                        bool last) {
+    const int64_t k = a.k;
+    const uint8_t* rows[R];
+    for (int r = 0; r < R; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    const float* xs[M];
+    for (int i = 0; i < M; ++i) xs[i] = a.x + (i0 + i) * k;
+    __m256 acc[R][M];
+    for (int r = 0; r < R; ++r) {
+      for (int i = 0; i < M; ++i) acc[r][i] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(io + (r * M + i) * 8);
+    }
+    int64_t c = c0;
+    for (; c + 8 <= c1; c += 8) {
+      if constexpr (M <= kPrefetchMaxM && W::kBytes < 4) {  // f16 / bf16 (measured: f32 decode is slower with it)
+        if (c % 16 == 0) {  // once per 32 bytes
+          for (int r = 0; r < R; ++r) {
+            _mm_prefetch(reinterpret_cast<const char*>(rows[r] + W::kBytes * c + kPrefetchBytes), _MM_HINT_T1);
+            _mm_prefetch(reinterpret_cast<const char*>(rows[r] + W::kBytes * c + kPrefetchNear), _MM_HINT_T0);
+          }
+        }
+      }
+      __m256 xv[M];
+      for (int i = 0; i < M; ++i) xv[i] = _mm256_loadu_ps(xs[i] + c);
+      for (int r = 0; r < R; ++r) {
+        const __m256 wv = W::load8(rows[r], c);
+        for (int i = 0; i < M; ++i) acc[r][i] = _mm256_fmadd_ps(wv, xv[i], acc[r][i]);
+      }
+    }
+    if (!last) {
+      for (int r = 0; r < R; ++r) {
+        for (int i = 0; i < M; ++i) _mm256_storeu_ps(io + (r * M + i) * 8, acc[r][i]);
+      }
+      return;
+    }
+    if (c < k) {
+      // The last k % 8 elements, zero-padded to a full vector.
+      const int n = static_cast<int>(k - c);
+      __m256 xv[M];
+      for (int i = 0; i < M; ++i) {
+        float t[8] = {};
+        std::memcpy(t, xs[i] + c, static_cast<size_t>(n) * 4);
+        xv[i] = _mm256_loadu_ps(t);
+      }
+      for (int r = 0; r < R; ++r) {
+        uint8_t t[32] = {};
+        std::memcpy(t, rows[r] + W::kBytes * c, static_cast<size_t>(n) * W::kBytes);
+        const __m256 wv = W::load8(t, 0);
+        for (int i = 0; i < M; ++i) acc[r][i] = _mm256_fmadd_ps(wv, xv[i], acc[r][i]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int i = 0; i < M; ++i) {
+        const float v = hsum(acc[r][i]);
+        a.y[(i0 + i) * a.n_out + r0 + r] = a.bias != nullptr ? v + a.bias[r0 + r] : v;
+      }
+    }
+  }
+
+  template <int R, int M>
+  static void tile(const MatmulArgs& a, int64_t r0, int64_t i0) {
+    tile_part<R, M>(a, r0, i0, 0, a.k, nullptr, true, true);
+  }
+};
+
+// Batches of float weights with long rows: blocks of activation rows whose whole rows fit in about
+// kFloatXBlockBytes (they stay in L2), and for each group of 4 weight rows, k-blocks of
+// kFloatKcBytes of each row (the 16 KiB of one block of 4 rows stay in L1 while the block's activation
+// tiles go by). Without the k-blocks, 4 weight rows of 4096 f32 (64 KiB) overflow L1 and every tile
+// reads them from L2 again (measured with bench_kernels, f32 4096 x 4096, m = 64: 19-20 -> 24-25
+// GMAC/s per core in two of three rounds; GPT-2's 3072-long rows: unchanged).
+constexpr int64_t kFloatKcBytes = 4096;
+constexpr int64_t kFloatKBlockedMinM = 6;
+template <class W>
+constexpr int64_t float_kc() {
+  return kFloatKcBytes / W::kBytes;
+}
+constexpr int64_t kFloatXBlockBytes = int64_t{192} << 10;
+
+template <class W>
+void float_rows_kblocked(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  using K = FloatKernel<W>;
+  constexpr int64_t kMaxMc = 63;
+  const int64_t k = a.k;
+  const int64_t mc = std::clamp<int64_t>(kFloatXBlockBytes / (k * 4) / K::kTileM * K::kTileM, K::kTileM, kMaxMc);
+  // Lane sums carried between k-blocks: activation row li of the block owns io[li * 32, li * 32 + 32)
+  // (4 weight rows x 8 lanes); a tile of rows [li, li + M) uses the contiguous slots from li * 32.
+  alignas(32) float io[kMaxMc * 4 * 8];
+  auto rows_group = [&]<int R>(int64_t r, int64_t i0, int64_t i1) {
+    for (int64_t c0 = 0; c0 < k; c0 += float_kc<W>()) {
+      const int64_t c1 = std::min(k, c0 + float_kc<W>());
+      const bool first = c0 == 0, last = c1 == k;
+      for (int64_t i = i0; i < i1;) {
+        float* slot = io + (i - i0) * 4 * 8;
+        switch (std::min<int64_t>(i1 - i, K::kTileM)) {
+          case K::kTileM:
+            K::template tile_part<R, K::kTileM>(a, r, i, c0, c1, slot, first, last);
+            i += K::kTileM;
+            break;
+          case 2:
+            K::template tile_part<R, 2>(a, r, i, c0, c1, slot, first, last);
+            i += 2;
+            break;
+          default:
+            K::template tile_part<R, 1>(a, r, i, c0, c1, slot, first, last);
+            i += 1;
+            break;
+        }
+      }
+    }
+  };
+  for (int64_t i0 = 0; i0 < a.m; i0 += mc) {
+    const int64_t i1 = std::min(a.m, i0 + mc);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) rows_group.template operator()<4>(r, i0, i1);
+    for (; r < r1; ++r) rows_group.template operator()<1>(r, i0, i1);
+  }
+}
+
+}  // namespace
+}  // namespace llmopt::kernels
