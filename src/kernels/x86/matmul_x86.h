@@ -141,11 +141,13 @@ void run_rows_passes(const MatmulArgs& a, int64_t r0, int64_t r1) {
   }
 }
 
-// Float weights: batches with rows longer than one k-block take the k-blocked loop; the rest the
-// passes above.
+// Float weights: batches whose groups of 4 weight rows exceed 48 KiB (rows over 12 KiB: f32 rows of
+// 4096) take the k-blocked loop; the rest the passes above. (Measured: GPT-2 124M's 3072-long rows,
+// 24 and 48 KiB per 4 rows in f16 and f32, gained nothing from k-blocks end to end, f16 pp512 lost
+// 5-8%.)
 template <class W>
 void float_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  if (a.m >= kFloatKBlockedMinM && a.k > float_kc<W>()) {
+  if (a.m >= kFloatKBlockedMinM && a.k * W::kBytes > 3 * kFloatKcBytes) {
     float_rows_kblocked<W>(a, r0, r1);
   } else {
     run_rows_passes<FloatKernel<W>>(a, r0, r1);

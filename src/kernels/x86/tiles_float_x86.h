@@ -96,10 +96,10 @@ struct FloatKernel {
   }
 };
 
-// Batches of float weights with long rows: blocks of activation rows whose whole rows fit in about
-// kFloatXBlockBytes (they stay in L2), and for each group of 4 weight rows, k-blocks of
-// kFloatKcBytes of each row (the 16 KiB of one block of 4 rows stay in L1 while the block's activation
-// tiles go by). Without the k-blocks, 4 weight rows of 4096 f32 (64 KiB) overflow L1 and every tile
+// Batches of float weights with long rows (matmul_x86.h decides which): blocks of activation rows
+// whose whole rows fit in about kFloatXBlockBytes (they stay in L2), and for each group of 4 weight
+// rows, k-blocks of kFloatKcBytes of each row (the 16 KiB of one block of 4 rows stay in L1 while the
+// block's activation tiles go by). Without the k-blocks, 4 weight rows of 4096 f32 (64 KiB) overflow L1 and every tile
 // reads them from L2 again (measured with bench_kernels, f32 4096 x 4096, m = 64: 19-20 -> 24-25
 // GMAC/s per core in two of three rounds; GPT-2's 3072-long rows: unchanged).
 constexpr int64_t kFloatKcBytes = 4096;
