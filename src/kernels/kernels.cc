@@ -46,6 +46,11 @@ bool can_quantize(DType t) {
 }
 
 void quantize_row(DType t, const float* src, void* dst, int64_t n) {
+  if (const IsaKernels* isa = active_isa_kernels(); isa != nullptr && t == DType::kF16) {
+    LLMOPT_CHECK(n >= 0);
+    isa->f32_to_f16_row(src, static_cast<uint16_t*>(dst), n);  // the same bits as the reference
+    return;
+  }
   const TypeTraits* tr = find_type_traits(t);
   LLMOPT_CHECK_MSG(tr != nullptr && tr->quantize_row != nullptr, dtype_name(t));
   LLMOPT_CHECK(n >= 0 && n % dtype_info(t).block_size == 0);
@@ -361,10 +366,20 @@ void attn_block(const AttnQueries& a, int64_t hd, float scale, const void* k, co
 }
 
 void rms_norm(const float* x, const float* w, float eps, float* out, int64_t n) {
-  ref::rms_norm(x, w, eps, out, n);
+  const IsaKernels* isa = active_isa_kernels();
+  if (isa != nullptr) {
+    isa->rms_norm(x, w, eps, out, n);
+  } else {
+    ref::rms_norm(x, w, eps, out, n);
+  }
 }
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, int64_t n) {
-  ref::layer_norm(x, w, b, eps, out, n);
+  const IsaKernels* isa = active_isa_kernels();
+  if (isa != nullptr) {
+    isa->layer_norm(x, w, b, eps, out, n);
+  } else {
+    ref::layer_norm(x, w, b, eps, out, n);
+  }
 }
 void gelu_inplace(float* x, int64_t n) {
   const IsaKernels* isa = active_isa_kernels();

@@ -68,8 +68,8 @@ struct AttnCase {
 // (so 3 tokens see n_key - 2, n_key - 1 and n_key keys); returns o / l for those tokens.
 std::vector<float> run_attention(const AttnCase& c, const std::vector<float>& q, const std::vector<float>& kf,
                                  const std::vector<float>& vf, const std::vector<uint16_t>& kh,
-                                 const std::vector<uint16_t>& vh, int64_t stride, int32_t n_key, int32_t t_begin,
-                                 int32_t t_end) {
+                                 const std::vector<uint16_t>& vh, int64_t stride, int32_t n_key,
+                                 int32_t t_begin, int32_t t_end) {
   const int32_t n_tok = t_end - t_begin, rows = n_tok * c.group;
   const int64_t hd = c.hd;
   std::vector<float> m(rows, -std::numeric_limits<float>::infinity()), l(rows, 0.0f), o(rows * hd, 0.0f);
@@ -128,7 +128,8 @@ TEST(KernelsOps, FlashAttentionMatchesDoubleSoftmaxAndIsTileInvariant) {
             // Alone, the token gets the same bits.
             const auto alone = run_attention(c, q, kf, vf, kh, vh, stride, n_key, t, t + 1);
             for (int64_t x = 0; x < group * hd; ++x) {
-              ASSERT_EQ(tile[t * group * hd + x], alone[x]) << "f16=" << f16 << " group=" << group << " hd=" << hd;
+              ASSERT_EQ(tile[t * group * hd + x], alone[x])
+                  << "f16=" << f16 << " group=" << group << " hd=" << hd;
             }
             for (int32_t i = 0; i < group; ++i) {
               const float* qi = q.data() + (t * group + i) * hd;
@@ -175,50 +176,93 @@ TEST(KernelsOps, AxpyAndAdd) {
 }
 
 TEST(KernelsOps, RmsNorm) {
-  std::mt19937 rng(3);
-  for (int64_t n : {1, 7, 64, 333}) {
-    auto x = random_vec(n, rng, -3.0f, 3.0f), w = random_vec(n, rng);
-    std::vector<float> out(static_cast<size_t>(n));
-    const float eps = 1e-5f;
-    rms_norm(x.data(), w.data(), eps, out.data(), n);
-    double ss = 0.0;
-    for (float v : x) ss += static_cast<double>(v) * v;
-    const double scale = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
-    for (int64_t i = 0; i < n; ++i) {
-      const double ref = x[i] * scale * w[i];
-      EXPECT_NEAR(out[i], ref, 1e-5 * std::fabs(ref) + 1e-7) << "n=" << n << " i=" << i;
+  for_each_isa([] {
+    std::mt19937 rng(3);
+    for (int64_t n : {1, 7, 64, 333}) {
+      auto x = random_vec(n, rng, -3.0f, 3.0f), w = random_vec(n, rng);
+      std::vector<float> out(static_cast<size_t>(n));
+      const float eps = 1e-5f;
+      rms_norm(x.data(), w.data(), eps, out.data(), n);
+      double ss = 0.0;
+      for (float v : x) ss += static_cast<double>(v) * v;
+      const double scale = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
+      for (int64_t i = 0; i < n; ++i) {
+        const double ref = x[i] * scale * w[i];
+        EXPECT_NEAR(out[i], ref, 1e-5 * std::fabs(ref) + 1e-7) << "n=" << n << " i=" << i;
+      }
+      // In place is allowed.
+      auto xi = x;
+      rms_norm(xi.data(), w.data(), eps, xi.data(), n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(xi[i], out[i]);
     }
-    // In place is allowed.
-    auto xi = x;
-    rms_norm(xi.data(), w.data(), eps, xi.data(), n);
-    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(xi[i], out[i]);
-  }
+  });
 }
 
 TEST(KernelsOps, LayerNormWithAndWithoutBias) {
-  std::mt19937 rng(4);
-  for (int64_t n : {2, 9, 768}) {
-    auto x = random_vec(n, rng, 5.0f, 9.0f);  // a large mean, so the centring matters
-    auto w = random_vec(n, rng), b = random_vec(n, rng);
-    const float eps = 1e-5f;
-    double mean = 0.0;
-    for (float v : x) mean += v;
-    mean /= static_cast<double>(n);
-    double var = 0.0;
-    for (float v : x) var += (v - mean) * (v - mean);
-    var /= static_cast<double>(n);
-    const double inv = 1.0 / std::sqrt(var + eps);
-    std::vector<float> out(static_cast<size_t>(n)), out_nb(static_cast<size_t>(n));
-    layer_norm(x.data(), w.data(), b.data(), eps, out.data(), n);
-    layer_norm(x.data(), w.data(), nullptr, eps, out_nb.data(), n);
-    for (int64_t i = 0; i < n; ++i) {
-      const double ref = (x[i] - mean) * inv * w[i];
-      // Centring x in f32 loses up to half an ulp of |x| ~ 8, i.e. 5e-7 absolute before scaling by
-      // inv (< 1 / stddev ~ 1 / 1.15 here).
-      EXPECT_NEAR(out_nb[i], ref, 2e-6 + 1e-5 * std::fabs(ref)) << "n=" << n << " i=" << i;
-      EXPECT_NEAR(out[i], ref + b[i], 2e-6 + 1e-5 * std::fabs(ref)) << "n=" << n << " i=" << i;
+  for_each_isa([] {
+    std::mt19937 rng(4);
+    for (int64_t n : {2, 9, 768, 1001}) {
+      auto x = random_vec(n, rng, 5.0f, 9.0f);  // a large mean, so the centring matters
+      auto w = random_vec(n, rng), b = random_vec(n, rng);
+      const float eps = 1e-5f;
+      double mean = 0.0;
+      for (float v : x) mean += v;
+      mean /= static_cast<double>(n);
+      double var = 0.0;
+      for (float v : x) var += (v - mean) * (v - mean);
+      var /= static_cast<double>(n);
+      const double inv = 1.0 / std::sqrt(var + eps);
+      std::vector<float> out(static_cast<size_t>(n)), out_nb(static_cast<size_t>(n));
+      layer_norm(x.data(), w.data(), b.data(), eps, out.data(), n);
+      layer_norm(x.data(), w.data(), nullptr, eps, out_nb.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double ref = (x[i] - mean) * inv * w[i];
+        // Centring x in f32 loses up to half an ulp of |x| ~ 8, i.e. 5e-7 absolute before scaling by
+        // inv (< 1 / stddev ~ 1 / 1.15 here).
+        EXPECT_NEAR(out_nb[i], ref, 2e-6 + 1e-5 * std::fabs(ref)) << "n=" << n << " i=" << i;
+        EXPECT_NEAR(out[i], ref + b[i], 2e-6 + 1e-5 * std::fabs(ref)) << "n=" << n << " i=" << i;
+      }
+      // In place is allowed.
+      auto xi = x;
+      layer_norm(xi.data(), w.data(), b.data(), eps, xi.data(), n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(xi[i], out[i]);
     }
-  }
+  });
+}
+
+TEST(KernelsOps, F16RowsAreTheScalarConversionBitForBit) {
+  // Every ISA's f32 -> f16 row (the KV cache's writes) against fp32_to_fp16, on random values of every
+  // magnitude and the edge cases: signed zeros, the subnormal range and its rounding boundaries, the
+  // largest half, the overflow boundary (65520 rounds to infinity), infinities and NaNs.
+  std::vector<float> x = {0.0f,
+                          -0.0f,
+                          5.96e-8f,
+                          2.98e-8f,
+                          2.99e-8f,
+                          6.1e-5f,
+                          6.09e-5f,
+                          65504.0f,
+                          65519.0f,
+                          65520.0f,
+                          -65520.0f,
+                          1e10f,
+                          std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(),
+                          -std::numeric_limits<float>::quiet_NaN(),
+                          1.0009765625f,
+                          1.00048828125f};
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  std::uniform_int_distribution<int> ex(-30, 18);
+  for (int i = 0; i < 4000; ++i) x.push_back((i % 2 ? -1.0f : 1.0f) * std::ldexp(mant(rng), ex(rng)));
+  x.push_back(1.5f);  // an odd length: the scalar tail too
+  for_each_isa([&] {
+    std::vector<uint16_t> got(x.size());
+    quantize_row(DType::kF16, x.data(), got.data(), static_cast<int64_t>(x.size()));
+    for (size_t i = 0; i < x.size(); ++i)
+      ASSERT_EQ(got[i], fp32_to_fp16(x[i])) << "x=" << x[i] << " at " << i;
+  });
 }
 
 TEST(KernelsOps, GeluTanhApproximation) {
@@ -309,23 +353,23 @@ void expect_softmax_matches(std::vector<float> x) {
 
 TEST(KernelsOps, SoftmaxPlainLargeAndMasked) {
   for_each_isa([] {
-  std::mt19937 rng(5);
-  expect_softmax_matches(random_vec(50, rng, -5.0f, 5.0f));
-  expect_softmax_matches(random_vec(1003, rng, -20.0f, 20.0f));
-  std::vector<float> masked = random_vec(64, rng, -3.0f, 3.0f);
-  for (size_t i = 0; i < masked.size(); i += 3) masked[i] = -std::numeric_limits<float>::infinity();
-  expect_softmax_matches(masked);  // masked entries inside SIMD lanes get 0 too
-  expect_softmax_matches({1000.0f, 1001.0f, 999.0f, 1000.5f});  // exp would overflow unshifted
-  expect_softmax_matches({-1000.0f, -1001.0f, -999.0f});        // exp would underflow unshifted
-  expect_softmax_matches({3e38f, 3e38f, -3e38f});
-  const float ninf = -std::numeric_limits<float>::infinity();
-  expect_softmax_matches({0.5f, ninf, 1.5f, ninf});  // masked entries get 0
-  std::vector<float> one = {42.0f};
-  softmax_inplace(one.data(), 1);
-  EXPECT_EQ(one[0], 1.0f);
-  std::vector<float> all_masked(19, ninf);
-  softmax_inplace(all_masked.data(), 19);
-  for (float v : all_masked) EXPECT_EQ(v, 0.0f);
+    std::mt19937 rng(5);
+    expect_softmax_matches(random_vec(50, rng, -5.0f, 5.0f));
+    expect_softmax_matches(random_vec(1003, rng, -20.0f, 20.0f));
+    std::vector<float> masked = random_vec(64, rng, -3.0f, 3.0f);
+    for (size_t i = 0; i < masked.size(); i += 3) masked[i] = -std::numeric_limits<float>::infinity();
+    expect_softmax_matches(masked);  // masked entries inside SIMD lanes get 0 too
+    expect_softmax_matches({1000.0f, 1001.0f, 999.0f, 1000.5f});  // exp would overflow unshifted
+    expect_softmax_matches({-1000.0f, -1001.0f, -999.0f});        // exp would underflow unshifted
+    expect_softmax_matches({3e38f, 3e38f, -3e38f});
+    const float ninf = -std::numeric_limits<float>::infinity();
+    expect_softmax_matches({0.5f, ninf, 1.5f, ninf});  // masked entries get 0
+    std::vector<float> one = {42.0f};
+    softmax_inplace(one.data(), 1);
+    EXPECT_EQ(one[0], 1.0f);
+    std::vector<float> all_masked(19, ninf);
+    softmax_inplace(all_masked.data(), 19);
+    for (float v : all_masked) EXPECT_EQ(v, 0.0f);
   });
 }
 

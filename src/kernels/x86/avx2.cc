@@ -6,6 +6,7 @@
 #include "kernels/x86/act_x86.h"
 #include "kernels/x86/attn_x86.h"
 #include "kernels/x86/matmul_x86.h"
+#include "kernels/x86/norm_x86.h"
 #include "kernels/x86/vec_x86.h"
 
 namespace llmopt::kernels {
@@ -28,7 +29,8 @@ MatmulKernel find_matmul_avx2(DType t) { return find_matmul_x86<Avx2Ops>(t); }
 namespace avx2 {
 const IsaKernels& kernels() {
   static constexpr IsaKernels k{Isa::kAvx2, quantize_act_row_x86, find_matmul_avx2, dot_f32_x86, axpy_f32_x86,
-                                attn_block_x86, gelu_x86, swiglu_x86, softmax_x86};
+                                attn_block_x86, gelu_x86, swiglu_x86, softmax_x86,
+                                rms_norm_x86, layer_norm_x86, f32_to_f16_row_x86};
   return k;
 }
 }  // namespace avx2
