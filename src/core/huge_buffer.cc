@@ -19,7 +19,10 @@ constexpr size_t kHugePage = size_t{2} << 20;
 HugeBuffer::HugeBuffer(size_t n) : size_(n) {
   if (n == 0) return;
   void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  LLMOPT_CHECK_MSG(p != MAP_FAILED, "cannot map " + std::to_string(n) + " bytes: " + std::strerror(errno));
+  if (p == MAP_FAILED) {
+    const std::string msg = "cannot map " + std::to_string(n) + " bytes: " + std::strerror(errno);
+    LLMOPT_CHECK_MSG(p != MAP_FAILED, msg.c_str());
+  }
   // NOTE: advice only; without transparent huge pages (or with them off) the call fails harmlessly.
   if (n >= kHugePage) (void)madvise(p, n, MADV_HUGEPAGE);
   data_ = static_cast<uint8_t*>(p);

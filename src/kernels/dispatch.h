@@ -64,7 +64,7 @@ struct IsaKernels {
   void (*softmax_inplace)(float* x, int64_t n);
   void (*rms_norm)(const float* x, const float* w, float eps, float* out, int64_t n);
   void (*layer_norm)(const float* x, const float* w, const float* b, float eps, float* out, int64_t n);
-  void (*f32_to_f16_row)(const float* src, uint16_t* dst, int64_t n);  // bit-identical to fp32_to_fp16
+  void (*f32_to_f16_row)(const float* src, void* dst, int64_t n);  // bit-identical to fp32_to_fp16; dst: any alignment
 };
 
 // The kernels selected now, or nullptr when the reference path is selected.

@@ -48,7 +48,7 @@ bool can_quantize(DType t) {
 void quantize_row(DType t, const float* src, void* dst, int64_t n) {
   if (const IsaKernels* isa = active_isa_kernels(); isa != nullptr && t == DType::kF16) {
     LLMOPT_CHECK(n >= 0);
-    isa->f32_to_f16_row(src, static_cast<uint16_t*>(dst), n);  // the same bits as the reference
+    isa->f32_to_f16_row(src, dst, n);  // the same bits as the reference
     return;
   }
   const TypeTraits* tr = find_type_traits(t);

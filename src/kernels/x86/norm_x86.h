@@ -77,13 +77,18 @@ void layer_norm_x86(const float* x, const float* w, const float* b, float eps, f
   for (; i < n; ++i) out[i] = b != nullptr ? (x[i] - meanf) * scale * w[i] + b[i] : (x[i] - meanf) * scale * w[i];
 }
 
-void f32_to_f16_row_x86(const float* src, uint16_t* dst, int64_t n) {
+// dst: any alignment (GGUF tensors need not be 2-byte aligned).
+void f32_to_f16_row_x86(const float* src, void* dst, int64_t n) {
+  uint8_t* out = static_cast<uint8_t*>(dst);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i),
                      _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
-  for (; i < n; ++i) dst[i] = fp32_to_fp16(src[i]);
+  for (; i < n; ++i) {
+    const uint16_t h = fp32_to_fp16(src[i]);
+    std::memcpy(out + 2 * i, &h, 2);
+  }
 }
 
 }  // namespace
