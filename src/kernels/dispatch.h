@@ -17,6 +17,7 @@ namespace llmopt::kernels {
 struct MatmulArgs {
   const uint8_t* w = nullptr;  // [n_out] rows of w_row_bytes bytes, any alignment
   size_t w_row_bytes = 0;
+  const uint8_t* w_row(int64_t r) const { return w + static_cast<size_t>(r) * w_row_bytes; }
   int64_t n_out = 0;
   int64_t k = 0;
   int64_t m = 0;

@@ -141,10 +141,11 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
     uint8_t* gk = act.attn_gather.data() + static_cast<size_t>(tid) * gather_bytes;
     uint8_t* gv = gk + kernels::kAttnChunk * row_bytes;
     int32_t n_vis[kernels::kAttnMaxRows];
+    // heads_split: every tile's heads [g0, g1), next to each other in the cache rows.
+    const int64_t g0 = tid * n_head_kv / n_threads, g1 = (tid + 1) * n_head_kv / n_threads;
     for (int64_t it = 0;; ++it) {
       int64_t item;
-      if (heads_split) {  // every tile's heads [g0, g1): next to each other in the cache rows
-        const int64_t g0 = tid * n_head_kv / n_threads, g1 = (tid + 1) * n_head_kv / n_threads;
+      if (heads_split) {
         if (g1 == g0 || it >= n_tiles * (g1 - g0)) break;
         item = (it / (g1 - g0)) * n_head_kv + g0 + it % (g1 - g0);
       } else {

@@ -25,7 +25,7 @@ struct BlockDotRows {
   static void by_rows(const MatmulArgs& a, int64_t r0, int64_t i) {
     const int64_t nb = a.k / kQK8_0;
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    for (int r = 0; r < R; ++r) rows[r] = a.w_row(r0 + r);
     const BlockQ8Act* x = a.xq + i * nb;
     __m128 acc4 = _mm_setzero_ps();
     float acc1 = 0.0f;
@@ -117,7 +117,7 @@ struct BlockDotRows {
   static void by_rows_super4(const MatmulArgs& a, int64_t r0, int64_t i) {
     const int64_t nb = a.k / kQK8_0;
     const uint8_t* rows[4];
-    for (int r = 0; r < 4; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    for (int r = 0; r < 4; ++r) rows[r] = a.w_row(r0 + r);
     const BlockQ8Act* x = a.xq + i * nb;
     __m128 acc4 = _mm_setzero_ps();
     for (int64_t sb = 0; sb < nb / 8; ++sb) {
@@ -149,7 +149,7 @@ struct BlockDotRows {
   static void by_rows_super4_two(const MatmulArgs& a, int64_t r0, int64_t i) {
     const int64_t nb = a.k / kQK8_0;
     const uint8_t* rows[4];
-    for (int r = 0; r < 4; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    for (int r = 0; r < 4; ++r) rows[r] = a.w_row(r0 + r);
     const BlockQ8Act* x = a.xq + i * nb;
     __m128 acc4 = _mm_setzero_ps();
     for (int64_t sb = 0; sb < nb / 8; ++sb) {

@@ -57,7 +57,7 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
   static void by_cols(const MatmulArgs& a, int64_t r0, int64_t cg) {
     const int64_t nb = a.k / kQK8_0;
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    for (int r = 0; r < R; ++r) rows[r] = a.w_row(r0 + r);
     const BlockQ8x8* x = a.xq8 + cg * nb;
     __m256 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();

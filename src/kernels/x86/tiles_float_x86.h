@@ -36,7 +36,7 @@ struct FloatKernel {
                         bool last) {
     const int64_t k = a.k;
     const uint8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes;
+    for (int r = 0; r < R; ++r) rows[r] = a.w_row(r0 + r);
     const float* xs[M];
     for (int i = 0; i < M; ++i) xs[i] = a.x + (i0 + i) * k;
     __m256 acc[R][M];

@@ -40,7 +40,7 @@ struct I8Kernel {
   static void tile(const MatmulArgs& a, int64_t r0, int64_t i0) {
     const int64_t k = a.k;
     const int8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = reinterpret_cast<const int8_t*>(a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes);
+    for (int r = 0; r < R; ++r) rows[r] = reinterpret_cast<const int8_t*>(a.w_row(r0 + r));
     const int8_t* xs[M];
     for (int i = 0; i < M; ++i) xs[i] = a.xi8 + (i0 + i) * a.k_pad;
     __m256i acc[R][M];
@@ -116,7 +116,7 @@ struct I8ColKernel {
   static void by_cols(const MatmulArgs& a, int64_t r0, int64_t cg) {
     const int64_t n_chunks = a.k_pad / 32;
     const int8_t* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = reinterpret_cast<const int8_t*>(a.w + static_cast<size_t>(r0 + r) * a.w_row_bytes);
+    for (int r = 0; r < R; ++r) rows[r] = reinterpret_cast<const int8_t*>(a.w_row(r0 + r));
     const int8_t* x = a.xi8x8 + cg * n_chunks * 256;
     __m256i isum[R];
     for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();

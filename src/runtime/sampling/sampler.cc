@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 
 #include "core/check.h"
 
@@ -200,6 +201,11 @@ std::unique_ptr<SamplerStage> make_temperature(float t) { return std::make_uniqu
 std::unique_ptr<SamplerStage> make_greedy() { return std::make_unique<Greedy>(); }
 std::unique_ptr<SamplerStage> make_dist(uint64_t seed) { return std::make_unique<Dist>(seed); }
 
+void SamplerChain::add(std::unique_ptr<SamplerStage> stage) {
+  stages_.push_back(std::move(stage));
+  greedy_only_ = stages_.size() == 1 && std::strcmp(stages_[0]->name(), "greedy") == 0;
+}
+
 void SamplerChain::apply(Candidates& c) {
   for (auto& s : stages_) s->apply(c);
 }
@@ -213,7 +219,7 @@ void SamplerChain::reset() {
 }
 
 int32_t SamplerChain::sample(const float* logits, int32_t n_vocab) {
-  if (stages_.size() == 1 && std::strcmp(stages_[0]->name(), "greedy") == 0) {
+  if (greedy_only_) {
     LLMOPT_CHECK(n_vocab > 0);
     int32_t best = 0;
     for (int32_t i = 1; i < n_vocab; ++i) {

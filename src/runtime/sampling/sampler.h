@@ -65,7 +65,7 @@ std::unique_ptr<SamplerStage> make_dist(uint64_t seed);
 class SamplerChain : public SamplerStage {
  public:
   const char* name() const override { return "chain"; }
-  void add(std::unique_ptr<SamplerStage> stage) { stages_.push_back(std::move(stage)); }
+  void add(std::unique_ptr<SamplerStage> stage);
   void apply(Candidates& c) override;
   void accept(int32_t token) override;
   void reset() override;
@@ -75,6 +75,7 @@ class SamplerChain : public SamplerStage {
 
  private:
   std::vector<std::unique_ptr<SamplerStage>> stages_;
+  bool greedy_only_ = false;  // the chain is one greedy stage (sample takes the argmax directly)
   Candidates scratch_;
 };
 
