@@ -162,7 +162,7 @@ TEST_P(KernelsFastMatmul, MatchesReferenceOnEveryIsa) {
       random_weights(t, n_out, k, rng, &w);
       std::vector<float> wf(static_cast<size_t>(n_out * k));
       for (int64_t r = 0; r < n_out; ++r) dequantize_row(t, w.view.row(r), wf.data() + r * k, k);
-      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16}) {
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 27, 40}) {  // 27, 40: units of 3 (+ 2) column groups
         std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n_out));
         for (auto& v : x) v = val(rng);
         for (auto& v : bias) v = val(rng);

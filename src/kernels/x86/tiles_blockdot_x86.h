@@ -9,8 +9,9 @@
 //    lanes are reduced for 4 weight rows at once;
 //  - by activation columns (batches of 5 rows and more): 8 activation rows interleaved by groups of
 //    4 bytes (BlockQ8x8), each group of 4 weight codes broadcast to all lanes, so the 8 lanes are 8
-//    activation rows, no reduction is needed, and one broadcast and one vector of activations serve 8
-//    and R products. About 4 vector operations per 32 multiply-adds, against 7-8 for the row layout.
+//    activation rows, no reduction is needed. A tile is R weight rows x NC such groups: each vector of
+//    activations serves R weight rows, each weight group (broadcast or shuffled) NC groups of 8 rows.
+//    About 3-4 vector operations per 32 multiply-adds, against 7-8 for the row layout.
 //    Weight rows are prefetched ahead as in decode (measured: 8-sequence batched decode of GPT-2 124M
 //    Q8_0 +30%, prefill unchanged).
 // Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, q4_1_g128, and the K-quants Q4_K, Q5_K, Q6_K, whose decode
@@ -41,7 +42,14 @@ namespace {
 template <class W, class Ops>
 struct BlockDotKernel : BlockDotRows<W, Ops> {
   using BlockDotRows<W, Ops>::run_by_rows;
-  static constexpr int kColR = 4;  // weight rows per column tile
+  // A column tile is kColR weight rows x kColNC groups of 8 activation rows (kColR1 rows when the batch
+  // is a single group). More groups share each weight group's broadcast or shuffle, and the 4-bit
+  // unpacking, over more products. The shapes are the fastest measured per kind (bench_kernels, one
+  // core, GPT-2 shapes, against 4 x 1 before: Q4_0 / Q4_1 53 -> 75-80 GMAC/s at 16-64 rows and 53 -> 60
+  // at 8, Q8_0 49 -> 52-55); the K-quants keep 4 x 1.
+  static constexpr int kColNC = kSuperBlocks<W> || kTwoScales<W> ? 1 : DirectCodes<W> ? 2 : 3;
+  static constexpr int kColR = kColNC == 3 ? 2 : 4;
+  static constexpr int kColR1 = DirectCodes<W> ? 2 : 4;  // for a single group (measured)
   // The batched tiles read the codes unsigned (Q6_K with its offset).
   static constexpr bool kUnsignedCols = W::kUnsigned || kOffsetCodes<W>;
 
@@ -52,15 +60,19 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
     return _mm256_shuffle_epi32(G < 4 ? lo : hi, (G % 4) * 0x55);
   }
 
-  // Output elements of weight rows [r0, r0 + R) against the 8 activation rows of column group cg.
-  template <int R>
+  // Output elements of weight rows [r0, r0 + R) against the 8 activation rows of each of the NC column
+  // groups cg .. cg + NC - 1. Each weight group (broadcast or shuffled) serves NC activation vectors, so
+  // the weight-side work is shared by 8 NC activation rows.
+  template <int R, int NC>
   static void by_cols(const MatmulArgs& a, int64_t r0, int64_t cg) {
     const int64_t nb = a.k / kQK8_0;
     const uint8_t* rows[R];
     for (int r = 0; r < R; ++r) rows[r] = a.w_row(r0 + r);
-    const BlockQ8x8* x = a.xq8 + cg * nb;
-    __m256 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    const BlockQ8x8* xs[NC];
+    for (int c = 0; c < NC; ++c) xs[c] = a.xq8 + (cg + c) * nb;
+    __m256 acc[NC][R];
+    for (int c = 0; c < NC; ++c)
+      for (int r = 0; r < R; ++r) acc[c][r] = _mm256_setzero_ps();
     // K-quants: a super-block's scales (Q4_K / Q5_K: d * sc in sup_a, -(dmin * m) in sup_b; Q6_K: its
     // 16 scales in sup_a), decoded once for its 8 blocks.
     [[maybe_unused]] alignas(32) float sup_a[R][16];
@@ -80,16 +92,13 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
           }
         }
       }
-      const BlockQ8x8& xb = x[b];
-      __m256i isum[R];
-      [[maybe_unused]] __m256i isum16[R];
+      __m256i isum[NC][R];
+      [[maybe_unused]] __m256i isum16[NC][R];
       float d[R], mm[R];
       [[maybe_unused]] float d1[R];
       [[maybe_unused]] __m256i lo[R], hi[R];
       [[maybe_unused]] const uint8_t* codes[R];
       for (int r = 0; r < R; ++r) {
-        isum[r] = _mm256_setzero_si256();
-        if constexpr (kSum16<W, Ops>) isum16[r] = _mm256_setzero_si256();
         if constexpr (DirectCodes<W>) {
           codes[r] = W::codes(rows[r], b);
           d[r] = W::scale(rows[r], b);
@@ -118,21 +127,34 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
           mm[r] = wb.m;
         }
       }
-      const __m256 dx = _mm256_load_ps(xb.d);
-      [[maybe_unused]] __m256i xoff[2];  // offset-code types: offset * (sum of each half of x)
-      if constexpr (kOffsetCodes<W>) {
-        for (int h = 0; h < 2; ++h) {
-          xoff[h] = _mm256_mullo_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qsum[h])),
-                                       _mm256_set1_epi32(W::kCodeOffset));
+      // The block's fma for the integer sums so far, scale d (per row) times the activations' scales.
+      auto flush = [&](const float (&dw)[R], int half) {
+        for (int c = 0; c < NC; ++c) {
+          const BlockQ8x8& xb = xs[c][b];
+          const __m256 dx = _mm256_load_ps(xb.d);
+          [[maybe_unused]] __m256i xoff;  // offset-code types: offset * (sum of this half of x)
+          if constexpr (kOffsetCodes<W>) {
+            xoff = _mm256_mullo_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qsum[half])),
+                                      _mm256_set1_epi32(W::kCodeOffset));
+          }
+          for (int r = 0; r < R; ++r) {
+            if constexpr (kOffsetCodes<W>) isum[c][r] = _mm256_sub_epi32(isum[c][r], xoff);
+            acc[c][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c][r]), _mm256_mul_ps(_mm256_set1_ps(dw[r]), dx), acc[c][r]);
+          }
         }
-      }
+      };
       // Signed codes go in as the s8 operand with the activation's sign (|x| <= 127 is the u8 one),
       // which cannot represent -(-128): a block with a code of -128 (no quantizer writes one, but a file
-      // may hold it) takes |w| as the u8 operand instead, one more operation per group.
+      // may hold it) takes |w| as the u8 operand instead, one more operation per product.
       auto step = [&]<int G, bool kAbsW>() {
-        const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qs[G]));
-        [[maybe_unused]] __m256i ax;
-        if constexpr (!kUnsignedCols && !kAbsW) ax = _mm256_sign_epi8(xv, xv);
+        // The first group of a block (and of Q6_K's second half) starts the sums.
+        constexpr bool kFirst = G == 0 || (kTwoScales<W> && G == 4);
+        __m256i xv[NC];
+        [[maybe_unused]] __m256i ax[NC];
+        for (int c = 0; c < NC; ++c) {
+          xv[c] = _mm256_load_si256(reinterpret_cast<const __m256i*>(xs[c][b].qs[G]));
+          if constexpr (!kUnsignedCols && !kAbsW) ax[c] = _mm256_sign_epi8(xv[c], xv[c]);
+        }
         for (int r = 0; r < R; ++r) {
           __m256i wv;
           if constexpr (DirectCodes<W>) {
@@ -142,28 +164,31 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
           } else {
             wv = group<G>(lo[r], hi[r]);
           }
-          if constexpr (kSum16<W, Ops>) {
-            isum16[r] = _mm256_add_epi16(isum16[r], Ops::pairs_u8s8(wv, xv));
-            if constexpr ((G + 1) % kSum16Groups<W, Ops> == 0) {
-              isum[r] = _mm256_add_epi32(isum[r], Ops::widen16(isum16[r]));
-              isum16[r] = _mm256_setzero_si256();
+          [[maybe_unused]] __m256i aw;
+          if constexpr (kAbsW) aw = _mm256_sign_epi8(wv, wv);
+          for (int c = 0; c < NC; ++c) {
+            if constexpr (kSum16<W, Ops>) {
+              constexpr int kN = kSum16Groups<W, Ops>;
+              const __m256i p = Ops::pairs_u8s8(wv, xv[c]);
+              isum16[c][r] = G % kN == 0 ? p : _mm256_add_epi16(isum16[c][r], p);
+              if constexpr ((G + 1) % kN == 0) {
+                const __m256i w32 = Ops::widen16(isum16[c][r]);
+                isum[c][r] = G + 1 == kN || (kTwoScales<W> && G + 1 == 4 + kN) ? w32 : _mm256_add_epi32(isum[c][r], w32);
+              }
+            } else {
+              __m256i p;
+              if constexpr (kUnsignedCols) {
+                p = Ops::dot_u8s8(wv, xv[c]);
+              } else if constexpr (kAbsW) {
+                p = Ops::dot_u8s8(aw, _mm256_sign_epi8(xv[c], wv));
+              } else {
+                p = Ops::dot_u8s8(ax[c], _mm256_sign_epi8(wv, xv[c]));
+              }
+              isum[c][r] = kFirst ? p : _mm256_add_epi32(isum[c][r], p);
             }
-          } else if constexpr (kUnsignedCols) {
-            isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(wv, xv));
-          } else if constexpr (kAbsW) {
-            isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)));
-          } else {
-            isum[r] = _mm256_add_epi32(isum[r], Ops::dot_u8s8(ax, _mm256_sign_epi8(wv, xv)));
           }
         }
-        if constexpr (kTwoScales<W> && G == 3) {  // elements 0..15 done: their scale, then 16..31
-          for (int r = 0; r < R; ++r) {
-            if constexpr (kOffsetCodes<W>) isum[r] = _mm256_sub_epi32(isum[r], xoff[0]);
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(_mm256_set1_ps(d[r]), dx), acc[r]);
-            isum[r] = _mm256_setzero_si256();
-            d[r] = d1[r];
-          }
-        }
+        if constexpr (kTwoScales<W> && G == 3) flush(d, 0);  // elements 0..15 done: their scale
       };
       bool abs_w = false;
       if constexpr (kMaybeMin128<W>) {
@@ -182,19 +207,27 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
         [&]<int... G>(std::integer_sequence<int, G...>) { (step.template operator()<G, false>(), ...); }(
             std::make_integer_sequence<int, 8>{});
       }
-      for (int r = 0; r < R; ++r) {
-        if constexpr (kOffsetCodes<W>) isum[r] = _mm256_sub_epi32(isum[r], xoff[1]);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(_mm256_set1_ps(d[r]), dx), acc[r]);
-        if constexpr (W::kHasMin) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(mm[r]), _mm256_load_ps(xb.s), acc[r]);
+      if constexpr (kTwoScales<W>) {
+        flush(d1, 1);
+      } else {
+        flush(d, 1);
+      }
+      if constexpr (W::kHasMin) {
+        for (int c = 0; c < NC; ++c) {
+          const __m256 sx = _mm256_load_ps(xs[c][b].s);
+          for (int r = 0; r < R; ++r) acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(mm[r]), sx, acc[c][r]);
+        }
       }
     }
-    const int64_t n_cols = std::min<int64_t>(8, a.m - cg * 8);
-    for (int r = 0; r < R; ++r) {
-      alignas(32) float out[8];
-      _mm256_store_ps(out, acc[r]);
-      for (int64_t c = 0; c < n_cols; ++c) {
-        const float v = out[c];
-        a.y[(cg * 8 + c) * a.n_out + r0 + r] = a.bias != nullptr ? v + a.bias[r0 + r] : v;
+    for (int c = 0; c < NC; ++c) {
+      const int64_t n_cols = std::min<int64_t>(8, a.m - (cg + c) * 8);
+      for (int r = 0; r < R; ++r) {
+        alignas(32) float out[8];
+        _mm256_store_ps(out, acc[c][r]);
+        for (int64_t i = 0; i < n_cols; ++i) {
+          const float v = out[i];
+          a.y[((cg + c) * 8 + i) * a.n_out + r0 + r] = a.bias != nullptr ? v + a.bias[r0 + r] : v;
+        }
       }
     }
   }
@@ -209,8 +242,25 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
     const int64_t rem = a.m % 8;
     const int64_t n_groups = a.m / 8 + (rem >= 4 ? 1 : 0);
     if (rem > 0 && rem < 4) run_by_rows(a, r0, r1, a.m - rem);
-    column_passes<kColR>(r0, r1, n_groups, nb * static_cast<int64_t>(sizeof(BlockQ8x8)),
-                         [&]<int R>(int64_t r, int64_t g) { by_cols<R>(a, r, g); });
+    if (n_groups == 1) {  // a single group: only the activation loads are shared, by more weight rows
+      column_passes<kColR1>(r0, r1, 1, nb * static_cast<int64_t>(sizeof(BlockQ8x8)),
+                            [&]<int R>(int64_t r, int64_t) { by_cols<R, 1>(a, r, 0); });
+      return;
+    }
+    // Units of kColNC column groups (the last one may be short).
+    const int64_t n_units = (n_groups + kColNC - 1) / kColNC;
+    column_passes<kColR>(r0, r1, n_units, kColNC * nb * static_cast<int64_t>(sizeof(BlockQ8x8)),
+                         [&]<int R>(int64_t r, int64_t u) {
+                           const int64_t g = u * kColNC;
+                           const int64_t n = std::min<int64_t>(kColNC, n_groups - g);
+                           if (n == kColNC) {
+                             by_cols<R, kColNC>(a, r, g);
+                           } else if (n == 2) {
+                             by_cols<R, 2>(a, r, g);
+                           } else {
+                             by_cols<R, 1>(a, r, g);
+                           }
+                         });
   }
 };
 
