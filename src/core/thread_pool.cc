@@ -1,6 +1,7 @@
 // Thread pool: workers sleep on a condition variable between jobs; no threads are created per call.
 #include "core/thread_pool.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <string>
@@ -101,6 +102,26 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     const int64_t begin = n * t / nt;
     const int64_t end = n * (t + 1) / nt;
     if (begin < end) fn(begin, end, t);
+  });
+}
+
+void ThreadPool::parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t n_chunks = (n + grain - 1) / grain;
+  const int nt = static_cast<int>(std::min<int64_t>(n_chunks, n_threads_));
+  if (nt == 1) {
+    fn(0, n, 0);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  run_on_all([&](int t) {
+    if (t >= nt) return;
+    for (;;) {
+      const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_chunks) break;
+      fn(c * grain, std::min(n, (c + 1) * grain), t);
+    }
   });
 }
 

@@ -1,5 +1,6 @@
 // A persistent pool of worker threads used by matmuls and attention.
-// parallel_for splits [0, n) into contiguous chunks, one per thread, and blocks until all are done.
+// parallel_for splits [0, n) into contiguous chunks, one per thread, and blocks until all are done;
+// parallel_for_dynamic hands out smaller chunks to whichever thread is free.
 // The calling thread takes part as worker 0, so a pool of 1 runs everything inline.
 // Hand-off is spin-then-sleep: between jobs a worker spins on an atomic generation counter for a
 // short while (a forward pass issues hundreds of jobs, microseconds apart) and only then sleeps on a
@@ -26,6 +27,10 @@ class ThreadPool {
   int n_threads() const { return n_threads_; }
   // fn(begin, end, thread_index) over a partition of [0, n). Not re-entrant.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+  // fn(begin, end, thread_index) over [0, n) in chunks of `grain` elements, each taken by whichever
+  // thread is free next: a thread that the machine slows down does less of the work instead of holding
+  // up the others. Which thread runs a chunk is not fixed, so fn must not depend on it for results.
+  void parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
   // Runs fn(thread_index) once on every thread.
   void run_on_all(const std::function<void(int)>& fn);
 

@@ -327,7 +327,11 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
   for (size_t j = 0; j < jobs.size(); ++j) {
     first[j + 1] = first[j] + (a[j].n_out + kMatmulRowAlign - 1) / kMatmulRowAlign;
   }
-  pool.parallel_for(first[jobs.size()], [&](int64_t g0, int64_t g1, int) {
+  // Several chunks per thread, taken by whichever thread is free (on a shared machine one thread is
+  // often held up for a while; with one static half each the other then waits for it).
+  const int64_t n_groups = first[jobs.size()];
+  const int64_t grain = (n_groups + 4 * pool.n_threads() - 1) / (4 * pool.n_threads());
+  pool.parallel_for_dynamic(n_groups, grain, [&](int64_t g0, int64_t g1, int) {
     for (size_t j = 0; j < jobs.size(); ++j) {
       const int64_t lo = std::max(g0, first[j]) - first[j], hi = std::min(g1, first[j + 1]) - first[j];
       if (lo < hi) {

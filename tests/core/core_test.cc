@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include <algorithm>
 #include <atomic>
 #include <vector>
 
@@ -68,6 +69,31 @@ TEST(CoreThreadPool, PartitionCoversRangeExactlyOnce) {
         });
       }
       for (auto& h : hits) EXPECT_EQ(h.load(), 3);
+    }
+  }
+}
+
+// Chunks of `grain` handed to whichever thread is free: every index exactly once, each call's range
+// within one chunk, and the chunks as the grain cuts them. Run under ThreadSanitizer by `make test-tsan`.
+TEST(CoreThreadPool, DynamicChunksCoverRangeExactlyOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 7, 100, 1001}) {
+      for (int64_t grain : {0, 1, 3, 64, 5000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        for (int rep = 0; rep < 3; ++rep) {
+          pool.parallel_for_dynamic(n, grain, [&](int64_t b, int64_t e, int t) {
+            EXPECT_LT(t, threads);
+            const int64_t g = std::max<int64_t>(grain, 1);
+            if (threads > 1 && (n + g - 1) / g > 1) {
+              EXPECT_EQ(b % g, 0) << "n=" << n << " grain=" << grain;
+              EXPECT_EQ(e, std::min(n, b + g)) << "n=" << n << " grain=" << grain;
+            }
+            for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+          });
+        }
+        for (auto& h : hits) EXPECT_EQ(h.load(), 3) << "n=" << n << " grain=" << grain;
+      }
     }
   }
 }
