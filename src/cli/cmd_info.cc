@@ -17,6 +17,7 @@ Command register_info(CLI::App& app) {
   add_model_args(sub, args->model, /*with_threads=*/false);
   sub->add_flag("--metadata", args->metadata, "Also print every metadata key (long arrays abbreviated)");
   return {sub, [args]() -> int {
+            args->model.mmap = true;  // the weights are not run: map rather than read them
             auto model = load_or_report(args->model, /*require_tokenizer=*/false);
             if (!model) return 1;
             const ModelConfig& c = model->config();

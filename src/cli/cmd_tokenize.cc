@@ -19,6 +19,7 @@ Command register_tokenize(CLI::App& app) {
   sub->add_flag("--ids", args->ids, "Print only a JSON array of ids");
   sub->add_flag("--no-bos", args->no_bos, "Do not add BOS even if the model uses one");
   return {sub, [args]() -> int {
+            args->model.mmap = true;  // the weights are not run: map rather than read them
             auto model = load_or_report(args->model);
             if (!model) return 1;
             const Tokenizer& tok = model->tokenizer();

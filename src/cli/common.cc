@@ -14,6 +14,9 @@ void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads) {
                   "Model: a .gguf file, a Hugging Face directory (config.json + safetensors) or a llama2.c .bin")
       ->required();
   app->add_option("--tokenizer", args.tokenizer, "Tokenizer file for llama2.c checkpoints (tokenizer.bin)");
+  app->add_flag("--mmap", args.mmap,
+                "Map a GGUF model file instead of reading it into memory (shared between processes and paged "
+                "in on demand; the default read into huge pages decodes faster)");
   if (with_threads) {
     app->add_option("-t,--threads", args.threads, "Threads (default: number of physical cores)")
         ->check(CLI::Range(0, 1024));
@@ -34,6 +37,7 @@ std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokeni
   LoadOptions opts;
   opts.tokenizer_path = args.tokenizer;
   opts.require_tokenizer = require_tokenizer;
+  opts.gguf_load = args.mmap ? FileLoad::kMap : FileLoad::kRead;
   auto model = load_model(args.model, opts);
   if (!model.ok()) {
     fail(model.status());

@@ -17,6 +17,7 @@ struct ModelArgs {
   std::string tokenizer;   // --tokenizer (llama2.c checkpoints)
   int threads = 0;         // -t (0: physical cores)
   std::string kv_type = "f16";  // --kv-type (commands that run the model)
+  bool mmap = false;            // --mmap: map a GGUF file instead of reading it into memory
 };
 
 // -m, --tokenizer and, with_threads, -t and --kv-type.

@@ -13,7 +13,7 @@
 
 namespace llmopt {
 
-Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, FileLoad how) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return error(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
@@ -29,7 +29,21 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ > 0) {
+  if (f->size_ > 0 && how == FileLoad::kRead) {
+    f->copy_ = HugeBuffer(f->size_);
+    size_t done = 0;
+    while (done < f->size_) {
+      const ssize_t r = ::pread(fd, f->copy_.data() + done, f->size_ - done, static_cast<off_t>(done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        const std::string msg = r < 0 ? std::strerror(errno) : "the file shrank while it was read";
+        ::close(fd);
+        return error(path + ": read failed: " + msg);
+      }
+      done += static_cast<size_t>(r);
+    }
+    f->data_ = f->copy_.data();
+  } else if (f->size_ > 0) {
     void* p = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       std::string msg = std::strerror(errno);
@@ -43,7 +57,7 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_ != nullptr && copy_.data() == nullptr) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 Result<std::string> read_text_file(const std::string& path) {

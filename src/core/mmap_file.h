@@ -1,4 +1,6 @@
-// Read-only memory-mapped files. Model weights are served straight from the mapping.
+// Read-only model files: mapped (served straight from the page cache), or read once into anonymous
+// memory in transparent huge pages (FileLoad::kRead), which decode streams faster: fewer TLB misses,
+// and the hardware prefetchers are not stopped at every 4 KiB page boundary.
 #pragma once
 
 #include <cstddef>
@@ -6,14 +8,20 @@
 #include <memory>
 #include <string>
 
+#include "core/huge_buffer.h"
 #include "core/status.h"
 
 namespace llmopt {
 
+enum class FileLoad {
+  kMap,   // mmap the file (shared with other processes, paged in on demand)
+  kRead,  // read it into private huge-page memory (measured: decode 0-17% faster, see BENCHMARKS.md)
+};
+
 class MappedFile {
  public:
-  // Maps the whole file read-only. Errors name the path and the reason (missing, a directory, ...).
-  static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
+  // The whole file, read-only. Errors name the path and the reason (missing, a directory, ...).
+  static Result<std::shared_ptr<MappedFile>> open(const std::string& path, FileLoad how = FileLoad::kMap);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -27,6 +35,7 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
+  HugeBuffer copy_;  // FileLoad::kRead: the file's bytes
 };
 
 // Reads a whole (small) file into a string: config.json, tokenizer.json, ...

@@ -16,7 +16,7 @@ class GgufFile : public WeightSource {
   // mmaps and parses; every count, length and offset is checked against the file size.
   // Errors read "<path>: <problem>", e.g. "m.gguf: tensor 'blk.0.attn_q.weight' data (offset 1234,
   // 4096 bytes) extends past end of file (size 2000)".
-  static Result<std::unique_ptr<GgufFile>> open(const std::string& path);
+  static Result<std::unique_ptr<GgufFile>> open(const std::string& path, FileLoad how = FileLoad::kMap);
   // Same, over bytes already in memory (fuzzing, tests). `name` is used in messages.
   static Result<std::unique_ptr<GgufFile>> parse(const uint8_t* data, size_t size, const std::string& name);
 

@@ -390,8 +390,8 @@ Result<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* data, size_t si
   return f;
 }
 
-Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
-  LLMOPT_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
+Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path, FileLoad how) {
+  LLMOPT_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path, how));
   LLMOPT_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> f, parse(file->data(), file->size(), path));
   f->file_ = std::move(file);
   return f;

@@ -119,7 +119,7 @@ Result<std::shared_ptr<const WeightSource>> open_hf(const std::string& dir, cons
 }
 
 Result<std::shared_ptr<const WeightSource>> open_gguf(const std::string& path, const LoadOptions& opts) {
-  LLMOPT_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(path));
+  LLMOPT_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(path, opts.gguf_load));
   std::shared_ptr<const WeightSource> gguf(std::move(file));
   if (opts.tokenizer_path.empty() && !needs_f32_vectors(*gguf)) return gguf;
   LLMOPT_ASSIGN_OR_RETURN(std::unique_ptr<MemoryWeightSource> wrapped, wrap_source(gguf));

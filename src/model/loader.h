@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mmap_file.h"
 #include "core/status.h"
 #include "formats/weight_source.h"
 #include "model/model.h"
@@ -19,6 +20,8 @@ namespace llmopt {
 struct LoadOptions {
   std::string tokenizer_path;  // explicit tokenizer file (llama2.c tokenizer.bin, tokenizer.json)
   bool require_tokenizer = true;
+  // GGUF files: read into huge-page memory (default) or mapped (`--mmap`). Other formats are mapped.
+  FileLoad gguf_load = FileLoad::kRead;
 };
 
 // Canonical source (GGUF names/keys) from any supported format.

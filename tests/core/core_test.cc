@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include <algorithm>
@@ -132,4 +133,28 @@ TEST(CoreMappedFile, MissingFileAndDirectoryAreErrors) {
 }
 
 }  // namespace
+TEST(CoreMappedFile, ReadIntoMemoryGivesTheFileBytes) {
+  std::string dir = test::temp_dir();
+  std::string bytes(3 * 4096 + 17, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131 + 7) & 0xff);
+  test::write_file(dir + "/w.bin", bytes);
+  auto mapped = MappedFile::open(dir + "/w.bin", FileLoad::kMap);
+  auto read = MappedFile::open(dir + "/w.bin", FileLoad::kRead);
+  ASSERT_TRUE(mapped.ok() && read.ok());
+  ASSERT_EQ((*read)->size(), bytes.size());
+  EXPECT_EQ(std::memcmp((*read)->data(), bytes.data(), bytes.size()), 0);
+  EXPECT_EQ(std::memcmp((*read)->data(), (*mapped)->data(), bytes.size()), 0);
+  // The same errors as mapping.
+  auto missing = MappedFile::open(dir + "/none.bin", FileLoad::kRead);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("cannot open"), std::string::npos);
+  auto d = MappedFile::open(dir, FileLoad::kRead);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("not a regular file"), std::string::npos);
+  test::write_file(dir + "/empty.bin", "");
+  auto empty = MappedFile::open(dir + "/empty.bin", FileLoad::kRead);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ((*empty)->size(), 0u);
+}
+
 }  // namespace llmopt
