@@ -84,6 +84,12 @@ constexpr int kSum16Groups = [] {
 }();
 template <class W, class Ops>
 constexpr bool kSum16 = kSum16Groups<W, Ops> > 0;
+// The largest unsigned code of W (0 for types that do not declare one).
+template <class W>
+constexpr int kCodeMax = [] {
+  if constexpr (requires { W::kMaxCode; }) return W::kMaxCode;
+  return 0;
+}();
 
 // v[r] (8 values of row r) -> t[j] (value j of rows 0..3).
 inline void transpose4x8(const __m256* v, __m128* t) {

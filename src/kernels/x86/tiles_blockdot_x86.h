@@ -46,8 +46,11 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
   // is a single group). More groups share each weight group's broadcast or shuffle, and the 4-bit
   // unpacking, over more products. The shapes are the fastest measured per kind (bench_kernels, one
   // core, GPT-2 shapes, against 4 x 1 before: Q4_0 / Q4_1 53 -> 75-80 GMAC/s at 16-64 rows and 53 -> 60
-  // at 8, Q8_0 49 -> 52-55); the K-quants keep 4 x 1.
-  static constexpr int kColNC = kSuperBlocks<W> || kTwoScales<W> ? 1 : DirectCodes<W> ? 2 : 3;
+  // at 8, Q8_0 49 -> 52-55, Q4_K (2 x 3) 55 -> 70-74, Q5_K (4 x 2) 49-50 -> 52-54); Q6_K keeps 4 x 1.
+  static constexpr int kColNC = kTwoScales<W>                            ? 1
+                                : DirectCodes<W>                         ? 2
+                                : kSuperBlocks<W> && kCodeMax<W> > 15     ? 2  // Q5_K
+                                                                         : 3;
   static constexpr int kColR = kColNC == 3 ? 2 : 4;
   static constexpr int kColR1 = DirectCodes<W> ? 2 : 4;  // for a single group (measured)
   // The batched tiles read the codes unsigned (Q6_K with its offset).
