@@ -9,9 +9,21 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace llmopt {
+
+size_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return std::numeric_limits<size_t>::max();  // unknown: assume it fits
+}
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, FileLoad how) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -29,6 +41,8 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Fi
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
+  // A file that would not fit in the memory available now is mapped instead (paged in on demand).
+  if (how == FileLoad::kRead && f->size_ > available_memory_bytes() / 10 * 9) how = FileLoad::kMap;
   if (f->size_ > 0 && how == FileLoad::kRead) {
     f->copy_ = HugeBuffer(f->size_);
     size_t done = 0;

@@ -15,8 +15,12 @@ namespace llmopt {
 
 enum class FileLoad {
   kMap,   // mmap the file (shared with other processes, paged in on demand)
-  kRead,  // read it into private huge-page memory (measured: decode 0-17% faster, see BENCHMARKS.md)
+  kRead,  // read it into private huge-page memory (measured: decode 0-17% faster, see BENCHMARKS.md);
+          // a file larger than 90% of the memory available is mapped instead
 };
+
+// MemAvailable from /proc/meminfo in bytes (the largest size_t when unknown).
+size_t available_memory_bytes();
 
 class MappedFile {
  public:
