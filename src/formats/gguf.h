@@ -13,7 +13,8 @@ namespace llmopt {
 
 class GgufFile : public WeightSource {
  public:
-  // mmaps and parses; every count, length and offset is checked against the file size.
+  // Maps (or, FileLoad::kRead, reads into memory) and parses; every count, length and offset is
+  // checked against the file size.
   // Errors read "<path>: <problem>", e.g. "m.gguf: tensor 'blk.0.attn_q.weight' data (offset 1234,
   // 4096 bytes) extends past end of file (size 2000)".
   static Result<std::unique_ptr<GgufFile>> open(const std::string& path, FileLoad how = FileLoad::kMap);
