@@ -30,6 +30,11 @@ HugeBuffer::HugeBuffer(size_t n) : size_(n) {
 
 HugeBuffer::~HugeBuffer() { release(); }
 
+void HugeBuffer::prefault() {
+  volatile uint8_t* p = data_;
+  for (size_t off = 0; off < size_; off += 4096) p[off] = 0;
+}
+
 HugeBuffer::HugeBuffer(HugeBuffer&& o) noexcept
     : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
 

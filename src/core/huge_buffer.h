@@ -23,6 +23,9 @@ class HugeBuffer {
   uint8_t* data() { return data_; }
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Commits every page now (one write per 4 KiB), so that first use does not stop for page faults
+  // and zeroing; costs the whole size in resident memory.
+  void prefault();
 
  private:
   void release();

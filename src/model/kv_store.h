@@ -38,6 +38,9 @@ class KvStore {
   const uint8_t* v(int32_t il, int32_t block, int32_t slot) const { return data_.data() + offset(il, 1, block, slot); }
   // Writes one token's K and V rows (kv_dim floats each), rounded to the store's type.
   void write(int32_t il, int32_t block, int32_t slot, const float* k_row, const float* v_row);
+  // Commits the whole store now (HugeBuffer::prefault): a serving engine's KV pool is meant to be
+  // used in full, and faulting its pages in while requests run stalls every thread at the next barrier.
+  void prefault() { data_.prefault(); }
   // Copies every layer's K and V of block src into block dst (copy-on-write).
   void copy_block(int32_t src, int32_t dst);
 
@@ -53,7 +56,7 @@ class KvStore {
   }
   int32_t n_layer_, kv_dim_, n_blocks_, block_size_;
   DType type_;
-  HugeBuffer data_;  // zeroed, committed as slots are first written; huge pages where the kernel gives them
+  HugeBuffer data_;  // zeroed, committed on first write or by prefault(); huge pages where the kernel has them
 };
 
 }  // namespace llmopt
