@@ -93,7 +93,7 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
   const KvStore& cache = kv;
   const int64_t hd = cfg.head_dim;
   const int64_t q_dim = cfg.q_dim();
-  const int64_t kv_dim = cfg.kv_dim();
+  LLMOPT_CHECK_MSG(cache.head_dim() % hd == 0, "KV store rows must hold whole heads");
   const int32_t n_head_kv = cfg.n_head_kv;
   const int32_t group = cfg.n_head / cfg.n_head_kv;
   const int32_t bs = cache.block_size();
@@ -175,19 +175,19 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
       // Keys go to the kernel kAttnChunk positions at a time, aligned to positions rather than to
       // blocks, so the result does not depend on the block size or on where the blocks are. A chunk
       // that spans blocks (block sizes below kAttnChunk) is gathered into contiguous rows first.
-      const size_t off = static_cast<size_t>(g) * row_bytes;
+      const int32_t col = g * static_cast<int32_t>(hd);  // the KV head's first column
       for (int32_t c = 0; c < n_ctx; c += kernels::kAttnChunk) {
         const int32_t cn = std::min(kernels::kAttnChunk, n_ctx - c);
         for (int32_t t = 0; t < n_tok; ++t) n_vis[t] = std::clamp(batch.pos[t0 + t] + 1 - c, 0, cn);
         const int32_t b0 = c / bs;
         if (b0 == (c + cn - 1) / bs) {
-          kernels::attn_block(qs, hd, scale, cache.k(il, table[b0], c % bs) + off, cache.v(il, table[b0], c % bs) + off,
-                              f16, kv_dim, cn);
+          kernels::attn_block(qs, hd, scale, cache.k(il, table[b0], c % bs, col), cache.v(il, table[b0], c % bs, col),
+                              f16, cache.head_dim(), cn);
         } else {
           for (int32_t j = 0; j < cn; ++j) {
             const int32_t p = c + j;
-            std::memcpy(gk + j * row_bytes, cache.k(il, table[p / bs], p % bs) + off, row_bytes);
-            std::memcpy(gv + j * row_bytes, cache.v(il, table[p / bs], p % bs) + off, row_bytes);
+            std::memcpy(gk + j * row_bytes, cache.k(il, table[p / bs], p % bs, col), row_bytes);
+            std::memcpy(gv + j * row_bytes, cache.v(il, table[p / bs], p % bs, col), row_bytes);
           }
           kernels::attn_block(qs, hd, scale, gk, gv, f16, hd, cn);
         }

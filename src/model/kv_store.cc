@@ -20,21 +20,30 @@ void KvStore::set_default_type(DType t) {
   g_default_type.store(t);
 }
 
-KvStore::KvStore(int32_t n_layer, int32_t kv_dim, int32_t n_blocks, int32_t block_size, DType type)
-    : n_layer_(n_layer), kv_dim_(kv_dim), n_blocks_(n_blocks), block_size_(block_size), type_(type) {
+KvStore::KvStore(int32_t n_layer, int32_t kv_dim, int32_t n_blocks, int32_t block_size, DType type,
+                 int32_t head_dim)
+    : n_layer_(n_layer),
+      kv_dim_(kv_dim),
+      n_blocks_(n_blocks),
+      block_size_(block_size),
+      head_dim_(head_dim == 0 ? kv_dim : head_dim),
+      type_(type) {
   LLMOPT_CHECK(n_layer > 0 && kv_dim > 0 && n_blocks > 0 && block_size > 0);
+  LLMOPT_CHECK_MSG(head_dim_ > 0 && kv_dim % head_dim_ == 0, "KV store: head_dim must divide kv_dim");
   LLMOPT_CHECK(type == DType::kF16 || type == DType::kF32);
-  // [n_layer][2][n_blocks][block_size][kv_dim]
+  // [n_layer][2][n_blocks][kv_dim / head_dim][block_size][head_dim]
   data_ = HugeBuffer(static_cast<size_t>(n_layer) * 2 * n_blocks * block_size * kv_dim * elem_bytes());
 }
 
 void KvStore::write(int32_t il, int32_t block, int32_t slot, const float* k_row, const float* v_row) {
-  if (type_ == DType::kF32) {
-    std::memcpy(k(il, block, slot), k_row, static_cast<size_t>(kv_dim_) * sizeof(float));
-    std::memcpy(v(il, block, slot), v_row, static_cast<size_t>(kv_dim_) * sizeof(float));
-  } else {
-    kernels::quantize_row(DType::kF16, k_row, k(il, block, slot), kv_dim_);
-    kernels::quantize_row(DType::kF16, v_row, v(il, block, slot), kv_dim_);
+  for (int32_t c = 0; c < kv_dim_; c += head_dim_) {
+    if (type_ == DType::kF32) {
+      std::memcpy(k(il, block, slot, c), k_row + c, static_cast<size_t>(head_dim_) * sizeof(float));
+      std::memcpy(v(il, block, slot, c), v_row + c, static_cast<size_t>(head_dim_) * sizeof(float));
+    } else {
+      kernels::quantize_row(DType::kF16, k_row + c, k(il, block, slot, c), head_dim_);
+      kernels::quantize_row(DType::kF16, v_row + c, v(il, block, slot, c), head_dim_);
+    }
   }
 }
 
@@ -42,7 +51,7 @@ void KvStore::copy_block(int32_t src, int32_t dst) {
   const size_t n = static_cast<size_t>(block_size_) * kv_dim_ * elem_bytes();
   for (int32_t il = 0; il < n_layer_; ++il) {
     for (int32_t kv = 0; kv < 2; ++kv) {
-      std::memcpy(data_.data() + offset(il, kv, dst, 0), data_.data() + offset(il, kv, src, 0), n);
+      std::memcpy(data_.data() + offset(il, kv, dst, 0, 0), data_.data() + offset(il, kv, src, 0, 0), n);
     }
   }
 }
