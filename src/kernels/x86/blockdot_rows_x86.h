@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "kernels/dispatch.h"
 #include "kernels/ref/blocks.h"
@@ -145,8 +147,11 @@ struct BlockDotRows {
     store4(a, r0, i, acc4);
   }
 
-  // by_rows_super4 for Q6_K: 16 scales per super-block, two per block.
-  static void by_rows_super4_two(const MatmulArgs& a, int64_t r0, int64_t i) {
+  // by_rows_super4 for Q6_K: 16 scales per super-block, two per block. The codes go in unsigned (q + 32,
+  // no sign operations) and 32 * sum(x) of each half block comes off the int32 sums afterwards (xoff:
+  // per block, [32 * sum of elements 0..15] x 4 | [32 * sum of 16..31] x 4, as sum4_lanes lays out its
+  // halves): the same integer sums as signed codes give, so the same results.
+  static void by_rows_super4_two(const MatmulArgs& a, int64_t r0, int64_t i, const __m256i* xoff) {
     const int64_t nb = a.k / kQK8_0;
     const uint8_t* rows[4];
     for (int r = 0; r < 4; ++r) rows[r] = a.w_row(r0 + r);
@@ -159,30 +164,50 @@ struct BlockDotRows {
       __m128 sc4[16];  // [k]: scale k of rows 0..3
       transpose4x8(lo, sc4);
       transpose4x8(hi, sc4 + 8);
-      for (int j = 0; j < 8; ++j) {
-        const BlockQ8Act& xb = x[sb * 8 + j];
+      auto block = [&]<int J>() {
+        const BlockQ8Act& xb = x[sb * 8 + J];
         const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb.qs));
         __m256i v[4];
-        for (int r = 0; r < 4; ++r) {
-          const __m256i q = W::load(rows[r], sb * 8 + j).q;
-          v[r] = Ops::dot_u8s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
-        }
-        const __m256i s4 = sum4_lanes(v[0], v[1], v[2], v[3]);
+        for (int r = 0; r < 4; ++r) v[r] = Ops::dot_u8s8(W::template codes_u<J>(rows[r], sb), xq);
+        const __m256i s4 = _mm256_sub_epi32(sum4_lanes(v[0], v[1], v[2], v[3]), xoff[sb * 8 + J]);
         const __m128 dx = _mm_set1_ps(xb.d);
-        acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_castsi256_si128(s4)), _mm_mul_ps(sc4[2 * j], dx), acc4);
-        acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_extracti128_si256(s4, 1)), _mm_mul_ps(sc4[2 * j + 1], dx), acc4);
-      }
+        acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_castsi256_si128(s4)), _mm_mul_ps(sc4[2 * J], dx), acc4);
+        acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_extracti128_si256(s4, 1)), _mm_mul_ps(sc4[2 * J + 1], dx), acc4);
+      };
+      [&]<int... J>(std::integer_sequence<int, J...>) {
+        (block.template operator()<J>(), ...);
+      }(std::make_integer_sequence<int, 8>{});
     }
     store4(a, r0, i, acc4);
   }
 
+  // xoff of by_rows_super4_two for activation row i, blocks [0, nb).
+  static void half_block_offsets(const MatmulArgs& a, int64_t i, __m256i* xoff) {
+    const int64_t nb = a.k / kQK8_0;
+    const BlockQ8Act* x = a.xq + i * nb;
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+      // Sums of 4 elements per lane, then of 16 per 128-bit half, repeated over the half's 4 lanes.
+      __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), xq), _mm256_set1_epi16(1));
+      s = _mm256_hadd_epi32(s, s);
+      s = _mm256_hadd_epi32(s, s);
+      xoff[b] = _mm256_slli_epi32(s, 5);
+    }
+  }
+
   // Activation rows [i0, m) by weight rows.
   static void run_by_rows(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t i0) {
+    [[maybe_unused]] thread_local std::vector<__m256i> xoff;
+    if constexpr (kSuperBlocks<W> && kTwoScales<W>) {
+      const int64_t nb = a.k / kQK8_0;
+      xoff.resize(static_cast<size_t>((a.m - i0) * nb));
+      for (int64_t i = i0; i < a.m; ++i) half_block_offsets(a, i, xoff.data() + (i - i0) * nb);
+    }
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
       for (int64_t i = i0; i < a.m; ++i) {
         if constexpr (kSuperBlocks<W> && kTwoScales<W>) {
-          by_rows_super4_two(a, r, i);
+          by_rows_super4_two(a, r, i, xoff.data() + (i - i0) * (a.k / kQK8_0));
         } else if constexpr (kSuperBlocks<W>) {
           by_rows_super4(a, r, i);
         } else {

@@ -134,6 +134,20 @@ struct WQ6_K {
     *lo = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
     *hi = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))));
   }
+  // Block C (0..7) of super-block sb as unsigned codes q + 32 (0..63); C fixed at compile time, so the
+  // shifts that pick its nibble and its two high bits are immediates.
+  template <int C>
+  static __m256i codes_u(const uint8_t* row, int64_t sb) {
+    constexpr int h = C / 4, r = C % 4;
+    const uint8_t* p = row + sb * kSuperBytes;
+    const __m256i ql = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(p + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (r % 2)));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + offsetof(BlockQ6_K, qh) + 32 * h));
+    const __m256i lo = _mm256_and_si256(r < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0F));
+    // Bits 2r, 2r + 1 of each qh byte, moved to bits 4, 5.
+    const __m256i hi_at = r < 2 ? _mm256_slli_epi16(qh, 4 - 2 * r) : r == 2 ? qh : _mm256_srli_epi16(qh, 2);
+    return _mm256_or_si256(lo, _mm256_and_si256(hi_at, _mm256_set1_epi8(0x30)));
+  }
   static WBlock load(const uint8_t* row, int64_t b) {
     const uint8_t* p = row + (b / 8) * static_cast<int64_t>(sizeof(BlockQ6_K));
     const int c = static_cast<int>(b % 8);
