@@ -124,11 +124,8 @@ struct BlockDotRows {
     __m128 acc4 = _mm_setzero_ps();
     for (int64_t sb = 0; sb < nb / 8; ++sb) {
       prefetch_super4(rows, sb);
-      __m256 ds[4], dm[4];
-      for (int r = 0; r < 4; ++r) W::super_scales(rows[r], sb, &ds[r], &dm[r]);
       __m128 ds4[8], dm4[8];  // [j]: block j's value for rows 0..3
-      transpose4x8(ds, ds4);
-      transpose4x8(dm, dm4);
+      W::super_scales4(rows, sb, ds4, dm4);
       for (int jp = 0; jp < 4; ++jp) {
         __m256i q[2][4];
         for (int r = 0; r < 4; ++r) W::super_codes(rows[r], sb, jp, &q[0][r], &q[1][r]);

@@ -43,6 +43,43 @@ inline void k4_super_scales(const uint8_t* scales, float d, float dmin, __m256* 
   *dm = _mm256_xor_ps(dmv, _mm256_set1_ps(-0.0f));
 }
 
+// k4_super_scales for 4 rows at once, already by block: ds4[j] / dm4[j] hold sub-block j's d * sc_j and
+// -(dmin * m_j) of rows 0..3 (the same float operations). p[r]: row r's super-block, which starts with
+// d, dmin and the 12 scale bytes (Q4_K and Q5_K alike). The 4 x 16 leading bytes are transposed as
+// dwords, so each bit operation of k4_super_scales serves the 4 rows, and one byte shuffle per pair
+// of sub-blocks (j, j + 4) widens their scales for the 4 rows.
+inline void k4_super_scales4(const uint8_t* const* p, __m128* ds4, __m128* dm4) {
+  __m128i x[4];
+  for (int r = 0; r < 4; ++r) x[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[r]));
+  const __m128i t0 = _mm_unpacklo_epi32(x[0], x[1]), t1 = _mm_unpacklo_epi32(x[2], x[3]);
+  const __m128i t2 = _mm_unpackhi_epi32(x[0], x[1]), t3 = _mm_unpackhi_epi32(x[2], x[3]);
+  const __m128i dd = _mm_unpacklo_epi64(t0, t1);  // (d | dmin << 16) of rows 0..3
+  const __m128i w0 = _mm_unpackhi_epi64(t0, t1), w1 = _mm_unpacklo_epi64(t2, t3), w2 = _mm_unpackhi_epi64(t2, t3);
+  const __m128i m3f = _mm_set1_epi8(0x3f), m0f = _mm_set1_epi8(0x0f), m03 = _mm_set1_epi8(0x03);
+  const __m128i sc_lo = _mm_and_si128(w0, m3f), m_lo = _mm_and_si128(w1, m3f);
+  const __m128i sc_hi =
+      _mm_or_si128(_mm_and_si128(w2, m0f), _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(w0, 6), m03), 4));
+  const __m128i m_hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi32(w2, 4), m0f),
+                                    _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(w1, 6), m03), 4));
+  const __m128 d4 = _mm_cvtph_ps(_mm_shuffle_epi8(dd, _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1)));
+  const __m128 dmin4 =
+      _mm_cvtph_ps(_mm_shuffle_epi8(dd, _mm_setr_epi8(2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1)));
+  const __m256i sc = _mm256_set_m128i(sc_hi, sc_lo), mm = _mm256_set_m128i(m_hi, m_lo);
+  const __m256 d8 = _mm256_set_m128(d4, d4), dmin8 = _mm256_set_m128(dmin4, dmin4);
+  for (int j = 0; j < 4; ++j) {
+    // Byte j of each dword, zero-extended: in the low half sub-block j, in the high half j + 4.
+    const __m256i pick = _mm256_setr_epi8(j, -1, -1, -1, 4 + j, -1, -1, -1, 8 + j, -1, -1, -1, 12 + j, -1, -1, -1,
+                                          j, -1, -1, -1, 4 + j, -1, -1, -1, 8 + j, -1, -1, -1, 12 + j, -1, -1, -1);
+    const __m256 dsj = _mm256_mul_ps(d8, _mm256_cvtepi32_ps(_mm256_shuffle_epi8(sc, pick)));
+    const __m256 dmj =
+        _mm256_xor_ps(_mm256_mul_ps(dmin8, _mm256_cvtepi32_ps(_mm256_shuffle_epi8(mm, pick))), _mm256_set1_ps(-0.0f));
+    ds4[j] = _mm256_castps256_ps128(dsj);
+    ds4[j + 4] = _mm256_extractf128_ps(dsj, 1);
+    dm4[j] = _mm256_castps256_ps128(dmj);
+    dm4[j + 4] = _mm256_extractf128_ps(dmj, 1);
+  }
+}
+
 // Sub-block j (0..7) of a Q5_K super-block: as Q4_K, plus bit j of qh[l] as the fifth bit of element l
 // (ref::dequantize_row_q5_k).
 struct WQ5_K {
@@ -55,6 +92,11 @@ struct WQ5_K {
     const uint8_t* p = row + sb * kSuperBytes;
     k4_super_scales(p + offsetof(BlockQ5_K, scales), load_half(p + offsetof(BlockQ5_K, d)),
                     load_half(p + offsetof(BlockQ5_K, dmin)), ds, dm);
+  }
+  static void super_scales4(const uint8_t* const* rows, int64_t sb, __m128* ds4, __m128* dm4) {
+    const uint8_t* p[4];
+    for (int r = 0; r < 4; ++r) p[r] = rows[r] + sb * kSuperBytes;
+    k4_super_scales4(p, ds4, dm4);
   }
   static void super_codes(const uint8_t* row, int64_t sb, int jp, __m256i* even, __m256i* odd) {
     *even = load(row, sb * 8 + 2 * jp).q;
@@ -90,6 +132,11 @@ struct WQ4_K {
     const uint8_t* p = row + sb * kSuperBytes;
     k4_super_scales(p + offsetof(BlockQ4_K, scales), load_half(p + offsetof(BlockQ4_K, d)),
                     load_half(p + offsetof(BlockQ4_K, dmin)), ds, dm);
+  }
+  static void super_scales4(const uint8_t* const* rows, int64_t sb, __m128* ds4, __m128* dm4) {
+    const uint8_t* p[4];
+    for (int r = 0; r < 4; ++r) p[r] = rows[r] + sb * kSuperBytes;
+    k4_super_scales4(p, ds4, dm4);
   }
   // The codes of sub-blocks 2 jp (low nibbles) and 2 jp + 1 (high nibbles) of super-block sb.
   static void super_codes(const uint8_t* row, int64_t sb, int jp, __m256i* even, __m256i* odd) {
