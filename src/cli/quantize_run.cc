@@ -30,7 +30,7 @@ void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& wi
   const int32_t bs = 16;
   const int32_t len = static_cast<int32_t>(windows[0].size());
   const int32_t n_blocks = (len + bs - 1) / bs;
-  KvStore kv(m.config().n_layer, m.config().kv_dim(), n_blocks, bs, KvStore::default_type(), m.config().head_dim);
+  KvStore kv = KvStore::for_model(m.config(), n_blocks, bs);
   std::vector<int32_t> table(static_cast<size_t>(n_blocks));
   std::iota(table.begin(), table.end(), 0);
   ForwardOutput out;

@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/dtype.h"
 #include "core/huge_buffer.h"
+#include "model/config.h"
 
 namespace llmopt {
 
@@ -21,6 +22,10 @@ class KvStore {
   // head_dim 0 means kv_dim (token rows; one "head" of the whole width).
   KvStore(int32_t n_layer, int32_t kv_dim, int32_t n_blocks, int32_t block_size, DType type = default_type(),
           int32_t head_dim = 0);
+  // The store a model's forward pass uses: its layers, KV width and head size.
+  static KvStore for_model(const ModelConfig& cfg, int32_t n_blocks, int32_t block_size, DType type = default_type()) {
+    return KvStore(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size, type, cfg.head_dim);
+  }
 
   int32_t n_layer() const { return n_layer_; }
   int32_t kv_dim() const { return kv_dim_; }

@@ -40,7 +40,7 @@ double time_prefill(const Model& model, const std::vector<int32_t>& tokens, int3
   const ModelConfig& cfg = model.config();
   const int32_t n = static_cast<int32_t>(tokens.size());
   const int32_t n_blocks = blocks_for_tokens(n, block_size);
-  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size, KvStore::default_type(), cfg.head_dim);
+  KvStore kv = KvStore::for_model(cfg, n_blocks, block_size);
   kv.prefault();  // untimed, as llama-bench clears its cache when it creates it
   BlockPool blocks(n_blocks);
   SeqBlocks seq(blocks, block_size);
@@ -64,7 +64,7 @@ double time_decode(const Model& model, int32_t start_token, const std::vector<in
   const int32_t n = static_cast<int32_t>(tokens.size());
   const int32_t total = n + 1;
   const int32_t n_blocks = blocks_for_tokens(total, block_size);
-  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size, KvStore::default_type(), cfg.head_dim);
+  KvStore kv = KvStore::for_model(cfg, n_blocks, block_size);
   kv.prefault();  // untimed, as llama-bench clears its cache when it creates it
   BlockPool blocks(n_blocks);
   SeqBlocks seq(blocks, block_size);

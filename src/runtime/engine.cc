@@ -70,8 +70,7 @@ Engine::Engine(const Model& model, const EngineConfig& config, ThreadPool& pool,
                int32_t n_blocks)
     : model_(model), config_(config), pool_(pool), n_ctx_(n_ctx) {
   const ModelConfig& mc = model.config();
-  store_ = std::make_unique<KvStore>(mc.n_layer, mc.kv_dim(), n_blocks, config.block_size, KvStore::default_type(),
-                                     mc.head_dim);
+  store_ = std::make_unique<KvStore>(KvStore::for_model(mc, n_blocks, config.block_size));
   store_->prefault();  // the pool is handed out in LRU order: every block gets used sooner or later
   kv_ = std::make_unique<KvManager>(n_blocks, config.block_size, config.prefix_caching);
   sched_ = std::make_unique<Scheduler>(config.sched, *kv_);

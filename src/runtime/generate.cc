@@ -55,7 +55,7 @@ Result<GenerateResult> generate(const Model& model, std::span<const int32_t> pro
   const int32_t n_prompt = static_cast<int32_t>(prompt.size());
 
   const int32_t n_blocks = blocks_for_tokens(max_total, opts.block_size);
-  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, opts.block_size, KvStore::default_type(), cfg.head_dim);
+  KvStore kv = KvStore::for_model(cfg, n_blocks, opts.block_size);
   BlockPool pool_blocks(n_blocks);
   SeqBlocks seq(pool_blocks, opts.block_size);
   LLMOPT_CHECK(seq.reserve(max_total));

@@ -57,7 +57,7 @@ void score_sequences(const Model& model, const std::vector<std::vector<int32_t>>
   const ModelConfig& cfg = model.config();
   int32_t n_blocks = 1;  // the null block
   for (const auto& s : seqs) n_blocks += (static_cast<int32_t>(s.size()) + block_size - 1) / block_size;
-  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, block_size, KvStore::default_type(), cfg.head_dim);
+  KvStore kv = KvStore::for_model(cfg, n_blocks, block_size);
   BlockPool blocks(n_blocks);
   std::vector<std::unique_ptr<SeqBlocks>> tables;
   std::vector<SeqInput> batch;

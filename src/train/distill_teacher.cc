@@ -21,7 +21,7 @@ Result<DistillSet> score_with_teacher(const Model& teacher, const std::vector<in
   }
   constexpr int32_t kBlock = 16;
   const int32_t n_blocks = (window + kBlock - 1) / kBlock;
-  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, kBlock, KvStore::default_type(), cfg.head_dim);
+  KvStore kv = KvStore::for_model(cfg, n_blocks, kBlock);
   std::vector<int32_t> table(static_cast<size_t>(n_blocks));
   std::iota(table.begin(), table.end(), 0);
   DistillSet s;

@@ -154,7 +154,7 @@ std::vector<float> run_one(const Model& m, std::span<const int32_t> tokens, int3
 
 // f32 unless asked: the references are f32.
 KvStore make_kv(const Model& m, int32_t n_blocks, int32_t block_size, DType type = DType::kF32) {
-  return KvStore(m.config().n_layer, m.config().kv_dim(), n_blocks, block_size, type, m.config().head_dim);
+  return KvStore::for_model(m.config(), n_blocks, block_size, type);
 }
 
 // Worst row error of `got` against `want`, both [n_rows, n_vocab]: for each row,

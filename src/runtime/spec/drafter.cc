@@ -36,8 +36,7 @@ ModelDrafter::ModelDrafter(std::shared_ptr<const Model> draft, int32_t n_ctx, ui
       n_ctx_(n_ctx),
       pool_(pool),
       label_(std::move(label)),
-      kv_(model_->config().n_layer, model_->config().kv_dim(), blocks_for_tokens(n_ctx, 16), 16, KvStore::default_type(),
-          model_->config().head_dim),
+      kv_(KvStore::for_model(model_->config(), blocks_for_tokens(n_ctx, 16), 16)),
       blocks_(blocks_for_tokens(n_ctx, 16)),
       seq_(blocks_, 16),
       rng_(seed) {

@@ -53,7 +53,7 @@ Result<GenerateResult> generate_speculative(const Model& target, Drafter& drafte
 
   const int32_t cap = std::min(n_ctx, max_total + spec.k);
   const int32_t n_blocks = blocks_for_tokens(cap, opts.block_size);
-  KvStore kv(cfg.n_layer, cfg.kv_dim(), n_blocks, opts.block_size, KvStore::default_type(), cfg.head_dim);
+  KvStore kv = KvStore::for_model(cfg, n_blocks, opts.block_size);
   BlockPool blocks(n_blocks);
   SeqBlocks seq(blocks, opts.block_size);
   LLMOPT_CHECK(seq.reserve(cap));
