@@ -86,7 +86,8 @@ Command register_serve_bench(CLI::App& app) {
                   "Tokens of a common prefix (system prompt) before each prompt")
       ->capture_default_str();
   sub->add_option("--kv-mem", args->kv_mem,
-                  "KV cache memory budget, e.g. 512M, 2G (default: --max-seqs full contexts)");
+                  "KV cache memory budget, e.g. 512M, 2G (default: --max-seqs full contexts); committed in full "
+                  "when the engine starts, so that no request waits on page faults");
   sub->add_option("--kv-tokens", args->kv_tokens,
                   "KV cache budget as a number of token slots (instead of --kv-mem)");
   sub->add_option("--block-size", args->block_size, "KV block size in tokens")->capture_default_str();
