@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "core/mmap_file.h"
 #include "runtime/spec/verifier.h"
 
 namespace llmopt {
@@ -58,6 +59,14 @@ Result<std::unique_ptr<Engine>> Engine::create(const Model& model, const EngineC
                  "; raise the KV memory or lower the context");
   }
   if (usable > (int64_t{1} << 30) / cfg.block_size) return error("the KV budget is unreasonably large");
+  // The pool is committed in full when the engine starts (KvStore::prefault): refuse a budget the
+  // machine cannot hold instead of being killed for it.
+  const uint64_t kv_bytes = static_cast<uint64_t>(usable + 1) * static_cast<uint64_t>(block_bytes);
+  const uint64_t avail = available_memory_bytes();
+  if (avail > 0 && kv_bytes > avail) {
+    return error("the KV budget of " + std::to_string(kv_bytes >> 20) + " MiB exceeds the available memory (" +
+                 std::to_string(avail >> 20) + " MiB); lower --kv-mem / --kv-tokens or --max-seqs / the context");
+  }
   if (cfg.sched.kv_layout == KvLayout::kContiguous) {
     cfg.sched.contiguous_tokens = n_ctx;
     cfg.prefix_caching = false;  // the baseline has no sharing

@@ -9,6 +9,7 @@
 #include <map>
 #include <random>
 
+#include "core/mmap_file.h"
 #include "model/loader.h"
 #include "runtime/generate.h"
 #include "runtime/spec/drafter.h"
@@ -250,6 +251,17 @@ TEST_P(EngineTest, RefusesBadRequestsAndConfigs) {
   EngineConfig zero;
   zero.sched.max_batch_tokens = 0;
   EXPECT_FALSE(Engine::create(*model_, zero, pool_).ok());
+  // The pool is committed at start: a budget above the available memory is refused, not attempted.
+  const size_t avail = available_memory_bytes();
+  if (avail < (size_t{1} << 40)) {
+    EngineConfig huge;
+    huge.n_ctx = 64;
+    huge.kv_mem_bytes = static_cast<int64_t>(avail) + (int64_t{1} << 30);
+    auto too_big = Engine::create(*model_, huge, pool_);
+    ASSERT_FALSE(too_big.ok());
+    EXPECT_NE(too_big.status().message().find("exceeds the available memory"), std::string::npos)
+        << too_big.status().message();
+  }
 }
 
 // Speculation inside the batching engine (prompt-lookup drafts per request, counted in the step's
