@@ -111,7 +111,7 @@ void bm_matmul(benchmark::State& state, DType t, Isa isa, int64_t m, int n_threa
 void register_all() {
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1,
                   DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
-    for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
+    for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
       if (!isa_supported(isa)) continue;
       for (int64_t m : {1, 2, 3, 5, 8, 9, 16, 64, 256}) {
         for (int n_threads : {1, 2}) {

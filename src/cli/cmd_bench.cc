@@ -37,7 +37,7 @@ Command register_bench(CLI::App& app) {
   sub->add_option("-r,--repetitions", args->reps, "Timed runs per test, after one warm-up")->capture_default_str();
   sub->add_option("-o,--output", args->output, "Output format: md, json or csv")->capture_default_str();
   sub->add_flag("--roofline", args->roofline, "Measure read bandwidth and show tg as % of its limit");
-  sub->add_option("--isa", args->isa, "Kernel ISA: ref, avx2 or avx512 (default: the best the CPU has)");
+  sub->add_option("--isa", args->isa, "Kernel ISA: ref, avx2, avx512 or amx (default: the one LLMOPT_ISA names, else the CPU's default)");
   return {sub, [args]() -> int {
             BenchFormat format;
             if (args->output == "md") {
@@ -57,8 +57,10 @@ Command register_bench(CLI::App& app) {
                 isa = kernels::Isa::kAvx2;
               } else if (args->isa == "avx512") {
                 isa = kernels::Isa::kAvx512;
+              } else if (args->isa == "amx") {
+                isa = kernels::Isa::kAmx;
               } else {
-                return fail("--isa " + args->isa + " is not an ISA (use ref, avx2 or avx512)");
+                return fail("--isa " + args->isa + " is not an ISA (use ref, avx2, avx512 or amx)");
               }
               if (!kernels::isa_supported(isa)) {
                 return fail("--isa " + args->isa + " is not supported by this CPU or build");

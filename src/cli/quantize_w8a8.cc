@@ -130,7 +130,7 @@ Result<SmoothChoice> search_smoothing(const std::vector<std::pair<const float*, 
     for (int i = 0; i <= 20; ++i) alphas.push_back(0.05f * static_cast<float>(i));
   }
   std::vector<float> clips = {1.0f};
-  if (opt.static_act) clips = {1.0f, 0.9f, 0.8f, 0.7f, 0.6f, 0.5f};
+  if (opt.static_act) clips = {1.0f, 0.9f, 0.8f, 0.7f, 0.6f, 0.5f, 0.4f, 0.3f, 0.25f, 0.2f, 0.15f, 0.1f, 0.07f, 0.05f};
 
   SmoothChoice best;
   bool have = false;

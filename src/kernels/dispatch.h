@@ -85,5 +85,9 @@ const IsaKernels& kernels();
 namespace avx512 {
 const IsaKernels& kernels();
 }
+namespace amx {
+bool usable();  // the CPU has AMX-TILE and AMX-INT8 and the OS granted this process their state
+const IsaKernels& kernels();
+}
 
 }  // namespace llmopt::kernels

@@ -16,6 +16,10 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i[3-6]86)$")
   set_source_files_properties(${CMAKE_SOURCE_DIR}/src/kernels/x86/avx512.cc
     TARGET_DIRECTORY llmopt_kernels
     PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-mavx2;-mfma;-mf16c${LLMOPT_KERNEL_SCHED}")
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/kernels/x86/amx.cc
+    TARGET_DIRECTORY llmopt_kernels
+    PROPERTIES COMPILE_OPTIONS
+    "-mamx-tile;-mamx-int8;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-mavx2;-mfma;-mf16c${LLMOPT_KERNEL_SCHED}")
 endif()
 # The reference quantizers must round exactly like llama.cpp's: no fused multiply-adds.
 set_source_files_properties(${CMAKE_SOURCE_DIR}/src/kernels/ref/quantize.cc

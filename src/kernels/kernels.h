@@ -15,9 +15,9 @@ namespace llmopt::kernels {
 
 // ---- instruction set selection -----------------------------------------------------------------
 // Matrix products run on the best kernels the CPU supports, chosen once at first use; the
-// environment variable LLMOPT_ISA=ref|avx2|avx512 (read once, at first use) or set_isa() overrides.
+// environment variable LLMOPT_ISA=ref|avx2|avx512|amx (read once, at first use) or set_isa() overrides.
 // Weight types without a fast kernel on the chosen ISA use the scalar reference.
-enum class Isa { kRef = 0, kAvx2 = 1, kAvx512 = 2 };
+enum class Isa { kRef = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
 // True if this build has kernels for isa and this CPU can run them (kRef: always).
 bool isa_supported(Isa isa);
 // Selects the kernels used from now on. An ISA the CPU lacks falls back (with a warning) to the best

@@ -31,6 +31,7 @@ TEST(KernelsIsa, SelectAndFallBack) {
   EXPECT_STREQ(isa_name(Isa::kRef), "ref");
   EXPECT_STREQ(isa_name(Isa::kAvx2), "avx2");
   EXPECT_STREQ(isa_name(Isa::kAvx512), "avx512");
+  EXPECT_STREQ(isa_name(Isa::kAmx), "amx");
   for (Isa isa : supported_isas()) {
     set_isa(isa);
     EXPECT_EQ(active_isa(), isa);
@@ -38,7 +39,7 @@ TEST(KernelsIsa, SelectAndFallBack) {
     EXPECT_EQ(active_isa_kernels() == nullptr, isa == Isa::kRef);
   }
   // Asking for more than the CPU has gives the best it has.
-  set_isa(Isa::kAvx512);
+  set_isa(Isa::kAmx);
   const Isa best = supported_isas().back();
   EXPECT_EQ(active_isa(), best);
   if (!isa_supported(Isa::kAvx2)) {
@@ -230,7 +231,8 @@ TEST_P(KernelsFastMatmul, EachRowIsBitIdenticalToItsOneRowCall) {
   std::mt19937 rng(3000 + static_cast<int>(t));
   std::uniform_real_distribution<float> val(-1.0f, 1.0f);
   ThreadPool pool(2);
-  const int64_t n_out = 19;
+  // 37 rows: with 2 threads each takes at least one whole tile of 16 weight rows (AMX) and a rest.
+  const int64_t n_out = 37;
   // Float weights also with rows long enough for the k-blocked batches (tiles_float_x86.h).
   std::vector<int64_t> ks = {dtype_info(t).block_size >= 128 ? 512 : 96};
   if (!dtype_info(t).quantized) ks.push_back(8192 + 37);
@@ -251,6 +253,38 @@ TEST_P(KernelsFastMatmul, EachRowIsBitIdenticalToItsOneRowCall) {
           for (int64_t j = 0; j < n_out; ++j)
             ASSERT_EQ(y[i * n_out + j], y1[j]) << "row " << i << " col " << j;
         }
+      }
+    }
+  }
+}
+
+// The integer block dot products are exact and every Q8_0 kernel applies the same float operations
+// to them, so batched Q8_0 products agree bit for bit across ISAs (AVX2's and AVX-512's column tiles,
+// AMX's 16 x 16 tiles with their leftover rows), in batches that fill several tiles.
+TEST(KernelsQ8_0Batches, SameBitsOnEveryIsa) {
+  IsaGuard guard;
+  if (!isa_supported(Isa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU: nothing to compare";
+  std::mt19937 rng(4242);
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  ThreadPool pool(2);
+  for (int64_t n_out : {16, 53, 160}) {
+    const int64_t k = 288;
+    Weights w;
+    random_weights(DType::kQ8_0, n_out, k, rng, &w);
+    std::vector<float> bias(static_cast<size_t>(n_out));
+    for (auto& v : bias) v = val(rng);
+    for (int64_t m : {9, 15, 16, 17, 33, 64, 100}) {
+      std::vector<float> x(static_cast<size_t>(m * k));
+      for (auto& v : x) v = val(rng);
+      set_isa(Isa::kAvx2);
+      std::vector<float> want(static_cast<size_t>(m * n_out)), got(want.size());
+      matmul_bias(w.view, bias.data(), x.data(), m, want.data(), pool);
+      for (Isa isa : supported_isas()) {
+        if (isa == Isa::kRef) continue;
+        set_isa(isa);
+        SCOPED_TRACE(std::string(isa_name(isa)) + " m=" + std::to_string(m) + " n_out=" + std::to_string(n_out));
+        matmul_bias(w.view, bias.data(), x.data(), m, got.data(), pool);
+        for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "element " << i;
       }
     }
   }

@@ -27,7 +27,7 @@ std::vector<float> random_vec(int64_t n, std::mt19937& rng, float lo = -1.0f, fl
 template <class F>
 void for_each_isa(F body) {
   const Isa saved = active_isa();
-  for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
+  for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
     if (!isa_supported(isa)) continue;
     set_isa(isa);
     SCOPED_TRACE(isa_name(isa));

@@ -1,0 +1,258 @@
+// AMX kernels (built with the AVX-512 + VNNI flags of avx512.cc plus -mamx-tile -mamx-int8; see
+// kernels.cmake): avx512.cc's kernels, except that Q8_0 weights against batches of Q8 activation
+// blocks (5 rows and more: batched decode, prefill, verify passes) go through the AMX tile unit.
+//
+// One TDPBSSD multiplies a tile of 16 weight rows x 32 codes (one block of each row, loaded straight
+// from the GGUF rows with the row stride) by one BlockQ8x8's codes, which are already in the layout
+// the instruction wants for its second operand (8 activation rows, 4 consecutive codes of each per
+// 32-bit group), into 16 x 8 exact int32 block dot products D_b. Each output element then takes the
+// same float operations as every other Q8_0 kernel (tiles_blockdot_x86.h):
+//     acc = fma(float(D_b), d_w * d_x, acc) for each block b in order;  y = acc (+ bias)
+// so the results are bit-identical to the AVX2 / AVX-512 kernels and to a one-row call, whatever
+// the batch. Weight rows left over past the last whole group of 16 (and the activation rows past
+// the last whole group of 8) take avx512.cc's kernels.
+//
+// Linux hands the AMX register state to a process only on request (arch_prctl
+// ARCH_REQ_XCOMP_PERM): amx_usable() asks once; without it the ISA is reported unsupported.
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/x86/act_x86.h"
+#include "kernels/x86/attn_x86.h"
+#include "kernels/x86/matmul_x86.h"
+#include "kernels/x86/norm_x86.h"
+#include "kernels/x86/vec_x86.h"
+
+namespace llmopt::kernels {
+namespace {
+
+struct AmxVnniOps {
+  static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+};
+
+using Q8Generic = BlockDotKernel<WQ8_0, AmxVnniOps>;
+
+// The tile configuration (palette 1), two sets for alternate blocks: tiles 0 / 3 = 16 weight rows x
+// 32 codes; tiles 1 / 4 = 16 activation rows, 8 rows of 64 bytes (row q: codes 4q..4q+3 of each of
+// the 16 activation rows); tiles 2 / 5 = the 16 x 16 int32 block dot products, one row per weight row.
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void load_tile_config() {
+  TileConfig c;
+  for (int s : {0, 3}) {
+    c.rows[s] = 16;
+    c.colsb[s] = 32;
+    c.rows[s + 1] = 8;
+    c.colsb[s + 1] = 64;
+    c.rows[s + 2] = 16;
+    c.colsb[s + 2] = 64;
+  }
+  _tile_loadconfig(&c);
+}
+
+constexpr int64_t kAmxRows = 16;  // weight rows and activation rows per tile
+// Below this many activation rows the tiles run mostly empty: avx512.cc's kernels are as fast.
+constexpr int64_t kAmxMinRows = 9;
+
+// One block of 16 activation rows in the layout of the second tile operand (from two BlockQ8x8, the
+// second all zero past the batch).
+struct alignas(64) BlockQ8x16 {
+  int8_t qs[8][64];
+  float d[16];
+};
+
+// In place: r[i][j] <- r[j][i] for a 16 x 16 block of floats.
+void transpose16(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // u[4k + e], 128-bit lane L: element 4L + e of rows 4k .. 4k + 3.
+  __m512 u[16];
+  for (int k = 0; k < 4; ++k) {
+    const __m512d a0 = _mm512_castps_pd(t[4 * k]), a1 = _mm512_castps_pd(t[4 * k + 1]);
+    const __m512d b0 = _mm512_castps_pd(t[4 * k + 2]), b1 = _mm512_castps_pd(t[4 * k + 3]);
+    u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, b0));
+    u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, b0));
+    u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, b1));
+    u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, b1));
+  }
+  for (int e = 0; e < 4; ++e) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88), v1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xdd);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xdd);
+    r[e] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+    r[8 + e] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+    r[4 + e] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    r[12 + e] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+  }
+}
+
+// 16 weight rows against 16 activation rows (xs, [block]), all blocks. wq: the weight rows' codes,
+// [block][16 rows][32]; dw: their block scales as f32, [block][16]. The tile unit runs its
+// instructions in order and a product takes several times its issue interval to complete, so block
+// b + 1's product is issued before block b's sums are stored. acc[n]: weight row n against the 16
+// activation rows.
+void amx_q8_0_unit(const BlockQ8x16* xs, const float* dw, const int8_t* wq, int64_t nb, __m512 (&acc)[kAmxRows]) {
+  for (auto& v : acc) v = _mm512_setzero_ps();
+  alignas(64) int32_t sums[2][kAmxRows * 16];
+  // (GCC's tile intrinsics take the tile numbers as literal tokens.)
+  auto issue0 = [&](int64_t b) {
+    _tile_loadd(0, wq + b * kAmxRows * kQK8_0, kQK8_0);
+    _tile_loadd(1, xs[b].qs, 64);
+    _tile_zero(2);
+    _tile_dpbssd(2, 0, 1);
+  };
+  auto issue1 = [&](int64_t b) {
+    _tile_loadd(3, wq + b * kAmxRows * kQK8_0, kQK8_0);
+    _tile_loadd(4, xs[b].qs, 64);
+    _tile_zero(5);
+    _tile_dpbssd(5, 3, 4);
+  };
+  auto epilogue = [&](int64_t b, const int32_t* s) {
+    const __m512 dx = _mm512_load_ps(xs[b].d);
+    for (int n = 0; n < kAmxRows; ++n) {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * n));
+      // d_w * d_x: the same float product as every other Q8_0 kernel
+      acc[n] = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(dw[b * kAmxRows + n]), dx), acc[n]);
+    }
+  };
+  issue0(0);
+  for (int64_t b = 0; b < nb; b += 2) {
+    if (b + 1 < nb) issue1(b + 1);
+    _tile_stored(2, sums[0], 64);
+    epilogue(b, sums[0]);
+    if (b + 1 < nb) {
+      if (b + 2 < nb) issue0(b + 2);
+      _tile_stored(5, sums[1], 64);
+      epilogue(b + 1, sums[1]);
+    }
+  }
+}
+
+// The 16 activation rows of 8-row groups g, g + 1 (MatmulArgs::xq8) as BlockQ8x16, [block].
+void pack_q8x16(const MatmulArgs& a, int64_t g, int64_t n_groups, BlockQ8x16* out) {
+  const int64_t nb = a.k / kQK8_0;
+  const BlockQ8x8* x0 = a.xq8 + g * nb;
+  const BlockQ8x8* x1 = g + 1 < n_groups ? a.xq8 + (g + 1) * nb : nullptr;
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int q = 0; q < 8; ++q) {
+      const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(x0[b].qs[q]));
+      const __m256i hi =
+          x1 != nullptr ? _mm256_load_si256(reinterpret_cast<const __m256i*>(x1[b].qs[q])) : _mm256_setzero_si256();
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out[b].qs[q]), lo);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out[b].qs[q] + 32), hi);
+    }
+    _mm256_store_ps(out[b].d, _mm256_load_ps(x0[b].d));
+    _mm256_store_ps(out[b].d + 8, x1 != nullptr ? _mm256_load_ps(x1[b].d) : _mm256_setzero_ps());
+  }
+}
+
+// Weight rows [r, r + 16): codes as [block][16 rows][32] (one contiguous tile per block, where the
+// rows read in place would touch 16 cache lines) and scales as [block][16] f32 (exact).
+void pack_weights16(const MatmulArgs& a, int64_t r, int8_t* wq, float* dw, bool prefetch) {
+  const int64_t nb = a.k / kQK8_0;
+  for (int n = 0; n < kAmxRows; ++n) {
+    const uint8_t* row = a.w_row(r + n);
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = row + b * static_cast<int64_t>(sizeof(BlockQ8_0));
+      if (prefetch && b % 2 == 0) {  // batched decode streams the weights from memory
+        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchNear), _MM_HINT_T0);
+      }
+      dw[b * kAmxRows + n] = WQ8_0::scale(row, b);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(wq + (b * kAmxRows + n) * kQK8_0),
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockQ8_0, qs))));
+    }
+  }
+}
+
+template <class T>
+T* aligned64(std::vector<uint8_t>& buf, size_t n) {
+  buf.resize(n * sizeof(T) + 64);
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
+}
+
+// Activation rows by 16 (the last tile zero-padded), weight rows by 16 (the rest, and batches under
+// kAmxMinRows rows, through avx512.cc's kernels).
+void amx_q8_0_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  const int64_t n16 = (r1 - r0) / kAmxRows * kAmxRows;
+  if (a.xq8 == nullptr || a.m < kAmxMinRows || n16 == 0) {
+    Q8Generic::run(a, r0, r1);
+    return;
+  }
+  const int64_t r_amx = r0 + n16;
+  load_tile_config();
+  const int64_t nb = a.k / kQK8_0;
+  const int64_t n_groups = (a.m + 7) / 8, n_xt = (n_groups + 1) / 2;
+  thread_local std::vector<uint8_t> xbuf, wbuf, dbuf;
+  // Passes over about 256 KiB of activations (they stay in L2 while the weight rows go by); per pass
+  // and 16 weight rows, their codes and scales are gathered once for all the pass's activation tiles.
+  const int64_t per_pass =
+      std::max<int64_t>(1, (int64_t{256} << 10) / (nb * static_cast<int64_t>(sizeof(BlockQ8x16))));
+  BlockQ8x16* xs = aligned64<BlockQ8x16>(xbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb));
+  int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * kAmxRows * kQK8_0));
+  float* dw = aligned64<float>(dbuf, static_cast<size_t>(nb * kAmxRows));
+  for (int64_t t0 = 0; t0 < n_xt; t0 += per_pass) {
+    const int64_t t1 = std::min(n_xt, t0 + per_pass);
+    for (int64_t t = t0; t < t1; ++t) pack_q8x16(a, 2 * t, n_groups, xs + (t - t0) * nb);
+    for (int64_t r = r0; r < r_amx; r += kAmxRows) {
+      pack_weights16(a, r, wq, dw, t0 == 0);
+      const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + r) : _mm512_setzero_ps();
+      for (int64_t t = t0; t < t1; ++t) {
+        __m512 acc[kAmxRows];
+        amx_q8_0_unit(xs + (t - t0) * nb, dw, wq, nb, acc);
+        transpose16(acc);  // acc[i]: activation row i against the 16 weight rows
+        const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
+        for (int64_t i = 0; i < n_rows; ++i) {
+          const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[i], bias) : acc[i];
+          _mm512_storeu_ps(a.y + (i0 + i) * a.n_out + r, v);
+        }
+      }
+    }
+  }
+  _tile_release();
+  if (r_amx < r1) Q8Generic::run(a, r_amx, r1);
+}
+
+MatmulKernel find_matmul_amx(DType t) {
+  if (t == DType::kQ8_0) return {amx_q8_0_rows, ActForm::kQ8Blocks};
+  return find_matmul_x86<AmxVnniOps>(t);
+}
+
+}  // namespace
+
+namespace amx {
+bool usable() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  constexpr unsigned kAmxTile = 1u << 24, kAmxInt8 = 1u << 25;
+  if ((edx & kAmxTile) == 0 || (edx & kAmxInt8) == 0) return false;
+  // ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA: fails on kernels without AMX support.
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+const IsaKernels& kernels() {
+  static constexpr IsaKernels k{Isa::kAmx, quantize_act_row_x86, find_matmul_amx, dot_f32_x86, axpy_f32_x86,
+                                attn_block_x86, gelu_x86, swiglu_x86, softmax_x86,
+                                rms_norm_x86, layer_norm_x86, f32_to_f16_row_x86};
+  return k;
+}
+}  // namespace amx
+
+}  // namespace llmopt::kernels
+#endif
