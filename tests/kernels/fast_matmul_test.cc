@@ -258,33 +258,36 @@ TEST_P(KernelsFastMatmul, EachRowIsBitIdenticalToItsOneRowCall) {
   }
 }
 
-// The integer block dot products are exact and every Q8_0 kernel applies the same float operations
-// to them, so batched Q8_0 products agree bit for bit across ISAs (AVX2's and AVX-512's column tiles,
-// AMX's 16 x 16 tiles with their leftover rows), in batches that fill several tiles.
-TEST(KernelsQ8_0Batches, SameBitsOnEveryIsa) {
+// The integer block dot products are exact and every kernel of a type applies the same float
+// operations to them, so batched products agree bit for bit across ISAs (AVX2's and AVX-512's column
+// tiles, AMX's 16 x 16 tiles with their leftover rows), in batches that fill several tiles.
+TEST(KernelsBlockBatches, SameBitsOnEveryIsa) {
   IsaGuard guard;
   if (!isa_supported(Isa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU: nothing to compare";
   std::mt19937 rng(4242);
   std::uniform_real_distribution<float> val(-1.0f, 1.0f);
   ThreadPool pool(2);
-  for (int64_t n_out : {16, 53, 160}) {
-    const int64_t k = 288;
-    Weights w;
-    random_weights(DType::kQ8_0, n_out, k, rng, &w);
-    std::vector<float> bias(static_cast<size_t>(n_out));
-    for (auto& v : bias) v = val(rng);
-    for (int64_t m : {9, 15, 16, 17, 33, 64, 100}) {
-      std::vector<float> x(static_cast<size_t>(m * k));
-      for (auto& v : x) v = val(rng);
-      set_isa(Isa::kAvx2);
-      std::vector<float> want(static_cast<size_t>(m * n_out)), got(want.size());
-      matmul_bias(w.view, bias.data(), x.data(), m, want.data(), pool);
-      for (Isa isa : supported_isas()) {
-        if (isa == Isa::kRef) continue;
-        set_isa(isa);
-        SCOPED_TRACE(std::string(isa_name(isa)) + " m=" + std::to_string(m) + " n_out=" + std::to_string(n_out));
-        matmul_bias(w.view, bias.data(), x.data(), m, got.data(), pool);
-        for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "element " << i;
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_1G128}) {
+    for (int64_t n_out : {16, 53, 160}) {
+      const int64_t k = t == DType::kQ4_1G128 ? 384 : 288;
+      Weights w;
+      random_weights(t, n_out, k, rng, &w);
+      std::vector<float> bias(static_cast<size_t>(n_out));
+      for (auto& v : bias) v = val(rng);
+      for (int64_t m : {9, 15, 16, 17, 33, 64, 100}) {
+        std::vector<float> x(static_cast<size_t>(m * k));
+        for (auto& v : x) v = val(rng);
+        set_isa(Isa::kAvx2);
+        std::vector<float> want(static_cast<size_t>(m * n_out)), got(want.size());
+        matmul_bias(w.view, bias.data(), x.data(), m, want.data(), pool);
+        for (Isa isa : supported_isas()) {
+          if (isa == Isa::kRef) continue;
+          set_isa(isa);
+          SCOPED_TRACE(std::string(dtype_name(t)) + " " + isa_name(isa) + " m=" + std::to_string(m) +
+                       " n_out=" + std::to_string(n_out));
+          matmul_bias(w.view, bias.data(), x.data(), m, got.data(), pool);
+          for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "element " << i;
+        }
       }
     }
   }

@@ -1,19 +1,21 @@
 // AMX kernels (built with the AVX-512 + VNNI flags of avx512.cc plus -mamx-tile -mamx-int8; see
-// kernels.cmake): avx512.cc's kernels, except that Q8_0 weights against batches of Q8 activation
-// blocks (5 rows and more: batched decode, prefill, verify passes) go through the AMX tile unit.
+// kernels.cmake): avx512.cc's kernels, except that the 32-element block types (Q8_0, Q4_0, Q4_1, Q5_0,
+// Q5_1, q4_1_g128) against batches of kAmxMinRows activation rows or more (batched decode, prefill,
+// verify passes) go through the AMX tile unit.
 //
-// One TDPBSSD multiplies a tile of 16 weight rows x 32 codes (one block of each row, loaded straight
-// from the GGUF rows with the row stride) by one BlockQ8x8's codes, which are already in the layout
-// the instruction wants for its second operand (8 activation rows, 4 consecutive codes of each per
-// 32-bit group), into 16 x 8 exact int32 block dot products D_b. Each output element then takes the
-// same float operations as every other Q8_0 kernel (tiles_blockdot_x86.h):
-//     acc = fma(float(D_b), d_w * d_x, acc) for each block b in order;  y = acc (+ bias)
-// so the results are bit-identical to the AVX2 / AVX-512 kernels and to a one-row call, whatever
-// the batch. Weight rows left over past the last whole group of 16 (and the activation rows past
-// the last whole group of 8) take avx512.cc's kernels.
+// One TDPBSSD multiplies 16 weight rows x one block (their 32 codes, signed or 0..31, gathered once
+// per pass into one contiguous tile) by the same block of 16 activation rows (two BlockQ8x8 side by
+// side: 4 consecutive codes of each row per 32-bit group, the layout of the second operand) into
+// 16 x 16 exact int32 block dot products D_b. Each output element then takes the same float
+// operations as in every other kernel of its type (tiles_blockdot_x86.h):
+//     for each block b in order: acc = fma(float(D_b), d_w * d_x, acc)
+//                                acc = fma(m_w, s_x, acc)          (types with an offset m)
+//     y = acc (+ bias)
+// so the results are bit-identical to the AVX2 / AVX-512 kernels and to a one-row call, whatever the
+// batch. Weight rows past the last whole group of 16 of a call take avx512.cc's kernels.
 //
 // Linux hands the AMX register state to a process only on request (arch_prctl
-// ARCH_REQ_XCOMP_PERM): amx_usable() asks once; without it the ISA is reported unsupported.
+// ARCH_REQ_XCOMP_PERM): amx::usable() asks once; without it the ISA is reported unsupported.
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -36,7 +38,8 @@ struct AmxVnniOps {
   static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 };
 
-using Q8Generic = BlockDotKernel<WQ8_0, AmxVnniOps>;
+template <class W>
+using Generic = BlockDotKernel<W, AmxVnniOps>;
 
 // The tile configuration (palette 1), two sets for alternate blocks: tiles 0 / 3 = 16 weight rows x
 // 32 codes; tiles 1 / 4 = 16 activation rows, 8 rows of 64 bytes (row q: codes 4q..4q+3 of each of
@@ -71,6 +74,7 @@ constexpr int64_t kAmxMinRows = 9;
 struct alignas(64) BlockQ8x16 {
   int8_t qs[8][64];
   float d[16];
+  float s[16];  // d * (sum of the row's codes): the term of a weight offset m
 };
 
 // In place: r[i][j] <- r[j][i] for a 16 x 16 block of floats.
@@ -102,11 +106,14 @@ void transpose16(__m512 (&r)[16]) {
 }
 
 // 16 weight rows against 16 activation rows (xs, [block]), all blocks. wq: the weight rows' codes,
-// [block][16 rows][32]; dw: their block scales as f32, [block][16]. The tile unit runs its
+// [block][16 rows][32] (signed, or unsigned 0..31); dw, mw: their block scales and offsets as f32,
+// [block][16] (mw only for types with an offset: acc = fma(m_w, s_x, acc) after each block's fma). The tile unit runs its
 // instructions in order and a product takes several times its issue interval to complete, so block
 // b + 1's product is issued before block b's sums are stored. acc[n]: weight row n against the 16
 // activation rows.
-void amx_q8_0_unit(const BlockQ8x16* xs, const float* dw, const int8_t* wq, int64_t nb, __m512 (&acc)[kAmxRows]) {
+template <class W>
+void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const int8_t* wq, int64_t nb,
+              __m512 (&acc)[kAmxRows]) {
   for (auto& v : acc) v = _mm512_setzero_ps();
   alignas(64) int32_t sums[2][kAmxRows * 16];
   // (GCC's tile intrinsics take the tile numbers as literal tokens.)
@@ -124,10 +131,12 @@ void amx_q8_0_unit(const BlockQ8x16* xs, const float* dw, const int8_t* wq, int6
   };
   auto epilogue = [&](int64_t b, const int32_t* s) {
     const __m512 dx = _mm512_load_ps(xs[b].d);
+    [[maybe_unused]] const __m512 sx = _mm512_load_ps(xs[b].s);
     for (int n = 0; n < kAmxRows; ++n) {
       const __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * n));
-      // d_w * d_x: the same float product as every other Q8_0 kernel
+      // d_w * d_x: the same float product as every other kernel of these types
       acc[n] = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(dw[b * kAmxRows + n]), dx), acc[n]);
+      if constexpr (W::kHasMin) acc[n] = _mm512_fmadd_ps(_mm512_set1_ps(mw[b * kAmxRows + n]), sx, acc[n]);
     }
   };
   issue0(0);
@@ -158,24 +167,29 @@ void pack_q8x16(const MatmulArgs& a, int64_t g, int64_t n_groups, BlockQ8x16* ou
     }
     _mm256_store_ps(out[b].d, _mm256_load_ps(x0[b].d));
     _mm256_store_ps(out[b].d + 8, x1 != nullptr ? _mm256_load_ps(x1[b].d) : _mm256_setzero_ps());
+    _mm256_store_ps(out[b].s, _mm256_load_ps(x0[b].s));
+    _mm256_store_ps(out[b].s + 8, x1 != nullptr ? _mm256_load_ps(x1[b].s) : _mm256_setzero_ps());
   }
 }
 
 // Weight rows [r, r + 16): codes as [block][16 rows][32] (one contiguous tile per block, where the
-// rows read in place would touch 16 cache lines) and scales as [block][16] f32 (exact).
-void pack_weights16(const MatmulArgs& a, int64_t r, int8_t* wq, float* dw, bool prefetch) {
+// rows read in place would touch 16 cache lines), scales and offsets as [block][16] f32, as W::load
+// gives them (the same values every kernel of the type uses).
+template <class W>
+void pack_weights16(const MatmulArgs& a, int64_t r, int8_t* wq, float* dw, float* mw, bool prefetch) {
   const int64_t nb = a.k / kQK8_0;
   for (int n = 0; n < kAmxRows; ++n) {
     const uint8_t* row = a.w_row(r + n);
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* blk = row + b * static_cast<int64_t>(sizeof(BlockQ8_0));
       if (prefetch && b % 2 == 0) {  // batched decode streams the weights from memory
+        const uint8_t* blk = row + b * W::kBlockBytes;
         _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T1);
         _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchNear), _MM_HINT_T0);
       }
-      dw[b * kAmxRows + n] = WQ8_0::scale(row, b);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(wq + (b * kAmxRows + n) * kQK8_0),
-                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(BlockQ8_0, qs))));
+      const WBlock wb = W::load(row, b);
+      dw[b * kAmxRows + n] = _mm256_cvtss_f32(wb.d);
+      if constexpr (W::kHasMin) mw[b * kAmxRows + n] = wb.m;
+      _mm256_store_si256(reinterpret_cast<__m256i*>(wq + (b * kAmxRows + n) * kQK8_0), wb.q);
     }
   }
 }
@@ -188,17 +202,18 @@ T* aligned64(std::vector<uint8_t>& buf, size_t n) {
 
 // Activation rows by 16 (the last tile zero-padded), weight rows by 16 (the rest, and batches under
 // kAmxMinRows rows, through avx512.cc's kernels).
-void amx_q8_0_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+template <class W>
+void amx_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   const int64_t n16 = (r1 - r0) / kAmxRows * kAmxRows;
   if (a.xq8 == nullptr || a.m < kAmxMinRows || n16 == 0) {
-    Q8Generic::run(a, r0, r1);
+    Generic<W>::run(a, r0, r1);
     return;
   }
   const int64_t r_amx = r0 + n16;
   load_tile_config();
   const int64_t nb = a.k / kQK8_0;
   const int64_t n_groups = (a.m + 7) / 8, n_xt = (n_groups + 1) / 2;
-  thread_local std::vector<uint8_t> xbuf, wbuf, dbuf;
+  thread_local std::vector<uint8_t> xbuf, wbuf, dbuf, mbuf;
   // Passes over about 256 KiB of activations (they stay in L2 while the weight rows go by); per pass
   // and 16 weight rows, their codes and scales are gathered once for all the pass's activation tiles.
   const int64_t per_pass =
@@ -206,15 +221,16 @@ void amx_q8_0_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   BlockQ8x16* xs = aligned64<BlockQ8x16>(xbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb));
   int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * kAmxRows * kQK8_0));
   float* dw = aligned64<float>(dbuf, static_cast<size_t>(nb * kAmxRows));
+  float* mw = aligned64<float>(mbuf, static_cast<size_t>(nb * kAmxRows));
   for (int64_t t0 = 0; t0 < n_xt; t0 += per_pass) {
     const int64_t t1 = std::min(n_xt, t0 + per_pass);
     for (int64_t t = t0; t < t1; ++t) pack_q8x16(a, 2 * t, n_groups, xs + (t - t0) * nb);
     for (int64_t r = r0; r < r_amx; r += kAmxRows) {
-      pack_weights16(a, r, wq, dw, t0 == 0);
+      pack_weights16<W>(a, r, wq, dw, mw, t0 == 0);
       const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + r) : _mm512_setzero_ps();
       for (int64_t t = t0; t < t1; ++t) {
         __m512 acc[kAmxRows];
-        amx_q8_0_unit(xs + (t - t0) * nb, dw, wq, nb, acc);
+        amx_unit<W>(xs + (t - t0) * nb, dw, mw, wq, nb, acc);
         transpose16(acc);  // acc[i]: activation row i against the 16 weight rows
         const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
         for (int64_t i = 0; i < n_rows; ++i) {
@@ -225,12 +241,26 @@ void amx_q8_0_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     }
   }
   _tile_release();
-  if (r_amx < r1) Q8Generic::run(a, r_amx, r1);
+  if (r_amx < r1) Generic<W>::run(a, r_amx, r1);
 }
 
 MatmulKernel find_matmul_amx(DType t) {
-  if (t == DType::kQ8_0) return {amx_q8_0_rows, ActForm::kQ8Blocks};
-  return find_matmul_x86<AmxVnniOps>(t);
+  switch (t) {
+    case DType::kQ8_0:
+      return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
+    case DType::kQ4_0:
+      return {amx_rows<WQ4_0>, ActForm::kQ8Blocks};
+    case DType::kQ4_1:
+      return {amx_rows<WQ4_1>, ActForm::kQ8Blocks};
+    case DType::kQ5_0:
+      return {amx_rows<WQ5_0>, ActForm::kQ8Blocks};
+    case DType::kQ5_1:
+      return {amx_rows<WQ5_1>, ActForm::kQ8Blocks};
+    case DType::kQ4_1G128:
+      return {amx_rows<WQ4_1G128>, ActForm::kQ8Blocks};
+    default:
+      return find_matmul_x86<AmxVnniOps>(t);
+  }
 }
 
 }  // namespace
