@@ -260,7 +260,7 @@ TEST_P(KernelsFastMatmul, EachRowIsBitIdenticalToItsOneRowCall) {
 
 // The integer block dot products are exact and every kernel of a type applies the same float
 // operations to them, so batched products agree bit for bit across ISAs (AVX2's and AVX-512's column
-// tiles, AMX's 16 x 16 tiles with their leftover rows), in batches that fill several tiles.
+// tiles, AMX's 16 x 16 tiles with their leftover rows), in batches from 9 to 100 rows.
 TEST(KernelsBlockBatches, SameBitsOnEveryIsa) {
   IsaGuard guard;
   if (!isa_supported(Isa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU: nothing to compare";

@@ -66,8 +66,9 @@ void load_tile_config() {
 }
 
 constexpr int64_t kAmxRows = 16;  // weight rows and activation rows per tile
-// Below this many activation rows the tiles run mostly empty: avx512.cc's kernels are as fast.
-constexpr int64_t kAmxMinRows = 9;
+// From this many activation rows on (where the column layout MatmulArgs::xq8 exists) the tiles, even
+// mostly empty, are at least as fast as avx512.cc's kernels (bench_kernels, Q8_0 / Q4_1, m = 5..9).
+constexpr int64_t kAmxMinRows = 5;
 
 // One block of 16 activation rows in the layout of the second tile operand (from two BlockQ8x8, the
 // second all zero past the batch).
