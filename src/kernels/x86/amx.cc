@@ -106,6 +106,13 @@ void transpose16(__m512 (&r)[16]) {
   }
 }
 
+// Where block b of the 16 weight rows' codes is: codes + b * block_step, rows row_stride bytes apart.
+struct WeightTiles {
+  const int8_t* codes = nullptr;
+  int64_t block_step = 0;
+  int64_t row_stride = 0;
+};
+
 // 16 weight rows against 16 activation rows (xs, [block]), all blocks. wq: the weight rows' codes,
 // [block][16 rows][32] (signed, or unsigned 0..31); dw, mw: their block scales and offsets as f32,
 // [block][16] (mw only for types with an offset: acc = fma(m_w, s_x, acc) after each block's fma). The tile unit runs its
@@ -113,19 +120,27 @@ void transpose16(__m512 (&r)[16]) {
 // b + 1's product is issued before block b's sums are stored. acc[n]: weight row n against the 16
 // activation rows.
 template <class W>
-void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const int8_t* wq, int64_t nb,
-              __m512 (&acc)[kAmxRows]) {
+void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const WeightTiles& wt, int64_t nb,
+              __m512 (&acc)[kAmxRows], const uint8_t* pf, int64_t pf_bytes) {
   for (auto& v : acc) v = _mm512_setzero_ps();
+  // Prefetch [pf, pf + pf_bytes) (the next 16 weight rows, when they come from memory), a share per
+  // block, so that streaming them overlaps this tile's products.
+  auto prefetch = [&](int64_t b) {
+    if (pf == nullptr) return;
+    for (int64_t off = b * pf_bytes / nb / 64 * 64; off < (b + 1) * pf_bytes / nb; off += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf + off), _MM_HINT_T0);
+    }
+  };
   alignas(64) int32_t sums[2][kAmxRows * 16];
   // (GCC's tile intrinsics take the tile numbers as literal tokens.)
   auto issue0 = [&](int64_t b) {
-    _tile_loadd(0, wq + b * kAmxRows * kQK8_0, kQK8_0);
+    _tile_loadd(0, wt.codes + b * wt.block_step, wt.row_stride);
     _tile_loadd(1, xs[b].qs, 64);
     _tile_zero(2);
     _tile_dpbssd(2, 0, 1);
   };
   auto issue1 = [&](int64_t b) {
-    _tile_loadd(3, wq + b * kAmxRows * kQK8_0, kQK8_0);
+    _tile_loadd(3, wt.codes + b * wt.block_step, wt.row_stride);
     _tile_loadd(4, xs[b].qs, 64);
     _tile_zero(5);
     _tile_dpbssd(5, 3, 4);
@@ -143,10 +158,12 @@ void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const int8
   issue0(0);
   for (int64_t b = 0; b < nb; b += 2) {
     if (b + 1 < nb) issue1(b + 1);
+    prefetch(b);
     _tile_stored(2, sums[0], 64);
     epilogue(b, sums[0]);
     if (b + 1 < nb) {
       if (b + 2 < nb) issue0(b + 2);
+      prefetch(b + 1);
       _tile_stored(5, sums[1], 64);
       epilogue(b + 1, sums[1]);
     }
@@ -173,11 +190,13 @@ void pack_q8x16(const MatmulArgs& a, int64_t g, int64_t n_groups, BlockQ8x16* ou
   }
 }
 
-// Weight rows [r, r + 16): codes as [block][16 rows][32] (one contiguous tile per block, where the
-// rows read in place would touch 16 cache lines), scales and offsets as [block][16] f32, as W::load
-// gives them (the same values every kernel of the type uses).
+// Weight rows [r, r + 16): scales and offsets as [block][16] f32, as W::load gives them (the same
+// values every kernel of the type uses), and where the tiles find the codes: Q8_0's in place (the
+// tile loads read 16 rows a stride apart; gathering them into one contiguous tile was no faster, for
+// batched decode slower: the tile loads waited for those stores), the other types' decoded into wq as
+// [block][16 rows][32].
 template <class W>
-void pack_weights16(const MatmulArgs& a, int64_t r, int8_t* wq, float* dw, float* mw, bool prefetch) {
+WeightTiles pack_weights16(const MatmulArgs& a, int64_t r, int8_t* wq, float* dw, float* mw, bool prefetch) {
   const int64_t nb = a.k / kQK8_0;
   for (int n = 0; n < kAmxRows; ++n) {
     const uint8_t* row = a.w_row(r + n);
@@ -187,11 +206,21 @@ void pack_weights16(const MatmulArgs& a, int64_t r, int8_t* wq, float* dw, float
         _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T1);
         _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchNear), _MM_HINT_T0);
       }
-      const WBlock wb = W::load(row, b);
-      dw[b * kAmxRows + n] = _mm256_cvtss_f32(wb.d);
-      if constexpr (W::kHasMin) mw[b * kAmxRows + n] = wb.m;
-      _mm256_store_si256(reinterpret_cast<__m256i*>(wq + (b * kAmxRows + n) * kQK8_0), wb.q);
+      if constexpr (DirectCodes<W>) {
+        dw[b * kAmxRows + n] = W::scale(row, b);
+      } else {
+        const WBlock wb = W::load(row, b);
+        dw[b * kAmxRows + n] = _mm256_cvtss_f32(wb.d);
+        if constexpr (W::kHasMin) mw[b * kAmxRows + n] = wb.m;
+        _mm256_store_si256(reinterpret_cast<__m256i*>(wq + (b * kAmxRows + n) * kQK8_0), wb.q);
+      }
     }
+  }
+  if constexpr (DirectCodes<W>) {
+    return {reinterpret_cast<const int8_t*>(W::codes(a.w_row(r), 0)), W::kBlockBytes,
+            static_cast<int64_t>(a.w_row_bytes)};
+  } else {
+    return {wq, kAmxRows * kQK8_0, kQK8_0};
   }
 }
 
@@ -227,11 +256,14 @@ void amx_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     const int64_t t1 = std::min(n_xt, t0 + per_pass);
     for (int64_t t = t0; t < t1; ++t) pack_q8x16(a, 2 * t, n_groups, xs + (t - t0) * nb);
     for (int64_t r = r0; r < r_amx; r += kAmxRows) {
-      pack_weights16<W>(a, r, wq, dw, mw, t0 == 0);
+      const WeightTiles wt = pack_weights16<W>(a, r, wq, dw, mw, t0 == 0);
       const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + r) : _mm512_setzero_ps();
       for (int64_t t = t0; t < t1; ++t) {
         __m512 acc[kAmxRows];
-        amx_unit<W>(xs + (t - t0) * nb, dw, mw, wq, nb, acc);
+        // The first pass streams the weights: the next 16 rows are fetched during the first tile.
+        const bool pf = t0 == 0 && t == t0 && r + 2 * kAmxRows <= r_amx;
+        amx_unit<W>(xs + (t - t0) * nb, dw, mw, wt, nb, acc, pf ? a.w_row(r + kAmxRows) : nullptr,
+                    kAmxRows * static_cast<int64_t>(a.w_row_bytes));
         transpose16(acc);  // acc[i]: activation row i against the 16 weight rows
         const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
         for (int64_t i = 0; i < n_rows; ++i) {
