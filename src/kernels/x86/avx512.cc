@@ -4,6 +4,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include "kernels/x86/act_x86.h"
 #include "kernels/x86/attn_x86.h"
+#include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
 #include "kernels/x86/vec_x86.h"
@@ -12,6 +13,7 @@ namespace llmopt::kernels {
 namespace {
 
 struct Avx512VnniOps {
+  using FloatLanes = Lanes16;  // float weights: 16 lane sums per output
   static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 };
 

@@ -145,14 +145,25 @@ void run_rows_passes(const MatmulArgs& a, int64_t r0, int64_t r1) {
 // 4096) take the k-blocked loop; the rest the passes above. (Measured: GPT-2 124M's 3072-long rows,
 // 24 and 48 KiB per 4 rows in f16 and f32, gained nothing from k-blocks end to end, f16 pp512 lost
 // 5-8%.)
-template <class W>
+template <class W, class L>
 void float_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.m >= kFloatKBlockedMinM && a.k * W::kBytes > 3 * kFloatKcBytes) {
-    float_rows_kblocked<W>(a, r0, r1);
+    float_rows_kblocked<W, L>(a, r0, r1);
   } else {
-    run_rows_passes<FloatKernel<W>>(a, r0, r1);
+    run_rows_passes<FloatKernel<W, L>>(a, r0, r1);
   }
 }
+
+// The float tiles' lanes: Ops::FloatLanes where the ISA names them (AVX-512: 16), else 8.
+template <class Ops>
+struct FloatLanesOf {
+  using type = Lanes8;
+};
+template <class Ops>
+  requires requires { typename Ops::FloatLanes; }
+struct FloatLanesOf<Ops> {
+  using type = typename Ops::FloatLanes;
+};
 
 template <class Ops>
 void I8ColKernel<Ops>::run(const MatmulArgs& a, int64_t r0, int64_t r1) {
@@ -166,13 +177,14 @@ void I8ColKernel<Ops>::run(const MatmulArgs& a, int64_t r0, int64_t r1) {
 
 template <class Ops>
 MatmulKernel find_matmul_x86(DType t) {
+  using L = typename FloatLanesOf<Ops>::type;
   switch (t) {
     case DType::kF32:
-      return {float_rows<WF32>, ActForm::kF32};
+      return {float_rows<WF32, L>, ActForm::kF32};
     case DType::kF16:
-      return {float_rows<WF16>, ActForm::kF32};
+      return {float_rows<WF16, L>, ActForm::kF32};
     case DType::kBF16:
-      return {float_rows<WBF16>, ActForm::kF32};
+      return {float_rows<WBF16, L>, ActForm::kF32};
     case DType::kQ8_0:
       return {BlockDotKernel<WQ8_0, Ops>::run, ActForm::kQ8Blocks};
     case DType::kQ4_0:
