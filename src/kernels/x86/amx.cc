@@ -115,12 +115,11 @@ struct WeightTiles {
   int64_t row_stride = 0;
 };
 
-// 16 weight rows against 16 activation rows (xs, [block]), all blocks. wq: the weight rows' codes,
-// [block][16 rows][32] (signed, or unsigned 0..31); dw, mw: their block scales and offsets as f32,
-// [block][16] (mw only for types with an offset: acc = fma(m_w, s_x, acc) after each block's fma). The tile unit runs its
-// instructions in order and a product takes several times its issue interval to complete, so block
-// b + 1's product is issued before block b's sums are stored. acc[n]: weight row n against the 16
-// activation rows.
+// 16 weight rows (wt: their codes, signed or 0..31) against 16 activation rows (xs, [block]), all
+// blocks. dw, mw: the rows' block scales and offsets as f32, [block][16] (mw only for types with an
+// offset: acc = fma(m_w, s_x, acc) after each block's fma). The tile unit runs its instructions in
+// order and a product takes several times its issue interval to complete, so block b + 1's product
+// is issued before block b's sums are stored. acc[n]: weight row n against the 16 activation rows.
 template <class W>
 void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const WeightTiles& wt, int64_t nb,
               __m512 (&acc)[kAmxRows], const uint8_t* pf, int64_t pf_bytes) {
