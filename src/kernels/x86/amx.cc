@@ -116,7 +116,7 @@ struct WeightTiles {
 };
 
 // 16 weight rows (wt: their codes, signed or 0..31) against 16 activation rows (xs, [block]), all
-// blocks. dw, mw: the rows' block scales and offsets as f32, [block][16] (mw only for types with an
+// blocks. dw, mw: the rows' block scales and offsets as f32, [16][block] (mw only for types with an
 // offset: acc = fma(m_w, s_x, acc) after each block's fma). The tile unit runs its instructions in
 // order and a product takes several times its issue interval to complete, so block b + 1's product
 // is issued before block b's sums are stored. acc[n]: weight row n against the 16 activation rows.
@@ -152,22 +152,29 @@ void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const Weig
     for (int n = 0; n < kAmxRows; ++n) {
       const __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * n));
       // d_w * d_x: the same float product as every other kernel of these types
-      acc[n] = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(dw[b * kAmxRows + n]), dx), acc[n]);
-      if constexpr (W::kHasMin) acc[n] = _mm512_fmadd_ps(_mm512_set1_ps(mw[b * kAmxRows + n]), sx, acc[n]);
+      acc[n] = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(dw[n * nb + b]), dx), acc[n]);
+      if constexpr (W::kHasMin) acc[n] = _mm512_fmadd_ps(_mm512_set1_ps(mw[n * nb + b]), sx, acc[n]);
     }
   };
+  // Block b's sums are stored while block b + 1's product runs, and read back one step later (the
+  // epilogue of block b - 1 runs in between), so the loads do not wait on the tile store.
   issue0(0);
   for (int64_t b = 0; b < nb; b += 2) {
     if (b + 1 < nb) issue1(b + 1);
     prefetch(b);
     _tile_stored(2, sums[0], 64);
-    epilogue(b, sums[0]);
+    if (b > 0) epilogue(b - 1, sums[1]);
     if (b + 1 < nb) {
       if (b + 2 < nb) issue0(b + 2);
       prefetch(b + 1);
       _tile_stored(5, sums[1], 64);
-      epilogue(b + 1, sums[1]);
+      epilogue(b, sums[0]);
     }
+  }
+  if (nb % 2 == 1) {
+    epilogue(nb - 1, sums[0]);
+  } else {
+    epilogue(nb - 1, sums[1]);
   }
 }
 
@@ -191,30 +198,57 @@ void pack_q8x16(const MatmulArgs& a, int64_t g, int64_t n_groups, BlockQ8x16* ou
   }
 }
 
-// Weight rows [r, r + 16): scales and offsets as [block][16] f32, as W::load gives them (the same
+// The f16 values at byte offset off of blocks 0..n-1 of a row (blocks `step` bytes apart), as f32,
+// into out[0..n): 16 at a time with one gather and one conversion (the same values as load_half). A
+// gather element reads 4 bytes from the value on, within its block.
+inline void gather_halves(const uint8_t* row, int64_t step, int64_t off, int64_t n, float* out) {
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(static_cast<int>(step)));
+  for (int64_t b = 0; b < n; b += 16) {
+    const __mmask16 k = n - b >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (n - b)) - 1);
+    const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, row + off + b * step, 1);
+    _mm512_mask_storeu_ps(out + b, k, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
+  }
+}
+
+// Weight rows [r, r + 16): scales and offsets as [row][block] f32, as W::load gives them (the same
 // values every kernel of the type uses), and where the tiles find the codes: Q8_0's in place (the
 // tile loads read 16 rows a stride apart; gathering them into one contiguous tile was no faster, for
 // batched decode slower: the tile loads waited for those stores), the other types' decoded into wq as
-// [block][16 rows][32].
+// [block][16 rows][32]. The f16 scales (and offsets) are gathered 16 blocks at a time: converting
+// them one by one cost about as much as the products of batched decode.
 template <class W>
 WeightTiles pack_weights16(const MatmulArgs& a, int64_t r, int8_t* wq, float* dw, float* mw, bool prefetch) {
   const int64_t nb = a.k / kQK8_0;
   for (int n = 0; n < kAmxRows; ++n) {
     const uint8_t* row = a.w_row(r + n);
-    for (int64_t b = 0; b < nb; ++b) {
-      if (prefetch && b % 2 == 0) {  // batched decode streams the weights from memory
-        const uint8_t* blk = row + b * W::kBlockBytes;
-        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T1);
-        _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchNear), _MM_HINT_T0);
+    float* dn = dw + n * nb;
+    [[maybe_unused]] float* mn = mw + n * nb;
+    if (prefetch) {  // batched decode streams the weights from memory
+      for (int64_t off = 0; off < static_cast<int64_t>(a.w_row_bytes); off += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + off + kPrefetchBytes), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(row + off + kPrefetchNear), _MM_HINT_T0);
       }
-      if constexpr (DirectCodes<W>) {
-        dw[b * kAmxRows + n] = W::scale(row, b);
-      } else {
+    }
+    if constexpr (kHalfScales<W>) {
+      gather_halves(row, W::kBlockBytes, W::kHalfScale, nb, dn);
+      if constexpr (kHalfMins<W>) {
+        gather_halves(row, W::kBlockBytes, W::kHalfMin, nb, mn);
+      } else if constexpr (kMinFromD<W>) {
+        for (int64_t b = 0; b < nb; ++b) mn[b] = dn[b] * W::kMinPerD;  // as W::load computes it
+      }
+    }
+    if constexpr (!DirectCodes<W>) {
+      for (int64_t b = 0; b < nb; ++b) {
         const WBlock wb = W::load(row, b);
-        dw[b * kAmxRows + n] = _mm256_cvtss_f32(wb.d);
-        if constexpr (W::kHasMin) mw[b * kAmxRows + n] = wb.m;
+        if constexpr (!kHalfScales<W>) {
+          dn[b] = _mm256_cvtss_f32(wb.d);
+          if constexpr (W::kHasMin) mn[b] = wb.m;
+        }
         _mm256_store_si256(reinterpret_cast<__m256i*>(wq + (b * kAmxRows + n) * kQK8_0), wb.q);
       }
+    } else {
+      static_assert(kHalfScales<W>, "direct codes come with f16 scales");
     }
   }
   if constexpr (DirectCodes<W>) {
