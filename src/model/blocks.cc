@@ -178,6 +178,17 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
       const int32_t col = g * static_cast<int32_t>(hd);  // the KV head's first column
       for (int32_t c = 0; c < n_ctx; c += kernels::kAttnChunk) {
         const int32_t cn = std::min(kernels::kAttnChunk, n_ctx - c);
+        // The next chunk's K and V rows of this head are fetched while this chunk is computed: the
+        // rows of one head are a few cache lines every cache row apart, which the hardware
+        // prefetchers follow poorly, and decode waited on them.
+        for (int32_t p = c + cn; p < std::min(n_ctx, c + cn + kernels::kAttnChunk); ++p) {
+          const uint8_t* kr = cache.k(il, table[p / bs], p % bs, col);
+          const uint8_t* vr = cache.v(il, table[p / bs], p % bs, col);
+          for (size_t off = 0; off < row_bytes; off += 64) {
+            __builtin_prefetch(kr + off);
+            __builtin_prefetch(vr + off);
+          }
+        }
         for (int32_t t = 0; t < n_tok; ++t) n_vis[t] = std::clamp(batch.pos[t0 + t] + 1 - c, 0, cn);
         const int32_t b0 = c / bs;
         if (b0 == (c + cn - 1) / bs) {

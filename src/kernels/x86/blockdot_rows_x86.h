@@ -194,17 +194,22 @@ struct BlockDotRows {
 
   // Activation rows [i0, m) by weight rows.
   static void run_by_rows(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t i0) {
-    [[maybe_unused]] thread_local std::vector<__m256i> xoff;
+    // (A vector of a wrapper: std::vector<__m256i> would drop the type's alignment attribute.)
+    struct alignas(32) Int32x8 {
+      int32_t v[8];
+    };
+    [[maybe_unused]] thread_local std::vector<Int32x8> xoff_buf;
     if constexpr (kSuperBlocks<W> && kTwoScales<W>) {
       const int64_t nb = a.k / kQK8_0;
-      xoff.resize(static_cast<size_t>((a.m - i0) * nb));
-      for (int64_t i = i0; i < a.m; ++i) half_block_offsets(a, i, xoff.data() + (i - i0) * nb);
+      xoff_buf.resize(static_cast<size_t>((a.m - i0) * nb));
+      __m256i* xoff = reinterpret_cast<__m256i*>(xoff_buf.data());
+      for (int64_t i = i0; i < a.m; ++i) half_block_offsets(a, i, xoff + (i - i0) * nb);
     }
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
       for (int64_t i = i0; i < a.m; ++i) {
         if constexpr (kSuperBlocks<W> && kTwoScales<W>) {
-          by_rows_super4_two(a, r, i, xoff.data() + (i - i0) * (a.k / kQK8_0));
+          by_rows_super4_two(a, r, i, reinterpret_cast<const __m256i*>(xoff_buf.data()) + (i - i0) * (a.k / kQK8_0));
         } else if constexpr (kSuperBlocks<W>) {
           by_rows_super4(a, r, i);
         } else {
