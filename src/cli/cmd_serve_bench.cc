@@ -62,6 +62,7 @@ Command register_serve_bench(CLI::App& app) {
     std::string kv = "paged";
     bool no_prefix_cache = false;
     bool compare = false;
+    int32_t rounds = 1;
     uint64_t seed = 1;
     std::string output = "md";
     int32_t spec_ngram = 0;
@@ -104,6 +105,12 @@ Command register_serve_bench(CLI::App& app) {
   sub->add_flag("--compare", args->compare,
                 "Run continuous+paged, static+contiguous and one-at-a-time (and no-prefix-cache with "
                 "--shared-prefix) on the same workload and KV budget; one table");
+  sub->add_option("--rounds", args->rounds,
+                  "Run the modes round-robin this many times; the table shows each mode's median-throughput "
+                  "round and the ratios are taken within each round, then their median (machine-speed drift "
+                  "between modes cancels)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   sub->add_option("--seed", args->seed, "Workload seed")->capture_default_str();
   sub->add_option("--spec-ngram", args->spec_ngram,
                   "Every request speculates with prompt-lookup drafts (n-grams up to N tokens; 0: off)")
@@ -206,26 +213,41 @@ Command register_serve_bench(CLI::App& app) {
               if (!d.ok()) return fail(d.status().with_context(args->spec_draft));
               speculation.draft = std::shared_ptr<const Model>(std::move(*d));
             }
-            std::vector<ServeBenchResult> rows;
-            for (const auto& [label, cfg] : runs) {
-              std::fprintf(stderr, "  running: %s ...\n", label.c_str());
-              auto r = run_serve_bench(*model, cfg, *workload, pool, label, speculation);
-              if (!r.ok()) return fail(label + ": " + r.status().message());
-              std::fprintf(stderr, "  %s: %.1f s, %.1f output tok/s\n", label.c_str(), r->seconds,
-                           r->output_tps());
-              rows.push_back(std::move(r).value());
+            // by_mode[m][round]; the modes alternate within each round.
+            std::vector<std::vector<ServeBenchResult>> by_mode(runs.size());
+            for (int32_t round = 0; round < args->rounds; ++round) {
+              for (size_t m = 0; m < runs.size(); ++m) {
+                const auto& [label, cfg] = runs[m];
+                std::fprintf(stderr, "  running: %s%s ...\n", label.c_str(),
+                             args->rounds > 1 ? (" (round " + std::to_string(round + 1) + ")").c_str() : "");
+                auto r = run_serve_bench(*model, cfg, *workload, pool, label, speculation);
+                if (!r.ok()) return fail(label + ": " + r.status().message());
+                std::fprintf(stderr, "  %s: %.1f s, %.1f output tok/s\n", label.c_str(), r->seconds,
+                             r->output_tps());
+                by_mode[m].push_back(std::move(r).value());
+              }
             }
+            std::vector<ServeBenchResult> rows;
+            for (const auto& rounds : by_mode) rows.push_back(median_throughput_round(rounds));
             if (args->output == "json") {
               std::fputs(serve_bench_json(rows).c_str(), stdout);
             } else {
               std::fputs(serve_bench_markdown(rows).c_str(), stdout);
+              if (args->rounds > 1) {
+                std::printf("\n(each mode's median-throughput round of %d)\n", args->rounds);
+              }
               if (rows.size() > 1) {
                 std::printf("\n");
                 for (size_t i = 1; i < rows.size(); ++i) {
-                  std::printf("%s vs %s: %.2fx output throughput, %.2fx lower mean TTFT\n",
-                              rows[0].label.c_str(), rows[i].label.c_str(),
-                              rows[0].output_tps() / std::max(rows[i].output_tps(), 1e-9),
-                              rows[i].ttft.mean / std::max(rows[0].ttft.mean, 1e-9));
+                  const RoundRatios rr = round_ratios(by_mode[0], by_mode[i]);
+                  std::printf("%s vs %s: %.2fx output throughput, %.2fx lower mean TTFT", rows[0].label.c_str(),
+                              rows[i].label.c_str(), rr.median_throughput, rr.median_ttft);
+                  if (args->rounds > 1) {
+                    std::printf(" (medians of %d rounds; throughput per round:", args->rounds);
+                    for (double x : rr.throughput) std::printf(" %.2fx", x);
+                    std::printf(")");
+                  }
+                  std::printf("\n");
                 }
               }
             }

@@ -22,7 +22,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help / --version (exit code 0) print as CLI11 formats them; a bad command line is one error
+    // line and exit code 1, like every other error of the tool.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return 1;
   }
   for (auto& cmd : commands) {
     if (!cmd.sub->parsed()) continue;

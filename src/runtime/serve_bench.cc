@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "core/check.h"
+
 namespace llmopt {
 namespace {
 
@@ -228,6 +230,36 @@ Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig&
   res.spec_drafted = m.spec_drafted_tokens;
   res.spec_accepted = m.spec_accepted_tokens;
   return res;
+}
+
+ServeBenchResult median_throughput_round(const std::vector<ServeBenchResult>& rounds) {
+  LLMOPT_CHECK(!rounds.empty());
+  std::vector<size_t> order(rounds.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return rounds[x].output_tps() < rounds[y].output_tps(); });
+  return rounds[order[(order.size() - 1) / 2]];
+}
+
+namespace {
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+}  // namespace
+
+RoundRatios round_ratios(const std::vector<ServeBenchResult>& a, const std::vector<ServeBenchResult>& b) {
+  LLMOPT_CHECK(a.size() == b.size());
+  RoundRatios r;
+  for (size_t i = 0; i < a.size(); ++i) {
+    r.throughput.push_back(a[i].output_tps() / std::max(b[i].output_tps(), 1e-9));
+    r.ttft.push_back(b[i].ttft.mean / std::max(a[i].ttft.mean, 1e-9));
+  }
+  r.median_throughput = median_of(r.throughput);
+  r.median_ttft = median_of(r.ttft);
+  return r;
 }
 
 std::string serve_bench_markdown(const std::vector<ServeBenchResult>& rows) {

@@ -81,6 +81,18 @@ Result<ServeBenchResult> run_serve_bench(const Model& model, const EngineConfig&
                                          const std::vector<WorkloadRequest>& workload, ThreadPool& pool,
                                          const std::string& label, const ServeSpec& spec = {});
 
+// Of several rounds of one mode, the one with the median output throughput (the lower middle one of
+// an even count). rounds must not be empty.
+ServeBenchResult median_throughput_round(const std::vector<ServeBenchResult>& rounds);
+
+// a against b, round by round (a[r] and b[r] ran next to each other): output throughput a / b and mean
+// TTFT b / a of each round, and the median of each (the mean of the middle two for an even count).
+struct RoundRatios {
+  std::vector<double> throughput, ttft;
+  double median_throughput = 0.0, median_ttft = 0.0;
+};
+RoundRatios round_ratios(const std::vector<ServeBenchResult>& a, const std::vector<ServeBenchResult>& b);
+
 std::string serve_bench_markdown(const std::vector<ServeBenchResult>& rows);
 std::string serve_bench_json(const std::vector<ServeBenchResult>& rows);
 

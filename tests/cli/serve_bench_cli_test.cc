@@ -55,6 +55,21 @@ TEST(ServeBenchCliTest, MarkdownTableAndRatios) {
   EXPECT_NE(r.out.find("continuous + paged vs one at a time:"), std::string::npos) << r.out;
 }
 
+TEST(ServeBenchCliTest, RoundsAlternateTheModesAndReportPerRoundRatios) {
+  LLMOPT_REQUIRE_DATA(kStory260K);
+  auto r = run_command(cmd() + " -n 4 --prompt-len 8 --output-len 8 -c 64 --compare --rounds 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("(each mode's median-throughput round of 2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("continuous + paged vs static + contiguous:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(medians of 2 rounds; throughput per round:"), std::string::npos) << r.out;
+  // Round-robin: the second round of the first mode starts after the first round of the last one.
+  const size_t one_1 = r.err.find("running: one at a time (round 1)");
+  const size_t cont_2 = r.err.find("running: continuous + paged (round 2)");
+  ASSERT_NE(one_1, std::string::npos) << r.err;
+  ASSERT_NE(cont_2, std::string::npos) << r.err;
+  EXPECT_LT(one_1, cont_2);
+}
+
 TEST(ServeBenchCliTest, WorkloadFileAndPoissonArrivals) {
   LLMOPT_REQUIRE_DATA(kStory260K);
   const std::string f = test::temp_dir() + "/w.txt";
@@ -85,6 +100,7 @@ TEST(ServeBenchCliTest, BadInputGivesOneErrorLine) {
       {"--kv-tokens 16 -c 64 --prompt-len 8 --output-len 8", "less than one full context"},
       {"--max-batch-tokens 0", "must be positive"},
       {"-n 0", "must be positive"},
+      {"--compare --rounds 0", "--rounds"},
   };
   for (const auto& [args, want] : cases) {
     auto r = run_command(cmd() + " " + args);
