@@ -178,9 +178,9 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
       const int32_t col = g * static_cast<int32_t>(hd);  // the KV head's first column
       for (int32_t c = 0; c < n_ctx; c += kernels::kAttnChunk) {
         const int32_t cn = std::min(kernels::kAttnChunk, n_ctx - c);
-        // The next chunk's K and V rows of this head are fetched while this chunk is computed: the
-        // rows of one head are a few cache lines every cache row apart, which the hardware
-        // prefetchers follow poorly, and decode waited on them.
+        // The next chunk's K and V rows of this head are fetched while this chunk is computed: they
+        // sit in another block wherever the pool put it, where the hardware prefetchers cannot
+        // follow, and decode waited on them.
         for (int32_t p = c + cn; p < std::min(n_ctx, c + cn + kernels::kAttnChunk); ++p) {
           const uint8_t* kr = cache.k(il, table[p / bs], p % bs, col);
           const uint8_t* vr = cache.v(il, table[p / bs], p % bs, col);
