@@ -7,6 +7,7 @@
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
+#include "kernels/x86/rows512_x86.h"
 #include "kernels/x86/vec_x86.h"
 
 namespace llmopt::kernels {
@@ -14,6 +15,7 @@ namespace {
 
 struct Avx512VnniOps {
   using FloatLanes = Lanes16;  // float weights: 16 lane sums per output
+  using Rows4 = WideRows4;     // Q4_0 / Q4_1 decode: three blocks of 4 rows per 512-bit step
   static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 };
 

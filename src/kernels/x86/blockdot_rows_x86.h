@@ -192,8 +192,11 @@ struct BlockDotRows {
     }
   }
 
-  // Activation rows [i0, m) by weight rows.
+  // Activation rows [i0, m) by weight rows. Where the ISA's Ops name a wider kernel for this type
+  // (Ops::Rows4, rows512_x86.h), it takes the rows it can and the loops below the rest.
   static void run_by_rows(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t i0) {
+    int64_t r = r0;
+    if constexpr (kWideRows4<W, Ops>) r = Ops::Rows4::template run<W>(a, r0, r1, i0);
     // (A vector of a wrapper: std::vector<__m256i> would drop the type's alignment attribute.)
     struct alignas(32) Int32x8 {
       int32_t v[8];
@@ -205,7 +208,6 @@ struct BlockDotRows {
       __m256i* xoff = reinterpret_cast<__m256i*>(xoff_buf.data());
       for (int64_t i = i0; i < a.m; ++i) half_block_offsets(a, i, xoff + (i - i0) * nb);
     }
-    int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
       for (int64_t i = i0; i < a.m; ++i) {
         if constexpr (kSuperBlocks<W> && kTwoScales<W>) {

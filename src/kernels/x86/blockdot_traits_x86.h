@@ -91,6 +91,16 @@ constexpr int kCodeMax = [] {
   return 0;
 }();
 
+// True where the ISA's Ops name a wider decode kernel (Ops::Rows4) that takes W's groups of 4 rows.
+template <class W, class Ops>
+constexpr bool kWideRows4 = [] {
+  if constexpr (requires { typename Ops::Rows4; }) {
+    return Ops::Rows4::template kHandles<W>;
+  } else {
+    return false;
+  }
+}();
+
 // v[r] (8 values of row r) -> t[j] (value j of rows 0..3).
 inline void transpose4x8(const __m256* v, __m128* t) {
   const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
