@@ -38,7 +38,7 @@ namespace {
 
 struct AmxVnniOps {
   using FloatLanes = Lanes16;  // float weights: 16 lane sums per output
-  using Rows4 = WideRows4;     // Q4_0 / Q4_1 decode: three blocks of 4 rows per 512-bit step
+  using WideRows = kernels::WideRows;  // Q4_0 / Q4_1 decode: 16 rows x 3 blocks per 512-bit step
   static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 };
 

@@ -193,10 +193,10 @@ struct BlockDotRows {
   }
 
   // Activation rows [i0, m) by weight rows. Where the ISA's Ops name a wider kernel for this type
-  // (Ops::Rows4, rows512_x86.h), it takes the rows it can and the loops below the rest.
+  // (Ops::WideRows, rows512_x86.h), it takes the rows it can and the loops below the rest.
   static void run_by_rows(const MatmulArgs& a, int64_t r0, int64_t r1, int64_t i0) {
     int64_t r = r0;
-    if constexpr (kWideRows4<W, Ops>) r = Ops::Rows4::template run<W>(a, r0, r1, i0);
+    if constexpr (kWideRows<W, Ops>) r = Ops::WideRows::template run<W>(a, r0, r1, i0);
     // (A vector of a wrapper: std::vector<__m256i> would drop the type's alignment attribute.)
     struct alignas(32) Int32x8 {
       int32_t v[8];

@@ -91,11 +91,11 @@ constexpr int kCodeMax = [] {
   return 0;
 }();
 
-// True where the ISA's Ops name a wider decode kernel (Ops::Rows4) that takes W's groups of 4 rows.
+// True where the ISA's Ops name a wider decode kernel (Ops::WideRows) that takes W's groups of 16 rows.
 template <class W, class Ops>
-constexpr bool kWideRows4 = [] {
-  if constexpr (requires { typename Ops::Rows4; }) {
-    return Ops::Rows4::template kHandles<W>;
+constexpr bool kWideRows = [] {
+  if constexpr (requires { typename Ops::WideRows; }) {
+    return Ops::WideRows::template kHandles<W>;
   } else {
     return false;
   }

@@ -1,6 +1,6 @@
 // Decode of Q4_0 / Q4_1 weights (one activation row at a time) with 512-bit vectors: three blocks of
 // sixteen weight rows per step. Included only by the AVX-512 translation units (avx512.cc, amx.cc), whose
-// Ops name it as their Rows4; blockdot_rows_x86.h's run_by_rows hands it the rows it takes.
+// Ops name it as their WideRows; blockdot_rows_x86.h's run_by_rows hands it the rows it takes.
 //
 // A 64-byte load of a row holds three whole blocks (18 or 20 bytes each). One word permute per row
 // lines their 16 code bytes up as the three 128-bit lanes of a vector, so that a block's 32 codes (low
@@ -31,7 +31,7 @@
 namespace llmopt::kernels {
 namespace {
 
-struct WideRows4 {
+struct WideRows {
   // Types taken: 4-bit codes with one f16 scale per 32-element block and three blocks per 64 bytes.
   template <class W>
   static constexpr bool kHandles = std::is_same_v<W, WQ4_0> || std::is_same_v<W, WQ4_1>;
