@@ -9,8 +9,11 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <vector>
 
 namespace llmopt::test {
 
@@ -37,10 +40,45 @@ bool have_data(const std::string& rel) {
   return false;
 }
 
+namespace {
+// The directories this process made, removed when it exits (unless LLMOPT_KEEP_TEST_TMP is set, to
+// look at a failing test's files). A forked child (a death test) leaves its parent's alone.
+class TempDirs {
+ public:
+  void add(const std::string& dir) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirs_.push_back(dir);
+  }
+  ~TempDirs() {
+    if (getpid() != owner_ || std::getenv("LLMOPT_KEEP_TEST_TMP") != nullptr) return;
+    for (const std::string& d : dirs_) {
+      std::error_code ec;
+      std::filesystem::remove_all(d, ec);
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> dirs_;
+  pid_t owner_ = getpid();
+};
+TempDirs& temp_dirs() {
+  static TempDirs dirs;
+  return dirs;
+}
+}  // namespace
+
 std::string temp_dir() {
-  std::string tmpl = "/tmp/llmopt-test-XXXXXX";
+  std::error_code ec;
+  std::filesystem::path base = std::filesystem::temp_directory_path(ec);
+  if (ec) base = "/tmp";
+  std::string tmpl = (base / "llmopt-test-XXXXXX").string();
   char* p = mkdtemp(tmpl.data());
-  if (p == nullptr) ADD_FAILURE() << "mkdtemp failed";
+  if (p == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed for " << tmpl;
+    return tmpl;
+  }
+  temp_dirs().add(tmpl);
   return tmpl;
 }
 
@@ -68,6 +106,8 @@ CmdResult run_command(const std::string& cmdline) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = read_file(out);
   r.err = read_file(err);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
   return r;
 }
 

@@ -11,7 +11,8 @@ namespace llmopt::test {
 std::string data_path(const std::string& rel);
 // True if the file exists. If not: under CI=true records a test failure; otherwise nothing.
 bool have_data(const std::string& rel);
-// A fresh empty temporary directory for this test (removed by the OS, not by us).
+// A fresh empty temporary directory (under $TMPDIR, else /tmp), removed when the test process exits
+// (kept if LLMOPT_KEEP_TEST_TMP is set).
 std::string temp_dir();
 // Path of the built llmopt binary, the source tree and the numpy-capable python (empty if none).
 std::string llmopt_binary();
