@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/common.h"
+#include "core/mmap_file.h"
 
 namespace llmopt::cli {
 
@@ -9,19 +10,34 @@ Command register_tokenize(CLI::App& app) {
   struct Args {
     ModelArgs model;
     std::string prompt;
+    std::string file;
     bool ids = false;
     bool no_bos = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids (and pieces) of a text");
   add_model_args(sub, args->model, /*with_threads=*/false);
-  sub->add_option("-p,--prompt", args->prompt, "Text to tokenize")->required();
+  auto* p = sub->add_option("-p,--prompt", args->prompt, "Text to tokenize");
+  auto* f = sub->add_option("-f,--file", args->file, "Tokenize the contents of this file instead");
+  p->excludes(f);
   sub->add_flag("--ids", args->ids, "Print only a JSON array of ids");
   sub->add_flag("--no-bos", args->no_bos, "Do not add BOS even if the model uses one");
-  return {sub, [args]() -> int {
+  return {sub, [args, p, f]() -> int {
+            if (p->count() == 0 && f->count() == 0) {
+              std::fprintf(stderr, "error: give the text with --prompt or --file (see --help)\n");
+              return 1;
+            }
             args->model.mmap = true;  // the weights are not run: map rather than read them
             auto model = load_or_report(args->model);
             if (!model) return 1;
+            if (!args->file.empty()) {
+              auto text = read_text_file(args->file);
+              if (!text.ok()) {
+                std::fprintf(stderr, "error: %s\n", text.status().message().c_str());
+                return 1;
+              }
+              args->prompt = std::move(text).value();
+            }
             const Tokenizer& tok = model->tokenizer();
             std::vector<int32_t> ids = tok.encode(args->prompt, !args->no_bos && tok.add_bos_default());
             if (args->ids) {

@@ -71,6 +71,27 @@ TEST(CliTest, TokenizeIdsIsJson) {
   EXPECT_EQ(r.out.rfind("[1, ", 0), 0u) << r.out;  // BOS first
 }
 
+TEST(CliTest, TokenizeFileEqualsPrompt) {
+  LLMOPT_REQUIRE_DATA(kStory260K);
+  const std::string dir = test::temp_dir();
+  test::write_file(dir + "/t.txt", "Once upon a time\nthere was a cat.");
+  const std::string m = bin() + " tokenize -m " + q(test::data_path(kStory260K)) + " --ids ";
+  auto a = run_command(m + "-f " + q(dir + "/t.txt"));
+  auto b = run_command(m + "-p \"$(printf 'Once upon a time\\nthere was a cat.')\"");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(a.out.find(","), std::string::npos);
+  auto none = run_command(m);
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("--prompt or --file"), std::string::npos) << none.err;
+  auto both = run_command(m + "-p hi -f " + q(dir + "/t.txt"));
+  EXPECT_EQ(both.exit_code, 1);
+  auto missing = run_command(m + "-f " + q(dir + "/nope.txt"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("nope.txt"), std::string::npos) << missing.err;
+}
+
 TEST(CliTest, InfoShowsTensorTable) {
   LLMOPT_REQUIRE_DATA(kStory260K);
   auto r = run_command(bin() + " info -m " + q(test::data_path(kStory260K)));
