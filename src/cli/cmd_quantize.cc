@@ -89,6 +89,15 @@ Command register_quantize(CLI::App& app) {
   sub->add_flag("--smooth-only", args->m.smooth_only,
                 "--method smoothquant: write the smoothed model in f32 without rounding anything (it computes the same "
                 "function as the input; for inspecting the migration)");
+  sub->add_flag("--rotate", args->m.rotate,
+                "W8A8 (needs --calib): also try each input rotated by an orthogonal R = Hadamard (x) Q after smoothing, "
+                "and keep the rotation where it lowers the layer's output error on the calibration inputs. The "
+                "weight is stored as W R with Q as <name>.rot, and each activation row is multiplied by R at run time "
+                "(n * (m + log2 p) multiply-adds for rows of n = p * m, p a power of two, m <= 256). Spreading "
+                "outlier channels over the whole row is what lets one static scale cover ffn_down's input (QuaRot)");
+  sub->add_option("--sq-weights", args->m.sq_weights,
+                  "--method smoothquant: round the smoothed int8 weights to nearest (rtn, the default) or with GPTQ "
+                  "(gptq: error compensation with the Hessian of the smoothed inputs; --act-order applies)");
   sub->add_option("--embed-type", args->m.embed_type,
                   "--method: write token_embd and output as this type with llama.cpp's quantizers (e.g. q8_0, q6_k, "
                   "f16; rows that do not fit its blocks fall back with a warning). Default: as in the input for "

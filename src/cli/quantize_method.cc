@@ -68,7 +68,15 @@ int run_quantize_method(const std::string& input, const std::string& output, con
       return fail("--sq-alpha " + std::to_string(a.sq_alpha) + " is outside [0, 1]");
     }
   }
-  if (a.act_order && a.method != "gptq") return fail("--act-order applies to --method gptq only");
+  if (a.sq_weights != "rtn" && a.sq_weights != "gptq") {
+    return fail("unknown --sq-weights '" + a.sq_weights + "' (use rtn or gptq)");
+  }
+  if (a.sq_weights == "gptq" && a.method != "smoothquant") {
+    return fail("--sq-weights applies to --method smoothquant only (use --method gptq --act ... otherwise)");
+  }
+  if (a.act_order && a.method != "gptq" && a.sq_weights != "gptq") {
+    return fail("--act-order applies to GPTQ only (--method gptq, or --method smoothquant --sq-weights gptq)");
+  }
   if (a.scale_search && (a.method != "gptq" || w8a8)) {
     return fail("--scale-search applies to weight-only --method gptq only");
   }
@@ -81,6 +89,8 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     }
   }
   if (a.smooth_only && a.method != "smoothquant") return fail("--smooth-only applies to --method smoothquant only");
+  if (a.rotate && !w8a8) return fail("--rotate applies to W8A8 (--method smoothquant, or --act with rtn|gptq)");
+  if (a.rotate && a.smooth_only) return fail("--rotate and --smooth-only exclude each other (a rotation is stored with int8 weights only)");
   if (a.bits == 0) a.bits = 4;
   if (a.granularity.empty()) a.granularity = "group";
   if (a.compact && (w8a8 || a.bits != 4 || !a.asym || (a.granularity == "group" && a.group_size != 128))) {
@@ -93,7 +103,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   gspec.type = *grid;
   W8A8Spec w8spec;
   w8spec.per_tensor = a.granularity == "tensor";
-  w8spec.gptq = a.method == "gptq";
+  w8spec.gptq = a.method == "gptq" || a.sq_weights == "gptq";
   w8spec.act_order = a.act_order;
   if (w8a8) {
     gspec.group_size = 0;
@@ -108,9 +118,10 @@ int run_quantize_method(const std::string& input, const std::string& output, con
     return fail("unknown granularity '" + a.granularity +
                 "' (use channel or group; per-tensor scales are for W8A8: --act dynamic|static)");
   }
-  const bool calibrated = a.method != "rtn" || a.act == "static" || a.act == "auto";
+  const bool calibrated = a.method != "rtn" || a.act == "static" || a.act == "auto" || a.rotate;
   if (calibrated && a.calib.empty()) {
-    return fail((a.method == "rtn" ? std::string("--act static") : "--method " + a.method) +
+    return fail((a.rotate ? std::string("--rotate (chosen per input by the output error)")
+                 : a.method == "rtn" ? std::string("--act static") : "--method " + a.method) +
                 " needs calibration text: --calib FILE");
   }
   if (a.calib_samples < 1) return fail("--calib-samples must be >= 1");
@@ -276,6 +287,17 @@ int run_quantize_method(const std::string& input, const std::string& output, con
       const TensorView* v = view_of(name);
       if (v == nullptr || !run.f32.count(name) || v->shape.size() != 2) continue;
       if (keep && std::regex_search(std::string(name), *keep)) continue;
+      if (std::string(name) == "output.weight" && calibrated) {
+        // A separate head is a linear layer like the others: smoothed into the final norm (smoothquant),
+        // GPTQ, rotated (--rotate), searched on its captured inputs; activations per token.
+        run.capture.clear();
+        run.capture.want(v->data);
+        run_calibration(model, windows, &run.capture, pool, /*all_logits=*/true);
+        const LinearGroup head{{name}, "output_norm.weight", "output_norm.bias", ""};
+        Status st = quantize_layer_w8a8(run, {head}, -1);
+        if (!st.ok()) return fail(st);
+        continue;
+      }
       W8A8Spec es;  // per row, round to nearest
       auto r = quantize_i8ch(run.f32.at(name), v->rows(), v->cols(), es, nullptr, &pool);
       if (!r.ok()) return fail(r.status().with_context(name));
@@ -313,6 +335,13 @@ int run_quantize_method(const std::string& input, const std::string& output, con
         sc.nbytes = sizeof(float);
         out->add_tensor(t.name + ".act_scale", sc);
       }
+      if (!w->second.rot.empty()) {
+        sc.shape = {w->second.rot_m, w->second.rot_m};
+        sc.data = reinterpret_cast<const uint8_t*>(w->second.rot.data());
+        sc.nbytes = w->second.rot.size() * sizeof(float);
+        out->add_tensor(t.name + ".rot", sc);
+        write_type[t.name + ".rot"] = DType::kF32;
+      }
     } else if (q != run.packed.end()) {
       TensorView v;
       v.type = qtype;
@@ -336,7 +365,10 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   const uint32_t file_type = gspec.type == GridType::kQ4_0 ? 2 : gspec.type == GridType::kQ4_1 ? 3 : 7;
   out->mutable_metadata().set("general.file_type", MetaValue::from_u32(file_type));
   std::string how = a.method + " " + (w8a8 ? "i8_ch" : std::string(dtype_name(qtype))) + " " + gran;
-  if (w8a8) how = a.method + " w8a8 i8_ch " + a.granularity + ", activations " + a.act;
+  if (w8a8) {
+    how = a.method + (a.sq_weights == "gptq" ? " (gptq weights)" : "") + " w8a8 i8_ch " + a.granularity +
+          ", activations " + a.act + (a.rotate ? ", inputs rotated where it helps" : "");
+  }
   if (a.smooth_only) how = "smoothquant smoothing only, weights f32";
   if (a.method == "smoothquant") {
     how += a.sq_alpha >= 0.0f ? ", alpha " + std::to_string(a.sq_alpha) : std::string(", alpha searched per input");

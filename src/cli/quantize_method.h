@@ -25,6 +25,8 @@ struct MethodArgs {
   bool act_order = false;      // gptq: columns by descending Hessian diagonal
   bool scale_search = false;   // gptq on a grid: search each group's clipping ratio
   bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
+  bool rotate = false;         // W8A8: rotate inputs where that lowers the output error (kernels/rotate.h)
+  std::string sq_weights = "rtn";  // smoothquant: how the smoothed weights are rounded (rtn or gptq)
   bool compact = false;        // 4-bit asym g128 / channel as the extension q4_1_g128 (4.25 bpw)
   std::string embed_type;      // token_embd / output written as this type ("": as in the input; W8A8: i8_ch)
 };

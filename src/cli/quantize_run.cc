@@ -26,7 +26,7 @@ std::vector<LinearGroup> layer_groups(Arch arch, int32_t il) {
 }
 
 void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& windows, LinearObserver* obs,
-                     ThreadPool& pool) {
+                     ThreadPool& pool, bool all_logits) {
   const int32_t bs = 16;
   const int32_t len = static_cast<int32_t>(windows[0].size());
   const int32_t n_blocks = (len + bs - 1) / bs;
@@ -39,7 +39,7 @@ void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& wi
     in.tokens = w;
     in.pos0 = 0;
     in.block_table = table;
-    in.logits = LogitsMode::kNone;
+    in.logits = all_logits ? LogitsMode::kAll : LogitsMode::kNone;
     m.forward(std::span<const SeqInput>(&in, 1), kv, out, pool, obs);
   }
 }

@@ -66,8 +66,9 @@ struct LinearGroup {
 // The linear groups of layer il, in forward order.
 std::vector<LinearGroup> layer_groups(Arch arch, int32_t il);
 // Runs every calibration window through m, handing the linear inputs to obs.
+// With all_logits the head runs on every position too (so that its input is observed).
 void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& windows, LinearObserver* obs,
-                     ThreadPool& pool);
+                     ThreadPool& pool, bool all_logits = false);
 // At most max_rows of the rows of x (evenly strided), for AWQ's search.
 std::vector<float> subsample_rows(const std::vector<float>& x, int64_t cols, int64_t max_rows);
 
@@ -102,6 +103,7 @@ struct MethodRun {
 
 // One layer's groups (weights already filtered; their inputs captured when calibrated).
 Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);
+// il = -1: the head (activations always per token; progress lines say "[head]").
 Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);
 
 }  // namespace llmopt::cli

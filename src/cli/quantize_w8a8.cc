@@ -10,9 +10,11 @@
 #include "cli/quantize_run.h"
 #include "core/tensor.h"
 #include "kernels/kernels.h"
+#include "kernels/rotate.h"
 #include "quant/affine.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
+#include "quant/rotation.h"
 #include "quant/smoothquant.h"
 #include "quant/w8a8.h"
 
@@ -59,9 +61,18 @@ std::vector<float> matmul_f32(const std::vector<float>& w, int64_t rows, int64_t
 }
 
 // || y - Qa(xs) . Qw(w)^T ||^2 for one candidate (xs: the smoothed inputs, w: [rows][cols] smoothed).
-Result<double> w8a8_error(const std::vector<float>& xs, int64_t n, int64_t cols, const std::vector<float>& w,
+Result<double> w8a8_error(const std::vector<float>& xs_in, int64_t n, int64_t cols, const std::vector<float>& w_in,
                           int64_t rows, const std::vector<float>& y, const SmoothSearch& opt, float clip,
                           ThreadPool& pool) {
+  std::vector<float> xr, wr;
+  if (opt.rot != nullptr) {  // (x R)(W R)^T = x W^T: only the rounding sees the rotation
+    xr.resize(xs_in.size());
+    wr.resize(w_in.size());
+    kernels::rotate_rows(opt.rot, opt.rot_m, xs_in.data(), n, cols, xr.data());
+    kernels::rotate_rows(opt.rot, opt.rot_m, w_in.data(), rows, cols, wr.data());
+  }
+  const std::vector<float>& xs = opt.rot != nullptr ? xr : xs_in;
+  const std::vector<float>& w = opt.rot != nullptr ? wr : w_in;
   quant::AffineSpec as;
   as.bits = 8;
   as.symmetric = true;
@@ -130,36 +141,48 @@ Result<SmoothChoice> search_smoothing(const std::vector<std::pair<const float*, 
     for (int i = 0; i <= 20; ++i) alphas.push_back(0.05f * static_cast<float>(i));
   }
   std::vector<float> clips = {1.0f};
-  if (opt.static_act) clips = {1.0f, 0.9f, 0.8f, 0.7f, 0.6f, 0.5f, 0.4f, 0.3f, 0.25f, 0.2f, 0.15f, 0.1f, 0.07f, 0.05f};
+  if (opt.static_act) {
+    clips = {1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.75f, 0.7f, 0.65f, 0.6f, 0.55f, 0.5f, 0.4f, 0.3f, 0.25f, 0.2f, 0.15f, 0.1f,
+             0.07f, 0.05f};
+  }
 
   SmoothChoice best;
   bool have = false;
   {
-    auto e = w8a8_error(x, n, cols, w, rows, y, opt, 1.0f, pool);
+    SmoothSearch none = opt;
+    none.rot = nullptr;
+    auto e = w8a8_error(x, n, cols, w, rows, y, none, 1.0f, pool);
     if (!e.ok()) return e.status();
     best.error_plain = *e;
   }
-  for (float alpha : alphas) {
-    std::vector<float> s;
-    std::vector<float> xs = x, wsm = w;
-    if (alpha >= 0.0f) {
-      auto sv = smoothing_for(ws, x_all.data(), n_all, cols, alpha);
-      if (!sv.ok()) return sv.status();
-      s = std::move(sv).value();
-      divide_columns(xs, cols, s);
-      for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t c = 0; c < cols; ++c) wsm[r * cols + c] *= s[c];
+  SmoothSearch plain = opt;  // the candidates without the rotation
+  plain.rot = nullptr;
+  std::vector<const SmoothSearch*> variants = {&plain};
+  if (opt.rot != nullptr) variants.push_back(&opt);
+  for (const SmoothSearch* var : variants) {
+    for (float alpha : alphas) {
+      std::vector<float> s;
+      std::vector<float> xs = x, wsm = w;
+      if (alpha >= 0.0f) {
+        auto sv = smoothing_for(ws, x_all.data(), n_all, cols, alpha);
+        if (!sv.ok()) return sv.status();
+        s = std::move(sv).value();
+        divide_columns(xs, cols, s);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < cols; ++c) wsm[r * cols + c] *= s[c];
+        }
       }
-    }
-    for (float clip : clips) {
-      auto e = w8a8_error(xs, n, cols, wsm, rows, y, opt, clip, pool);
-      if (!e.ok()) return e.status();
-      if (!have || *e < best.error) {
-        have = true;
-        best.error = *e;
-        best.s = s;
-        best.alpha = alpha;
-        best.act_clip = clip;
+      for (float clip : clips) {
+        auto e = w8a8_error(xs, n, cols, wsm, rows, y, *var, clip, pool);
+        if (!e.ok()) return e.status();
+        if (!have || *e < best.error) {
+          have = true;
+          best.error = *e;
+          best.s = s;
+          best.alpha = alpha;
+          best.act_clip = clip;
+          best.rotated = var->rot != nullptr;
+        }
       }
     }
   }
@@ -211,15 +234,34 @@ Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& group
     for (const std::string& name : g.weights) ws.emplace_back(run.f32.at(name), run.view_of(name)->rows());
     return ws;
   };
+  // --rotate: each input may be rotated by R = H (x) Q after smoothing (kernels/rotate.h), where the
+  // search finds that this lowers the layer's output error.
+  std::map<std::string, std::vector<float>> rot;
+  std::map<std::string, int64_t> rot_m;
+  if (a.rotate) {
+    for (const LinearGroup& g : groups) {
+      if (g.weights.empty()) continue;
+      const int64_t cols = run.view_of(g.weights[0])->cols();
+      auto m = quant::rotation_block(cols);
+      if (!m.ok()) return m.status().with_context(g.weights[0]);
+      rot[g.weights[0]] = quant::random_orthogonal(*m, 0x526f7461746521ull + static_cast<uint64_t>(il + 1));
+      rot_m[g.weights[0]] = *m;
+    }
+  }
   // SmoothQuant's search for one input (cli/quantize_w8a8.h).
+  const bool head = il < 0;  // per-token activations
   auto search = [&](const LinearGroup& g, const std::vector<float>& x, bool can_smooth) {
     SmoothSearch so;
     so.can_smooth = can_smooth;
-    so.static_act = a.act != "dynamic";
+    so.static_act = a.act != "dynamic" && !head;
     so.per_tensor = run.w8spec.per_tensor;
     so.alpha = a.sq_alpha;
+    if (auto it = rot.find(g.weights[0]); it != rot.end()) {
+      so.rot = it->second.data();
+      so.rot_m = rot_m.at(g.weights[0]);
+    }
     auto r = search_smoothing(weights_of(g), x, run.view_of(g.weights[0])->cols(), so, *run.pool);
-    if (!r.ok() || a.act != "auto") return r;
+    if (!r.ok() || a.act != "auto" || head) return r;
     // auto: per-token dynamic scales where a static one costs more than twice their output error.
     so.static_act = false;
     auto d = search_smoothing(weights_of(g), x, run.view_of(g.weights[0])->cols(), so, *run.pool);
@@ -259,7 +301,7 @@ Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& group
     const bool foldable = !g.norm_w.empty() && run.f32.count(g.norm_w) > 0;
     if (auto it = pre.find(g.weights[0]); it != pre.end()) {
       choice = it->second;
-    } else if (smooth || a.act == "auto") {
+    } else if (smooth || a.act == "auto" || rot.count(g.weights[0])) {
       auto ch = search(g, x, smooth && foldable);
       if (!ch.ok()) return ch.status().with_context(g.weights[0]);
       choice = std::move(ch).value();
@@ -283,8 +325,17 @@ Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& group
       }
       divide_columns(x, cols, s);
     }
+    const auto rit = rot.find(g.weights[0]);
+    const float* q = rit != rot.end() && choice.rotated ? rit->second.data() : nullptr;
+    const int64_t qm = q != nullptr ? rot_m.at(g.weights[0]) : 0;
+    if (q != nullptr) {  // what the int8 rounding sees: x R and W R
+      kernels::rotate_rows(q, qm, x.data(), static_cast<int64_t>(x.size()) / cols, cols, x.data());
+      for (const std::string& name : g.weights) {
+        kernels::rotate_rows(q, qm, run.f32.at(name), run.view_of(name)->rows(), cols, run.f32.at(name));
+      }
+    }
     float act_scale = 0.0f;
-    if (a.act == "static" || (a.act == "auto" && choice.static_act)) {
+    if (!head && (a.act == "static" || (a.act == "auto" && choice.static_act))) {
       auto sc = static_act_scale(x, choice.act_clip);
       if (!sc.ok()) return sc.status().with_context(g.weights[0]);
       act_scale = *sc;
@@ -305,9 +356,16 @@ Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& group
       auto r = quantize_i8ch(run.f32.at(name), run.view_of(name)->rows(), cols, run.w8spec, run.w8spec.gptq ? &h : nullptr, run.pool);
       if (!r.ok()) return r.status().with_context(name);
       r->act_scale = act_scale;
+      if (q != nullptr) {
+        // The working copy (which later layers' calibration runs) computes without rotating its input:
+        // it gets the rounded W R turned back, R^T.
+        kernels::rotate_rows(q, qm, run.f32.at(name), run.view_of(name)->rows(), cols, run.f32.at(name), true);
+        r->rot = rit->second;
+        r->rot_m = qm;
+      }
       run.i8[name] = std::move(r).value();
       std::string note;
-      if (smooth || a.act == "auto") {
+      if (smooth || a.act == "auto" || q != nullptr) {
         char buf[160];
         if (!s.empty()) {
           std::snprintf(buf, sizeof(buf), ", smoothed alpha %.2f", choice.alpha);
@@ -320,10 +378,17 @@ Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& group
           std::snprintf(buf, sizeof(buf), ", range clip %.1f", choice.act_clip);
           note += buf;
         }
+        if (q != nullptr) {
+          std::snprintf(buf, sizeof(buf), ", input rotated (Hadamard %lld x random orthogonal %lld)",
+                        static_cast<long long>(cols / qm), static_cast<long long>(qm));
+          note += buf;
+        }
         std::snprintf(buf, sizeof(buf), " (output error %.3g, plain w8a8 %.3g)", choice.error, choice.error_plain);
         note += buf;
       }
-      std::fprintf(stderr, "[layer %d/%d] %s i8_ch %s %s, activations %s%s\n", il + 1, run.n_layer(), name.c_str(),
+      const std::string where =
+          head ? std::string("[head]") : "[layer " + std::to_string(il + 1) + "/" + std::to_string(run.n_layer()) + "]";
+      std::fprintf(stderr, "%s %s i8_ch %s %s, activations %s%s\n", where.c_str(), name.c_str(),
                    a.method.c_str(), a.granularity.c_str(),
                    act_scale > 0.0f ? ("static (scale " + std::to_string(act_scale) + ")").c_str() : "per token",
                    note.c_str());

@@ -24,6 +24,8 @@ struct I8ChWeight {
   std::vector<int8_t> codes;
   std::vector<float> row_scale;
   float act_scale = 0.0f;  // static activation scale; 0 = per token
+  std::vector<float> rot;  // the input rotation's Q [rot_m][rot_m] (kernels/rotate.h); empty: none
+  int64_t rot_m = 0;
 };
 
 // SmoothQuant's s for one input shared by the weights ws (each [rows_i][cols], f32), from the captured
@@ -41,6 +43,7 @@ struct SmoothChoice {
   float alpha = 0.0f;
   float act_clip = 1.0f;    // static: act_scale = act_clip * max|X / s| / 127
   bool static_act = true;   // false: per-token scales (what --act auto chose for this input)
+  bool rotated = false;     // the input is rotated (SmoothSearch::rot; only searched when given)
   double error = 0.0;       // the chosen output error
   double error_plain = 0.0; // the same without smoothing and clipping
 };
@@ -49,6 +52,8 @@ struct SmoothSearch {
   bool static_act = true;
   bool per_tensor = false;
   float alpha = -1.0f;      // >= 0: fixed, not searched
+  const float* rot = nullptr;  // the input is rotated by R (Q [rot_m][rot_m]) after smoothing
+  int64_t rot_m = 0;
 };
 Result<SmoothChoice> search_smoothing(const std::vector<std::pair<const float*, int64_t>>& ws,
                                       const std::vector<float>& x, int64_t cols, const SmoothSearch& opt,

@@ -23,12 +23,17 @@ struct TensorView {
   // weight's companion tensors; the view does not own them.
   const float* row_scale = nullptr;
   float act_scale = 0.0f;
+  // Optional rotation of the input (kernels/rotate.h): rot is Q [rot_m][rot_m]; the codes hold W R and
+  // each activation row is multiplied by R before it is quantized. nullptr: none.
+  const float* rot = nullptr;
+  int64_t rot_m = 0;
 
   bool present() const { return data != nullptr; }
   // Bytes of the tensor and of the companion scales attached to it (what a model spends on it).
   size_t total_bytes() const {
     return nbytes + (row_scale != nullptr ? static_cast<size_t>(rows()) * sizeof(float) : 0) +
-           (act_scale > 0.0f ? sizeof(float) : 0);
+           (act_scale > 0.0f ? sizeof(float) : 0) +
+           (rot != nullptr ? static_cast<size_t>(rot_m * rot_m) * sizeof(float) : 0);
   }
   int64_t numel() const {
     int64_t n = 1;

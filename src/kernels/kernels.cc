@@ -11,6 +11,7 @@
 #include "core/check.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/ref.h"
+#include "kernels/rotate.h"
 #include "kernels/type_traits.h"
 
 namespace llmopt::kernels {
@@ -35,6 +36,7 @@ void dequantize_view_row(const TensorView& w, int64_t r, float* dst) {
     const auto* q = reinterpret_cast<const int8_t*>(w.data + static_cast<size_t>(r) * static_cast<size_t>(n));
     const float s = w.row_scale[r];
     for (int64_t c = 0; c < n; ++c) dst[c] = s * static_cast<float>(q[c]);
+    if (w.rot != nullptr) rotate_rows(w.rot, w.rot_m, dst, 1, n, dst, /*inverse=*/true);  // the codes hold W R
     return;
   }
   dequantize_row(w.type, w.row(r), dst, n);
@@ -156,6 +158,15 @@ void quantize_i8_rows(const TensorView& w, const float* x, int64_t m, MatmulArgs
   thread_local std::vector<int8_t> xi8;
   thread_local std::vector<float> xs;
   const int64_t k = a->k, k_pad = (k + 31) / 32 * 32;
+  if (w.rot != nullptr) {  // the codes hold W R: quantize x R
+    thread_local std::vector<float> xr;
+    if (xr.size() < static_cast<size_t>(m * k)) xr.resize(static_cast<size_t>(m * k));
+    float* out = xr.data();
+    for_rows(pool, m, k * w.rot_m, [&](int64_t i0, int64_t i1, int) {
+      rotate_rows(w.rot, w.rot_m, x + i0 * k, i1 - i0, k, out + i0 * k);
+    });
+    x = out;
+  }
   a->k_pad = k_pad;
   if (xi8.size() < static_cast<size_t>(m * k_pad)) xi8.resize(static_cast<size_t>(m * k_pad));
   if (xs.size() < static_cast<size_t>(m)) xs.resize(static_cast<size_t>(m));

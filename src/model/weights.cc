@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "kernels/kernels.h"
+#include "kernels/rotate.h"
 
 namespace llmopt {
 
@@ -76,6 +77,34 @@ class Binder {
       }
       out->act_scale = v;
     }
+    if (const TensorView* q = src_.find(name + ".rot"); q != nullptr && q->present()) return attach_rotation(name, *q, out);
+    return ok_status();
+  }
+
+  // The optional input rotation "<name>.rot": f32 [m][m], orthogonal, rows of the weight n = p * m with p
+  // a power of two (kernels/rotate.h).
+  static Status attach_rotation(const std::string& name, const TensorView& q, TensorView* out) {
+    const std::string what = "tensor '" + name + ".rot'";
+    if (q.type != DType::kF32 || q.shape.size() != 2 || q.shape[0] != q.shape[1] || q.shape[0] < 1 ||
+        q.nbytes != static_cast<size_t>(q.numel()) * sizeof(float)) {
+      return error(what + " must be a square f32 matrix, got " + dtype_name(q.type) + " " + shape_to_string(q.shape));
+    }
+    if (reinterpret_cast<uintptr_t>(q.data) % alignof(float) != 0) return error(what + " is not 4-byte aligned");
+    const int64_t m = q.shape[0];
+    LLMOPT_RETURN_IF_ERROR(kernels::check_rotation_shape(out->cols(), m).with_context(what));
+    const float* v = q.f32();
+    for (int64_t i = 0; i < m; ++i) {  // Q Q^T = I, within f32 rounding
+      for (int64_t j = 0; j < m; ++j) {
+        double dot = 0.0;
+        for (int64_t c = 0; c < m; ++c) dot += static_cast<double>(v[i * m + c]) * v[j * m + c];
+        if (!std::isfinite(dot) || std::fabs(dot - (i == j ? 1.0 : 0.0)) > 1e-4) {
+          return error(what + " is not orthogonal (row " + std::to_string(i) + " . row " + std::to_string(j) +
+                       " = " + std::to_string(dot) + ")");
+        }
+      }
+    }
+    out->rot = v;
+    out->rot_m = m;
     return ok_status();
   }
 

@@ -42,6 +42,7 @@ void gpt2_forward(const ModelConfig& cfg, const Weights& w, const blocks::TokenB
   const int64_t n_out = batch.n_out();
   blocks::gather_out_rows(act.x.data(), n_embd, batch, act.proj.data());
   blocks::layer_norm_rows(act.proj.data(), w.output_norm, w.output_norm_b, eps, n_out, n_embd, act.h.data());
+  blocks::observe(act, w.output, act.h.data(), n_out);
   blocks::output_logits(w, act.h.data(), n_out, logits, pool);
 }
 
