@@ -31,6 +31,8 @@ variants=(
   "w8a8-channel-dynamic|--method rtn --act dynamic"
   "smoothquant-static|--method smoothquant --calib $calib"
   "smoothquant-dynamic|--method smoothquant --act dynamic --calib $calib"
+  "smoothquant-static-rotate|--method smoothquant --rotate --calib $calib"
+  "smoothquant-static-rotate-gptq|--method smoothquant --rotate --sq-weights gptq --calib $calib"
   "q4_k_m|--type q4_k_m"
   "rtn-g32|--method rtn --bits 4 --group-size 32"
   "gptq-g32|--method gptq --bits 4 --group-size 32 --calib $calib"
