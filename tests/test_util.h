@@ -14,6 +14,9 @@ bool have_data(const std::string& rel);
 // A fresh empty temporary directory (under $TMPDIR, else /tmp), removed when the test process exits
 // (kept if LLMOPT_KEEP_TEST_TMP is set).
 std::string temp_dir();
+// True in the ASan/UBSan and TSan builds: their sweeps over shapes keep fewer cases (every code path
+// still runs; the Release suite runs them all).
+constexpr bool sanitized_build() { return LLMOPT_SANITIZED_BUILD != 0; }
 // Path of the built llmopt binary, the source tree and the numpy-capable python (empty if none).
 std::string llmopt_binary();
 std::string source_dir();
