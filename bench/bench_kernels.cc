@@ -19,6 +19,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/rotate.h"
 
 namespace llmopt::kernels {
 namespace {
@@ -108,7 +109,54 @@ void bm_matmul(benchmark::State& state, DType t, Isa isa, int64_t m, int n_threa
   state.SetLabel(std::string(isa_name(isa)));
 }
 
+// The W8A8 input rotation (kernels/rotate.h) of one row of n = p * m, and for GPT-2's ffn_down shape
+// (768 x 3072, m = 3) the i8_ch product with and without it: what `quantize --rotate` costs at run time.
+void bm_rotate(benchmark::State& state, int64_t n, int64_t m) {
+  std::vector<float> q(static_cast<size_t>(m * m), 0.0f), x(static_cast<size_t>(n), 0.5f), y(x.size());
+  for (int64_t i = 0; i < m; ++i) q[i * m + i] = 1.0f;  // any orthogonal Q costs the same
+  for (auto _ : state) {
+    rotate_rows(q.data(), m, x.data(), 1, n, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["ns/element"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate |
+                                                                                 benchmark::Counter::kInvert);
+}
+
+void bm_i8ch(benchmark::State& state, bool rotated, int64_t rows) {
+  const int64_t n_out = 768, k = 3072, m = 3;
+  std::vector<int8_t> codes(static_cast<size_t>(n_out * k), 3);
+  std::vector<float> scale(static_cast<size_t>(n_out), 0.01f), q(static_cast<size_t>(m * m), 0.0f);
+  for (int64_t i = 0; i < m; ++i) q[i * m + i] = 1.0f;
+  TensorView w;
+  w.type = DType::kI8Ch;
+  w.shape = {n_out, k};
+  w.data = reinterpret_cast<const uint8_t*>(codes.data());
+  w.nbytes = codes.size();
+  w.row_scale = scale.data();
+  if (rotated) {
+    w.rot = q.data();
+    w.rot_m = m;
+  }
+  std::vector<float> x(static_cast<size_t>(rows * k), 0.25f), y(static_cast<size_t>(rows * n_out));
+  ThreadPool pool(1);
+  for (auto _ : state) {
+    matmul(w, x.data(), rows, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+}
+
 void register_all() {
+  for (auto [n, m] : {std::pair<int64_t, int64_t>{768, 3}, {3072, 3}, {2048, 1}, {11008, 43}}) {
+    benchmark::RegisterBenchmark(("rotate/n:" + std::to_string(n) + "/m:" + std::to_string(m)).c_str(), bm_rotate, n, m)
+        ->Unit(benchmark::kMicrosecond);
+  }
+  for (int64_t rows : {1, 16}) {
+    for (bool rot : {false, true}) {
+      benchmark::RegisterBenchmark(("i8ch/768x3072/rows:" + std::to_string(rows) + (rot ? "/rotated" : "/plain")).c_str(),
+                                   bm_i8ch, rot, rows)
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1,
                   DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
