@@ -14,6 +14,9 @@ Status check_rotation_shape(int64_t n, int64_t m) {
   if (m < 1 || n < 1 || n % m != 0) {
     return error("a rotation block of " + std::to_string(m) + " does not divide rows of " + std::to_string(n));
   }
+  if (m > kMaxRotationBlock) {
+    return error("a rotation block of " + std::to_string(m) + " is larger than " + std::to_string(kMaxRotationBlock));
+  }
   const int64_t p = n / m;
   if ((p & (p - 1)) != 0) {
     return error("rows of " + std::to_string(n) + " are " + std::to_string(p) + " blocks of " + std::to_string(m) +

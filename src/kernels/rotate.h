@@ -12,7 +12,11 @@
 
 namespace llmopt::kernels {
 
-// OK when n = p * m with p a power of two (m >= 1).
+// The largest rotation block m: the product with Q costs m multiply-adds per element (and the loader's
+// orthogonality check m^3), so a file may not ask for more.
+inline constexpr int64_t kMaxRotationBlock = 256;
+
+// OK when n = p * m with p a power of two (1 <= m <= kMaxRotationBlock).
 Status check_rotation_shape(int64_t n, int64_t m);
 
 // y[r] = x[r] R for rows r < rows (each of n elements); inverse = true applies R^T = R^-1 instead.

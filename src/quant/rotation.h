@@ -6,11 +6,11 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/rotate.h"
 
 namespace llmopt::quant {
 
-// The largest m to use: the rotation then costs at most this many multiply-adds per element.
-inline constexpr int64_t kMaxRotationBlock = 256;
+using kernels::kMaxRotationBlock;  // the largest m the kernels (and the loader) accept
 
 // m = the odd part of n (n = 2^k * m), so R = H_{2^k} (x) Q_m; an error when m > kMaxRotationBlock.
 Result<int64_t> rotation_block(int64_t n);

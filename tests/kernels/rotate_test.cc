@@ -91,6 +91,8 @@ TEST(Rotate, ShapeCheck) {
   EXPECT_FALSE(check_rotation_shape(129, 43).ok());  // 3 blocks: not a power of two
   EXPECT_NE(check_rotation_shape(129, 43).message().find("power of two"), std::string::npos);
   EXPECT_FALSE(check_rotation_shape(64, 0).ok());
+  EXPECT_TRUE(check_rotation_shape(256, 256).ok());
+  EXPECT_FALSE(check_rotation_shape(512, 512).ok());  // a file may not ask for an m^3 check of any size
 }
 
 TEST(Rotate, I8ChProductRotatesTheActivations) {
