@@ -70,6 +70,14 @@ void load_tile_config() {
 }
 
 constexpr int64_t kAmxRows = 16;  // weight rows and activation rows per tile
+
+// Tile t's 16 x 16 int32 sums into out (64-byte rows). GCC's _tile_stored clobbers all of memory,
+// which kept the 16 float accumulators of amx_unit in memory (a load and a store around every fma);
+// this one tells the compiler the exact 1 KiB it writes.
+#define LLMOPT_TILE_STORE_SUMS(t, out)                                              \
+  __asm__ volatile("tilestored %%tmm" #t ", (%1,%2,1)"                               \
+                   : "=m"(*reinterpret_cast<int32_t(*)[kAmxRows * 16]>(out))        \
+                   : "r"(out), "r"(int64_t{64}))
 // From this many activation rows on (where the column layout MatmulArgs::xq8 exists) the tiles, even
 // mostly empty, are at least as fast as avx512.cc's kernels (bench_kernels, Q8_0 / Q4_1, m = 5..9).
 constexpr int64_t kAmxMinRows = 5;
@@ -118,14 +126,13 @@ struct WeightTiles {
 };
 
 // 16 weight rows (wt: their codes, signed or 0..31) against 16 activation rows (xs, [block]), all
-// blocks. dw, mw: the rows' block scales and offsets as f32, [16][block] (mw only for types with an
+// blocks. dw, mw: the rows' block scales and offsets as f32, [block][16] (mw only for types with an
 // offset: acc = fma(m_w, s_x, acc) after each block's fma). The tile unit runs its instructions in
 // order and a product takes several times its issue interval to complete, so block b + 1's product
 // is issued before block b's sums are stored. acc[n]: weight row n against the 16 activation rows.
 template <class W>
 void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const WeightTiles& wt, int64_t nb,
-              __m512 (&acc)[kAmxRows], const uint8_t* pf, int64_t pf_bytes) {
-  for (auto& v : acc) v = _mm512_setzero_ps();
+              __m512 (&out)[kAmxRows], const uint8_t* pf, int64_t pf_bytes) {
   // Prefetch [pf, pf + pf_bytes) (the next 16 weight rows, when they come from memory), a share per
   // block, so that streaming them overlaps this tile's products.
   auto prefetch = [&](int64_t b) {
@@ -148,15 +155,23 @@ void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const Weig
     _tile_zero(5);
     _tile_dpbssd(5, 3, 4);
   };
+  // The 16 sums live in named variables: an array of them stayed in memory (GCC kept a load and a
+  // store around every fma).
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+         a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
   auto epilogue = [&](int64_t b, const int32_t* s) {
     const __m512 dx = _mm512_load_ps(xs[b].d);
     [[maybe_unused]] const __m512 sx = _mm512_load_ps(xs[b].s);
-    for (int n = 0; n < kAmxRows; ++n) {
+    const float* d = dw + b * kAmxRows;
+    [[maybe_unused]] const float* m = mw + b * kAmxRows;
+    auto one = [&](__m512& acc, int n) {
       const __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * n));
       // d_w * d_x: the same float product as every other kernel of these types
-      acc[n] = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(dw[n * nb + b]), dx), acc[n]);
-      if constexpr (W::kHasMin) acc[n] = _mm512_fmadd_ps(_mm512_set1_ps(mw[n * nb + b]), sx, acc[n]);
-    }
+      acc = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(d[n]), dx), acc);
+      if constexpr (W::kHasMin) acc = _mm512_fmadd_ps(_mm512_set1_ps(m[n]), sx, acc);
+    };
+    one(a0, 0), one(a1, 1), one(a2, 2), one(a3, 3), one(a4, 4), one(a5, 5), one(a6, 6), one(a7, 7);
+    one(a8, 8), one(a9, 9), one(a10, 10), one(a11, 11), one(a12, 12), one(a13, 13), one(a14, 14), one(a15, 15);
   };
   // Block b's sums are stored while block b + 1's product runs, and read back one step later (the
   // epilogue of block b - 1 runs in between), so the loads do not wait on the tile store.
@@ -164,12 +179,12 @@ void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const Weig
   for (int64_t b = 0; b < nb; b += 2) {
     if (b + 1 < nb) issue1(b + 1);
     prefetch(b);
-    _tile_stored(2, sums[0], 64);
+    LLMOPT_TILE_STORE_SUMS(2, sums[0]);
     if (b > 0) epilogue(b - 1, sums[1]);
     if (b + 1 < nb) {
       if (b + 2 < nb) issue0(b + 2);
       prefetch(b + 1);
-      _tile_stored(5, sums[1], 64);
+      LLMOPT_TILE_STORE_SUMS(5, sums[1]);
       epilogue(b, sums[0]);
     }
   }
@@ -178,6 +193,9 @@ void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const Weig
   } else {
     epilogue(nb - 1, sums[1]);
   }
+  out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3, out[4] = a4, out[5] = a5, out[6] = a6, out[7] = a7;
+  out[8] = a8, out[9] = a9, out[10] = a10, out[11] = a11, out[12] = a12, out[13] = a13, out[14] = a14;
+  out[15] = a15;
 }
 
 // The 16 activation rows of 8-row groups g, g + 1 (MatmulArgs::xq8) as BlockQ8x16, [block].
@@ -200,62 +218,63 @@ void pack_q8x16(const MatmulArgs& a, int64_t g, int64_t n_groups, BlockQ8x16* ou
   }
 }
 
-// The f16 values at byte offset off of blocks 0..n-1 of a row (blocks `step` bytes apart), as f32,
-// into out[0..n): 16 at a time with one gather and one conversion (the same values as load_half). A
-// gather element reads 4 bytes from the value on, within its block.
-inline void gather_halves(const uint8_t* row, int64_t step, int64_t off, int64_t n, float* out) {
+// The f16 value at byte offset off of block b of 16 rows (row_bytes apart), for every block, as f32
+// in [block][16 rows] order (the same values as load_half): one gather and one conversion per block.
+// A gather element reads 4 bytes from the value on, within its block.
+inline void gather_halves16(const uint8_t* row0, int64_t row_bytes, int64_t step, int64_t off, int64_t nb,
+                            float* out) {
   const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                         _mm512_set1_epi32(static_cast<int>(step)));
-  for (int64_t b = 0; b < n; b += 16) {
-    const __mmask16 k = n - b >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (n - b)) - 1);
-    const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, row + off + b * step, 1);
-    _mm512_mask_storeu_ps(out + b, k, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
+                                         _mm512_set1_epi32(static_cast<int>(row_bytes)));
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512i v = _mm512_i32gather_epi32(idx, row0 + off + b * step, 1);
+    _mm512_store_ps(out + b * kAmxRows, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
   }
 }
 
-// Weight rows [r, r + 16): scales and offsets as [row][block] f32, as W::load gives them (the same
-// values every kernel of the type uses), and where the tiles find the codes: Q8_0's in place (the
-// tile loads read 16 rows a stride apart; gathering them into one contiguous tile was no faster, for
-// batched decode slower: the tile loads waited for those stores), the other types' decoded into wq as
-// [block][16 rows][32]. The f16 scales (and offsets) are gathered 16 blocks at a time: converted one
-// by one, they held about a third of the batched-decode profile of this function.
+// Weight rows [r, r + 16): scales and offsets as [block][16 rows] f32, as W::load gives them (the
+// same values every kernel of the type uses), and where the tiles find the codes: Q8_0's in place
+// (the tile loads read 16 rows a stride apart; gathering them into one contiguous tile was no faster,
+// for batched decode slower: the tile loads waited for those stores), the other types' decoded into wq
+// as [block][16 rows][32]. The f16 scales (and offsets) of a block are gathered for the 16 rows at
+// once: converted one by one, they held about a third of the batched-decode profile of this function.
 template <class W>
 WeightTiles pack_weights16(const MatmulArgs& a, int64_t r, int8_t* wq, float* dw, float* mw, bool prefetch) {
   const int64_t nb = a.k / kQK8_0;
-  for (int n = 0; n < kAmxRows; ++n) {
-    const uint8_t* row = a.w_row(r + n);
-    float* dn = dw + n * nb;
-    [[maybe_unused]] float* mn = mw + n * nb;
-    if (prefetch) {  // batched decode streams the weights from memory
-      for (int64_t off = 0; off < static_cast<int64_t>(a.w_row_bytes); off += 64) {
+  const int64_t rb = static_cast<int64_t>(a.w_row_bytes);
+  if (prefetch) {  // batched decode streams the weights from memory
+    for (int n = 0; n < kAmxRows; ++n) {
+      const uint8_t* row = a.w_row(r + n);
+      for (int64_t off = 0; off < rb; off += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(row + off + kPrefetchBytes), _MM_HINT_T1);
         _mm_prefetch(reinterpret_cast<const char*>(row + off + kPrefetchNear), _MM_HINT_T0);
       }
     }
-    if constexpr (kHalfScales<W>) {
-      gather_halves(row, W::kBlockBytes, W::kHalfScale, nb, dn);
-      if constexpr (kHalfMins<W>) {
-        gather_halves(row, W::kBlockBytes, W::kHalfMin, nb, mn);
-      } else if constexpr (kMinFromD<W>) {
-        for (int64_t b = 0; b < nb; ++b) mn[b] = dn[b] * W::kMinPerD;  // as W::load computes it
-      }
+  }
+  if constexpr (kHalfScales<W>) {
+    gather_halves16(a.w_row(r), rb, W::kBlockBytes, W::kHalfScale, nb, dw);
+    if constexpr (kHalfMins<W>) {
+      gather_halves16(a.w_row(r), rb, W::kBlockBytes, W::kHalfMin, nb, mw);
+    } else if constexpr (kMinFromD<W>) {
+      for (int64_t i = 0; i < nb * kAmxRows; ++i) mw[i] = dw[i] * W::kMinPerD;  // as W::load computes it
     }
-    if constexpr (!DirectCodes<W>) {
+  }
+  if constexpr (!DirectCodes<W>) {
+    for (int n = 0; n < kAmxRows; ++n) {
+      const uint8_t* row = a.w_row(r + n);
       for (int64_t b = 0; b < nb; ++b) {
         const WBlock wb = W::load(row, b);
         if constexpr (!kHalfScales<W>) {
-          dn[b] = _mm256_cvtss_f32(wb.d);
-          if constexpr (W::kHasMin) mn[b] = wb.m;
+          dw[b * kAmxRows + n] = _mm256_cvtss_f32(wb.d);
+          if constexpr (W::kHasMin) mw[b * kAmxRows + n] = wb.m;
         }
         _mm256_store_si256(reinterpret_cast<__m256i*>(wq + (b * kAmxRows + n) * kQK8_0), wb.q);
       }
-    } else {
-      static_assert(kHalfScales<W>, "direct codes come with f16 scales");
     }
+  } else {
+    static_assert(kHalfScales<W>, "direct codes come with f16 scales");
   }
   if constexpr (DirectCodes<W>) {
-    return {reinterpret_cast<const int8_t*>(W::codes(a.w_row(r), 0)), W::kBlockBytes,
-            static_cast<int64_t>(a.w_row_bytes)};
+    return {reinterpret_cast<const int8_t*>(W::codes(a.w_row(r), 0)), W::kBlockBytes, rb};
   } else {
     return {wq, kAmxRows * kQK8_0, kQK8_0};
   }
