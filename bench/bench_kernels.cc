@@ -7,6 +7,8 @@
 // how close a kernel gets to the memory bandwidth.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -145,7 +147,68 @@ void bm_i8ch(benchmark::State& state, bool rotated, int64_t rows) {
   }
 }
 
+// Flash-style attention over a 256-position f16 (or f32) KV head, head size 64, in chunks of
+// kAttnChunk keys: one decode token with `group` query heads per KV head (GQA), or a prefill tile of 4
+// tokens. Reported per key position.
+void bm_attn(benchmark::State& state, int32_t group, int32_t n_tok, bool f16, Isa isa) {
+  set_isa(isa);
+  if (active_isa() != isa) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  const int64_t hd = 64, n_ctx = 256;
+  const int32_t rows = group * n_tok;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(rows * hd)), o(q.size()), kf(static_cast<size_t>(n_ctx * hd)), vf(kf.size());
+  for (auto* vec : {&q, &kf, &vf}) {
+    for (auto& x : *vec) x = val(rng);
+  }
+  std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+  for (size_t i = 0; i < kf.size(); ++i) kh[i] = fp32_to_fp16(kf[i]), vh[i] = fp32_to_fp16(vf[i]);
+  std::vector<float> m(static_cast<size_t>(rows)), l(static_cast<size_t>(rows));
+  std::vector<int32_t> n_vis(static_cast<size_t>(n_tok));
+  for (auto _ : state) {
+    AttnQueries a;
+    a.q = q.data();
+    a.q_stride = group * hd;
+    a.o = o.data();
+    a.o_stride = group * hd;
+    a.n_tok = n_tok;
+    a.group = group;
+    a.n_vis = n_vis.data();
+    a.m = m.data();
+    a.l = l.data();
+    std::fill(m.begin(), m.end(), -INFINITY);
+    std::fill(l.begin(), l.end(), 0.0f);
+    std::fill(o.begin(), o.end(), 0.0f);
+    for (int64_t c = 0; c < n_ctx; c += kAttnChunk) {
+      for (int32_t t = 0; t < n_tok; ++t) n_vis[t] = static_cast<int32_t>(std::min<int64_t>(kAttnChunk, n_ctx - n_tok + 1 + t - c));
+      const void* k = f16 ? static_cast<const void*>(kh.data() + c * hd) : kf.data() + c * hd;
+      const void* v = f16 ? static_cast<const void*>(vh.data() + c * hd) : vf.data() + c * hd;
+      attn_block(a, hd, 0.125f, k, v, f16, hd, kAttnChunk);
+    }
+    benchmark::DoNotOptimize(o.data());
+  }
+  state.counters["ns/position"] = benchmark::Counter(static_cast<double>(n_ctx),
+                                                     benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
+  state.SetLabel(std::string(isa_name(isa)));
+}
+
 void register_all() {
+  for (Isa isa : {Isa::kAvx2, Isa::kAmx}) {
+    if (!isa_supported(isa)) continue;
+    for (auto [group, n_tok] : {std::pair<int32_t, int32_t>{1, 1}, {3, 1}, {4, 1}, {1, 4}, {3, 4}}) {
+      for (bool f16 : {true, false}) {
+        benchmark::RegisterBenchmark(("attn/hd:64/ctx:256/group:" + std::to_string(group) + "/tokens:" +
+                                      std::to_string(n_tok) + (f16 ? "/f16/" : "/f32/") + isa_name(isa))
+                                         .c_str(),
+                                     bm_attn, group, n_tok, f16, isa)
+            ->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
   for (auto [n, m] : {std::pair<int64_t, int64_t>{768, 3}, {3072, 3}, {2048, 1}, {11008, 43}}) {
     benchmark::RegisterBenchmark(("rotate/n:" + std::to_string(n) + "/m:" + std::to_string(m)).c_str(), bm_rotate, n, m)
         ->Unit(benchmark::kMicrosecond);
