@@ -206,6 +206,31 @@ StepStats Engine::step() {
   metrics_.tokens_per_step.observe(out.n_tokens);
 
   const int32_t n_vocab = model_.config().n_vocab;
+  // Plain sampling (no drafts to verify, no logits callback) of every chunk at once, spread over the
+  // pool: each request has its own sampler chain, so they are independent; accept() and the stop
+  // checks stay in order below.
+  sampled_.assign(out.chunks.size(), -1);
+  auto plain = [&](size_t i) {
+    const ScheduledChunk& c = out.chunks[i];
+    return c.sample && c.req->n_draft == 0 && !slots_.at(c.req->id)->spec.on_logits;
+  };
+  std::vector<size_t>& todo = sample_todo_;
+  todo.clear();
+  for (size_t i = 0; i < out.chunks.size(); ++i) {
+    if (plain(i)) todo.push_back(i);
+  }
+  auto sample_range = [&](int64_t begin, int64_t end, int) {
+    for (int64_t x = begin; x < end; ++x) {
+      const size_t i = todo[static_cast<size_t>(x)];
+      const float* logits = fwd_.logits.data() + fwd_.row_offset[i] * n_vocab;
+      sampled_[i] = slots_.at(out.chunks[i].req->id)->sampler->sample(logits, n_vocab);
+    }
+  };
+  if (todo.size() >= 4) {
+    pool_.parallel_for(static_cast<int64_t>(todo.size()), sample_range);
+  } else {
+    sample_range(0, static_cast<int64_t>(todo.size()), 0);
+  }
   const auto now = Clock::now();
   std::vector<int64_t> done;
   for (size_t i = 0; i < out.chunks.size(); ++i) {
@@ -222,9 +247,13 @@ StepStats Engine::step() {
     if (r.n_draft > 0) {
       tokens = verify_drafts(s, r, c, i);
     } else {
-      const float* logits = fwd_.logits.data() + fwd_.row_offset[i] * n_vocab;
-      if (s.spec.on_logits) s.spec.on_logits(logits, n_vocab);
-      tokens.push_back(s.sampler->sample(logits, n_vocab));
+      if (sampled_[i] >= 0) {
+        tokens.push_back(sampled_[i]);
+      } else {
+        const float* logits = fwd_.logits.data() + fwd_.row_offset[i] * n_vocab;
+        if (s.spec.on_logits) s.spec.on_logits(logits, n_vocab);
+        tokens.push_back(s.sampler->sample(logits, n_vocab));
+      }
       s.sampler->accept(tokens.back());
     }
     for (int32_t token : tokens) {

@@ -141,6 +141,8 @@ class Engine {
   int64_t next_id_ = 1;
   EngineMetrics metrics_;
   ForwardOutput fwd_;
+  std::vector<int32_t> sampled_;     // step(): each chunk's plainly sampled token, or -1
+  std::vector<size_t> sample_todo_;  // step(): the chunks sampled in parallel
   std::vector<SeqInput> inputs_;
   std::vector<TokenDistribution> spec_p_;
 };

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 #include <vector>
 
 #include "runtime/sampling/sampler.h"
@@ -59,6 +60,28 @@ TEST(SamplerChainTest, GreedyPicksArgmaxAndFirstOnTies) {
   auto chain = make_sampler_chain(p);
   std::vector<float> logits = {1.0f, 5.0f, 5.0f, -2.0f};
   EXPECT_EQ(chain->sample(logits.data(), 4), 1);
+}
+
+// first_argmax against the plain scan `if (x[i] > x[best]) best = i`: random lengths (not multiples of
+// its eight lanes), ties planted at random places, NaN and infinities mixed in.
+TEST(SamplerChainTest, FirstArgmaxMatchesTheScalarScan) {
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> val(-4.0f, 4.0f);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int32_t n = 1 + static_cast<int32_t>(rng() % 70);
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto& v : x) v = std::round(val(rng) * 2.0f) / 2.0f;  // coarse values: ties are common
+    const int specials = static_cast<int>(rng() % 3);
+    for (int s = 0; s < specials; ++s) {
+      const float pick[] = {std::nanf(""), INFINITY, -INFINITY};
+      x[rng() % static_cast<size_t>(n)] = pick[rng() % 3];
+    }
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; ++i) {
+      if (x[static_cast<size_t>(i)] > x[static_cast<size_t>(best)]) best = i;
+    }
+    ASSERT_EQ(first_argmax(x.data(), n), best) << "trial " << trial << " n " << n;
+  }
 }
 
 TEST(SamplerChainTest, SameSeedSameSequence) {

@@ -62,6 +62,10 @@ std::unique_ptr<SamplerStage> make_temperature(float t);
 std::unique_ptr<SamplerStage> make_greedy();
 std::unique_ptr<SamplerStage> make_dist(uint64_t seed);
 
+// Greedy choice over raw logits: the index of the first maximum (NaN never wins; a NaN at index 0
+// stays the choice). n >= 1.
+int32_t first_argmax(const float* x, int32_t n);
+
 class SamplerChain : public SamplerStage {
  public:
   const char* name() const override { return "chain"; }
