@@ -63,15 +63,16 @@ TEST(SamplerChainTest, GreedyPicksArgmaxAndFirstOnTies) {
 }
 
 // first_argmax against the plain scan `if (x[i] > x[best]) best = i`: random lengths (not multiples of
-// its eight lanes), ties planted at random places, NaN and infinities mixed in.
+// its vectors or of its 256-logit runs), ties planted at random places, NaN and infinities mixed in.
 TEST(SamplerChainTest, FirstArgmaxMatchesTheScalarScan) {
   std::mt19937 rng(9);
   std::uniform_real_distribution<float> val(-4.0f, 4.0f);
   for (int trial = 0; trial < 2000; ++trial) {
-    const int32_t n = 1 + static_cast<int32_t>(rng() % 70);
+    // Short rows and rows of several 256-logit runs (plus a partial one).
+    const int32_t n = 1 + static_cast<int32_t>(trial % 2 == 0 ? rng() % 70 : rng() % 1100);
     std::vector<float> x(static_cast<size_t>(n));
     for (auto& v : x) v = std::round(val(rng) * 2.0f) / 2.0f;  // coarse values: ties are common
-    const int specials = static_cast<int>(rng() % 3);
+    const int specials = static_cast<int>(rng() % 4);
     for (int s = 0; s < specials; ++s) {
       const float pick[] = {std::nanf(""), INFINITY, -INFINITY};
       x[rng() % static_cast<size_t>(n)] = pick[rng() % 3];
