@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -312,13 +313,19 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
   if (m <= 0) return;
   const BlockQ8Act* xq = xq_given;
   const BlockQ8x8* xq8 = nullptr;
+  uint64_t xq8_id = 0;
+  static std::atomic<uint64_t> next_xq8_id{0};
   int64_t macs = 0;
   for (size_t j = 0; j < jobs.size(); ++j) {
     if (kernel[j].act == ActForm::kQ8Blocks) {
       if (xq == nullptr) xq = quantize_q8_blocks(isa, x, m, a[j].k, pool);
-      if (xq8 == nullptr && m >= kMinInterleaveRows) xq8 = interleave_q8_blocks(xq, m, a[j].k / kQK8_0, pool);
+      if (xq8 == nullptr && m >= kMinInterleaveRows) {
+        xq8 = interleave_q8_blocks(xq, m, a[j].k / kQK8_0, pool);
+        xq8_id = next_xq8_id.fetch_add(1, std::memory_order_relaxed) + 1;
+      }
       a[j].xq = xq;
       a[j].xq8 = xq8;
+      a[j].xq8_id = xq8_id;
     } else if (kernel[j].act == ActForm::kI8Rows) {
       quantize_i8_rows(*jobs[j].w, x, m, &a[j], pool);
     }

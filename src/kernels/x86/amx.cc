@@ -308,9 +308,16 @@ void amx_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * kAmxRows * kQK8_0));
   float* dw = aligned64<float>(dbuf, static_cast<size_t>(nb * kAmxRows));
   float* mw = aligned64<float>(mbuf, static_cast<size_t>(nb * kAmxRows));
+  // A single pass packs its activations once per product (a.xq8_id), not once per row range: the
+  // product hands each thread several ranges.
+  thread_local uint64_t packed_id = 0;
+  const bool one_pass = n_xt <= per_pass;
   for (int64_t t0 = 0; t0 < n_xt; t0 += per_pass) {
     const int64_t t1 = std::min(n_xt, t0 + per_pass);
-    for (int64_t t = t0; t < t1; ++t) pack_q8x16(a, 2 * t, n_groups, xs + (t - t0) * nb);
+    if (!one_pass || a.xq8_id == 0 || packed_id != a.xq8_id) {
+      for (int64_t t = t0; t < t1; ++t) pack_q8x16(a, 2 * t, n_groups, xs + (t - t0) * nb);
+    }
+    packed_id = one_pass ? a.xq8_id : 0;
     for (int64_t r = r0; r < r_amx; r += kAmxRows) {
       const WeightTiles wt = pack_weights16<W>(a, r, wq, dw, mw, t0 == 0);
       const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + r) : _mm512_setzero_ps();
