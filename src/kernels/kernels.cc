@@ -295,6 +295,25 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
   std::array<MatmulArgs, kMaxJobs> a;
   // Several weights go through one pass only when each has a fast kernel reading f32 or Q8 blocks
   // (one quantization of x serves them all); otherwise each product runs on its own.
+  // gate and up with the SwiGLU epilogue: both products of a row range, then their swiglu into gate.
+  const bool glu = jobs.size() == 2 && jobs[1].post == Epilogue::kSwiGluPrev;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    LLMOPT_CHECK_MSG(jobs[j].post != Epilogue::kSwiGluPrev ||
+                         (glu && j == 1 && jobs[0].w->shape[0] == jobs[1].w->shape[0]),
+                     "matmul_multi: the SwiGLU epilogue goes on the second of two products of equal rows");
+  }
+  const int64_t n_glu = glu ? jobs[0].w->shape[0] : 0;
+  auto finish_glu = [&](int64_t r0, int64_t r1) {
+    for (int64_t i = 0; i < m && r0 < r1; ++i) {
+      float* g = jobs[0].y + i * n_glu + r0;
+      const float* u = jobs[1].y + i * n_glu + r0;
+      if (isa != nullptr) {
+        isa->swiglu(g, u, g, r1 - r0);
+      } else {
+        ref::swiglu(g, u, g, r1 - r0);
+      }
+    }
+  };
   bool together = jobs.size() <= kMaxJobs;
   for (size_t j = 0; j < jobs.size() && together; ++j) {
     together = fast_matmul_setup(isa, *jobs[j].w, jobs[j].bias, x, m, jobs[j].y, &kernel[j], &a[j]) &&
@@ -307,7 +326,11 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
       if (m > 0) apply_epilogue(isa, jobs[0].post, jobs[0].y, jobs[0].w->shape[0], m, 0, jobs[0].w->shape[0]);
       return;
     }
-    for (const MatmulJob& job : jobs) multi_products(std::span<const MatmulJob>(&job, 1), x, m, pool, nullptr);
+    for (MatmulJob job : jobs) {
+      if (job.post == Epilogue::kSwiGluPrev) job.post = Epilogue::kNone;
+      multi_products(std::span<const MatmulJob>(&job, 1), x, m, pool, nullptr);
+    }
+    finish_glu(0, n_glu);
     return;
   }
   if (m <= 0) return;
@@ -338,6 +361,18 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
       kernel[j].rows(a[j], 0, a[j].n_out);
       apply_epilogue(isa, jobs[j].post, a[j].y, a[j].n_out, m, 0, a[j].n_out);
     }
+    finish_glu(0, n_glu);
+    return;
+  }
+  if (glu) {  // row groups of gate and up together
+    const int64_t n_groups = (n_glu + kMatmulRowAlign - 1) / kMatmulRowAlign;
+    const int64_t grain = (n_groups + 4 * pool.n_threads() - 1) / (4 * pool.n_threads());
+    pool.parallel_for_dynamic(n_groups, grain, [&](int64_t g0, int64_t g1, int) {
+      const int64_t r0 = g0 * kMatmulRowAlign, r1 = std::min(g1 * kMatmulRowAlign, n_glu);
+      kernel[0].rows(a[0], r0, r1);
+      kernel[1].rows(a[1], r0, r1);
+      finish_glu(r0, r1);
+    });
     return;
   }
   // Groups of kMatmulRowAlign output rows, numbered across the jobs in order; one hand-off for all.

@@ -52,8 +52,11 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
 // matmul_bias computes it, but with x quantized once and one hand-off to the pool for all of them.
 // The weights must have the same row length.
 // A job's epilogue runs on each thread's output rows right after it computes them (while they are in
-// cache), with exactly the results of a separate pass (gelu_inplace) afterwards.
-enum class Epilogue { kNone, kGelu };
+// cache), with exactly the results of a separate pass afterwards: kGelu, gelu_inplace of the job's
+// output; kSwiGluPrev (only on the second of two jobs with the same number of rows: gate, then up),
+// the first job's output becomes swiglu(gate, up), as swiglu(gate, up, gate, n) computes it, each
+// thread's row range as soon as both products of it are done.
+enum class Epilogue { kNone, kGelu, kSwiGluPrev };
 struct MatmulJob {
   const TensorView* w;
   const float* bias;  // or nullptr

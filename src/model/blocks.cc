@@ -252,12 +252,12 @@ void ffn_gelu(const LayerWeights& l, const float* x, const kernels::RowNorm& nor
 
 void ffn_swiglu(const LayerWeights& l, const float* x, const kernels::RowNorm& norm, int64_t n_tok, Activations& act,
                 float* out, ThreadPool& pool) {
-  const int64_t n_ff = l.w_up.shape[0];
   float* gate = act.ff_a.data();  // [n_tok, n_ff]
   float* up = act.ff_b.data();    // [n_tok, n_ff]
-  const kernels::MatmulJob jobs[] = {{&l.w_gate, nullptr, gate}, {&l.w_up, nullptr, up}};
+  // gate <- swiglu(gate, up), each thread's rows as soon as both products of them are done
+  const kernels::MatmulJob jobs[] = {{&l.w_gate, nullptr, gate},
+                                     {&l.w_up, nullptr, up, kernels::Epilogue::kSwiGluPrev}};
   normed_products(act, x, norm, n_tok, l.w_up.shape[1], act.h.data(), jobs, pool);
-  kernels::swiglu(gate, up, gate, n_tok * n_ff);  // in place
   observe(act, l.w_down, gate, n_tok);
   kernels::matmul(l.w_down, gate, n_tok, out, pool);
 }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/dtype.h"
@@ -402,6 +403,53 @@ TEST(KernelsFusedProducts, GeluEpilogueEqualsSeparatePass) {
       }
     }
   }
+}
+
+// SwiGLU as the epilogue of the gate and up products (each thread's row range as soon as both are
+// done) gives exactly the two products followed by swiglu over the whole output, on every ISA, with 1
+// and 3 threads, below and above the parallel threshold, for equal and for different weight types and
+// an output width that is not a multiple of 4 or 8. The up output keeps the up projection. A SwiGLU
+// epilogue anywhere but on the second of two products of equal rows is a programming error (abort).
+TEST(KernelsFusedProducts, SwiGluEpilogueEqualsSeparatePass) {
+  test::IsaGuard guard;
+  std::mt19937 rng(23);
+  const int64_t k = 256;
+  for (const auto& [tg, tu, n_out] : std::vector<std::tuple<DType, DType, int64_t>>{
+           {DType::kQ8_0, DType::kQ8_0, 203}, {DType::kF32, DType::kF32, 61}, {DType::kQ4_K, DType::kQ6_K, 1030}}) {
+    Weights wg, wu;
+    random_weights(tg, n_out, k, rng, &wg);
+    random_weights(tu, n_out, k, rng, &wu);
+    for (Isa isa : test::supported_isas()) {
+      set_isa(isa);
+      for (int n_threads : {1, 3}) {
+        ThreadPool pool(n_threads);
+        for (int64_t m : {1, 5, 20}) {
+          std::vector<float> x(static_cast<size_t>(m * k));
+          for (auto& v : x) v = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+          const size_t n = static_cast<size_t>(m * n_out);
+          std::vector<float> want_g(n), want_u(n), got_g(n, -1.0f), got_u(n, -1.0f);
+          matmul_bias(wg.view, nullptr, x.data(), m, want_g.data(), pool);
+          matmul_bias(wu.view, nullptr, x.data(), m, want_u.data(), pool);
+          swiglu(want_g.data(), want_u.data(), want_g.data(), m * n_out);
+          const MatmulJob jobs[] = {{&wg.view, nullptr, got_g.data()},
+                                    {&wu.view, nullptr, got_u.data(), Epilogue::kSwiGluPrev}};
+          matmul_multi(jobs, x.data(), m, pool);
+          ASSERT_EQ(got_g, want_g) << dtype_name(tg) << "/" << dtype_name(tu) << " " << isa_name(isa)
+                                   << " threads=" << n_threads << " m=" << m;
+          ASSERT_EQ(got_u, want_u);
+        }
+      }
+    }
+  }
+  Weights a, b;
+  random_weights(DType::kQ8_0, 64, k, rng, &a);
+  random_weights(DType::kQ8_0, 32, k, rng, &b);
+  ThreadPool pool(1);
+  std::vector<float> x(static_cast<size_t>(k), 0.5f), y1(64), y2(64);
+  const MatmulJob first[] = {{&a.view, nullptr, y1.data(), Epilogue::kSwiGluPrev}, {&a.view, nullptr, y2.data()}};
+  EXPECT_DEATH(matmul_multi(first, x.data(), 1, pool), "SwiGLU epilogue");
+  const MatmulJob unequal[] = {{&a.view, nullptr, y1.data()}, {&b.view, nullptr, y2.data(), Epilogue::kSwiGluPrev}};
+  EXPECT_DEATH(matmul_multi(unequal, x.data(), 1, pool), "SwiGLU epilogue");
 }
 
 // matmul_multi_normed equals normalizing the rows (rms_norm / layer_norm) and then matmul_multi, bit
