@@ -87,9 +87,7 @@ void store_kv(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, const
 }  // namespace
 
 void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, const Qkv& qkv, KvStore& kv,
-               Activations& act, ThreadPool& pool) {
-  store_kv(cfg, il, batch, qkv, kv);
-
+               Activations& act, ThreadPool& pool, bool apply_rope) {
   const KvStore& cache = kv;
   const int64_t hd = cfg.head_dim;
   const int64_t q_dim = cfg.q_dim();
@@ -129,6 +127,10 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
   // threads, items are dealt round-robin instead (later tokens of a prefill attend over more
   // positions, and striding keeps the threads evenly loaded).
   const bool heads_split = n_head_kv >= n_threads;
+  if (!heads_split) {
+    if (apply_rope) rope(cfg, batch, qkv, pool);
+    store_kv(cfg, il, batch, qkv, kv);
+  }
   const size_t eb = cache.elem_bytes();
   const size_t row_bytes = static_cast<size_t>(hd) * eb;
   const size_t gather_bytes = 2 * kernels::kAttnChunk * row_bytes;  // K then V rows of one chunk
@@ -141,8 +143,29 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
     uint8_t* gk = act.attn_gather.data() + static_cast<size_t>(tid) * gather_bytes;
     uint8_t* gv = gk + kernels::kAttnChunk * row_bytes;
     int32_t n_vis[kernels::kAttnMaxRows];
-    // heads_split: every tile's heads [g0, g1), next to each other in the cache rows.
+    // heads_split: every tile's heads [g0, g1), next to each other in the cache rows. The thread
+    // rotates and stores its own heads of every token before it reads any of them.
     const int64_t g0 = tid * n_head_kv / n_threads, g1 = (tid + 1) * n_head_kv / n_threads;
+    if (heads_split && g1 > g0) {
+      for (int64_t t = 0; t < batch.n_tok(); ++t) {
+        const int32_t pos = batch.pos[t];
+        float* kt = qkv.k + t * qkv.k_stride + g0 * hd;
+        if (apply_rope) {
+          float* qt = qkv.q + t * qkv.q_stride + g0 * group * hd;
+          for (int64_t h = 0; h < (g1 - g0) * group; ++h) {
+            kernels::rope_inplace(qt + h * hd, hd, cfg.n_rot, pos, cfg.rope_theta, cfg.rope_layout);
+          }
+          for (int64_t h = 0; h < g1 - g0; ++h) {
+            kernels::rope_inplace(kt + h * hd, hd, cfg.n_rot, pos, cfg.rope_theta, cfg.rope_layout);
+          }
+        }
+        const int32_t block = batch.block_table[t][pos / bs];
+        for (int64_t g = g0; g < g1; ++g) {
+          kv.write_cols(il, block, pos % bs, static_cast<int32_t>(g * hd), static_cast<int32_t>(hd),
+                        qkv.k + t * qkv.k_stride + g * hd, qkv.v + t * qkv.v_stride + g * hd);
+        }
+      }
+    }
     for (int64_t it = 0;; ++it) {
       int64_t item;
       if (heads_split) {

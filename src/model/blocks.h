@@ -77,11 +77,13 @@ void rms_norm_rows(const float* x, const TensorView& w, float eps, int64_t n_row
 // Rotates every Q head and K head of each token at the token's position (in place).
 void rope(const ModelConfig& cfg, const TokenBatch& batch, const Qkv& qkv, ThreadPool& pool);
 
-// Writes K and V of every token into `kv` at its slot, then computes causal attention of every
-// token and head over positions [0, pos] of its own sequence into act.attn. Scale 1/sqrt(head_dim);
-// query head h reads kv head h / (n_head / n_head_kv).
+// With apply_rope, rotates the Q and K heads first (as rope()). Writes K and V of every token into `kv`
+// at its slot, then computes causal attention of every token and head over positions [0, pos] of its
+// own sequence into act.attn. Scale 1/sqrt(head_dim); query head h reads kv head h / (n_head /
+// n_head_kv). Where each thread owns whole KV heads, it rotates and writes its own heads itself (no
+// serial pass, no extra hand-off): only it reads them.
 void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, const Qkv& qkv, KvStore& kv,
-               Activations& act, ThreadPool& pool);
+               Activations& act, ThreadPool& pool, bool apply_rope = false);
 
 // The row norms of the layers, for the products that read normalized rows.
 kernels::RowNorm layer_norm_of(const TensorView& w, const TensorView& b, float eps);

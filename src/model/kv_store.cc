@@ -47,6 +47,18 @@ void KvStore::write(int32_t il, int32_t block, int32_t slot, const float* k_row,
   }
 }
 
+void KvStore::write_cols(int32_t il, int32_t block, int32_t slot, int32_t col, int32_t n, const float* k_cols,
+                         const float* v_cols) {
+  LLMOPT_CHECK(n > 0 && col >= 0 && col % head_dim_ + n <= head_dim_);
+  if (type_ == DType::kF32) {
+    std::memcpy(k(il, block, slot, col), k_cols, static_cast<size_t>(n) * sizeof(float));
+    std::memcpy(v(il, block, slot, col), v_cols, static_cast<size_t>(n) * sizeof(float));
+  } else {
+    kernels::quantize_row(DType::kF16, k_cols, k(il, block, slot, col), n);
+    kernels::quantize_row(DType::kF16, v_cols, v(il, block, slot, col), n);
+  }
+}
+
 void KvStore::copy_block(int32_t src, int32_t dst) {
   const size_t n = static_cast<size_t>(block_size_) * kv_dim_ * elem_bytes();
   for (int32_t il = 0; il < n_layer_; ++il) {

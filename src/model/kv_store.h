@@ -57,6 +57,10 @@ class KvStore {
   }
   // Writes one token's K and V rows (kv_dim floats each), rounded to the store's type.
   void write(int32_t il, int32_t block, int32_t slot, const float* k_row, const float* v_row);
+  // Writes columns [col, col + n) of one token's K and V (k_cols, v_cols: those n floats), inside one
+  // head of the store; the same values write() stores there.
+  void write_cols(int32_t il, int32_t block, int32_t slot, int32_t col, int32_t n, const float* k_cols,
+                  const float* v_cols);
   // Commits the whole store now (HugeBuffer::prefault): a serving engine's KV pool is meant to be
   // used in full, and faulting its pages in while requests run stalls every thread at the next barrier.
   void prefault() { data_.prefault(); }

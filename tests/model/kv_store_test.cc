@@ -74,6 +74,39 @@ TEST(KvStore, HeadMajorRowsOfABlockAreContiguousPerHead) {
   }
 }
 
+// write_cols, column runs inside a head (as a thread that owns some KV heads writes them), leaves
+// the same bytes as write() of whole rows.
+TEST(KvStore, WriteColsEqualsWrite) {
+  for (DType t : {DType::kF16, DType::kF32}) {
+    for (int32_t hd : {8, 24}) {
+      KvStore whole(kLayers, kKvDim, kBlocks, kBlockSize, t, hd), cols(kLayers, kKvDim, kBlocks, kBlockSize, t, hd);
+      fill(whole);
+      std::vector<float> k(kKvDim), v(kKvDim);
+      for (int32_t il = 0; il < kLayers; ++il) {
+        for (int32_t b = 0; b < kBlocks; ++b) {
+          for (int32_t slot = 0; slot < kBlockSize; ++slot) {
+            for (int32_t c = 0; c < kKvDim; ++c) {
+              k[c] = value_of(il, 0, b, slot, c) + 0.3f;  // f16 rounds these
+              v[c] = value_of(il, 1, b, slot, c) - 0.7f;
+            }
+            whole.write(il, b, slot, k.data(), v.data());
+            for (int32_t c = 0; c < kKvDim; c += 4) {  // runs of 4 columns, each inside one head
+              cols.write_cols(il, b, slot, c, 4, k.data() + c, v.data() + c);
+            }
+          }
+        }
+      }
+      for (int32_t il = 0; il < kLayers; ++il) {
+        for (int32_t b = 0; b < kBlocks; ++b) {
+          const size_t n = static_cast<size_t>(kBlockSize * kKvDim) * whole.elem_bytes();
+          EXPECT_EQ(std::memcmp(whole.k(il, b, 0), cols.k(il, b, 0), n), 0);
+          EXPECT_EQ(std::memcmp(whole.v(il, b, 0), cols.v(il, b, 0), n), 0);
+        }
+      }
+    }
+  }
+}
+
 TEST(KvStoreDeathTest, HeadDimMustDivideKvDim) {
   EXPECT_DEATH(KvStore(kLayers, kKvDim, kBlocks, kBlockSize, DType::kF16, 7), "head_dim must divide kv_dim");
 }

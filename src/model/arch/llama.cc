@@ -29,8 +29,7 @@ void llama_forward(const ModelConfig& cfg, const Weights& w, const blocks::Token
     const kernels::MatmulJob qkv_jobs[] = {{&l.wq, nullptr, q}, {&l.wk, nullptr, k}, {&l.wv, nullptr, v}};
     blocks::normed_products(act, act.x.data(), blocks::rms_norm_of(l.attn_norm, eps), n_tok, n_embd, act.h.data(),
                             qkv_jobs, pool);
-    blocks::rope(cfg, batch, qkv, pool);
-    blocks::attention(cfg, il, batch, qkv, kv, act, pool);
+    blocks::attention(cfg, il, batch, qkv, kv, act, pool, /*apply_rope=*/true);
     blocks::observe(act, l.wo, act.attn.data(), n_tok);
     kernels::matmul(l.wo, act.attn.data(), n_tok, act.proj.data(), pool);
     kernels::add_inplace(act.x.data(), act.proj.data(), n_tok * n_embd);
