@@ -31,7 +31,7 @@ ModelConfig demo_config() {
   return c;
 }
 
-std::string read_text_file(const std::string& path) {
+std::string demo_read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
@@ -130,7 +130,7 @@ Command register_demo(CLI::App& app) {
             if (with_cache->tokens != without->tokens) return 1;
             if (!args->no_types) {
               std::string eval_text;
-              if (!args->model.empty() && std::filesystem::exists(args->text)) eval_text = read_text_file(args->text);
+              if (!args->model.empty() && std::filesystem::exists(args->text)) eval_text = demo_read_text(args->text);
               Status st = demo_types(model, path, prompt, opts.n_predict, eval_text, pool);
               if (st.ok()) st = demo_speculative(model, pool);
               if (st.ok()) st = demo_draft_model(model, args->draft, pool);

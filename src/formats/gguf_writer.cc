@@ -17,7 +17,7 @@ using formats_internal::quote_name;
 using formats_internal::tensor_nbytes;
 
 constexpr uint32_t kVersion = 3;
-constexpr uint32_t kDefaultAlignment = 32;
+constexpr uint32_t kWriterAlignment = 32;
 
 class Buffer {
  public:
@@ -100,7 +100,7 @@ Status write_value(Buffer& b, const MetaValue& v) {
 
 Result<uint32_t> writer_alignment(const Metadata& md) {
   const MetaValue* v = md.find("general.alignment");
-  if (v == nullptr) return kDefaultAlignment;
+  if (v == nullptr) return kWriterAlignment;
   auto a = v->as_int();
   if (!v->is_integer() || !a || *a <= 0 || *a > (int64_t{1} << 30) ||
       !std::has_single_bit(static_cast<uint64_t>(*a))) {

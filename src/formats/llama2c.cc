@@ -47,11 +47,11 @@ struct Plan {
   uint64_t total_bytes = 0;  // header + every block
 };
 
-std::string num(int64_t v) { return std::to_string(v); }
+std::string l2c_num(int64_t v) { return std::to_string(v); }
 
 Result<Plan> make_plan(const uint8_t* data, size_t size) {
   if (size < kHeaderBytes) {
-    return error("file too small for a llama2.c header (" + num(static_cast<int64_t>(size)) +
+    return error("file too small for a llama2.c header (" + l2c_num(static_cast<int64_t>(size)) +
                  " bytes, need 28)");
   }
   Plan p;
@@ -64,18 +64,18 @@ Result<Plan> make_plan(const uint8_t* data, size_t size) {
       {"dim", h.dim},         {"hidden_dim", h.hidden_dim}, {"n_layers", h.n_layers},
       {"n_heads", h.n_heads}, {"n_kv_heads", h.n_kv_heads}, {"seq_len", h.seq_len}};
   for (const auto& [name, v] : positive) {
-    if (v <= 0) return error(std::string("header ") + name + " is " + num(v) + " (must be positive)");
+    if (v <= 0) return error(std::string("header ") + name + " is " + l2c_num(v) + " (must be positive)");
   }
   if (h.vocab_size == 0) return error("header vocab_size is 0");
   if (h.dim % h.n_heads != 0) {
-    return error("header dim " + num(h.dim) + " is not divisible by n_heads " + num(h.n_heads));
+    return error("header dim " + l2c_num(h.dim) + " is not divisible by n_heads " + l2c_num(h.n_heads));
   }
   if (h.n_heads % h.n_kv_heads != 0) {
-    return error("header n_heads " + num(h.n_heads) + " is not divisible by n_kv_heads " + num(h.n_kv_heads));
+    return error("header n_heads " + l2c_num(h.n_heads) + " is not divisible by n_kv_heads " + l2c_num(h.n_kv_heads));
   }
   const int64_t head_size = h.dim / h.n_heads;
   if (head_size % 2 != 0)
-    return error("head size " + num(head_size) + " (dim / n_heads) is odd; RoPE needs it even");
+    return error("head size " + l2c_num(head_size) + " (dim / n_heads) is odd; RoPE needs it even");
   const int64_t vocab = h.vocab_size < 0 ? -static_cast<int64_t>(h.vocab_size) : h.vocab_size;
   const int64_t dim = h.dim, hidden = h.hidden_dim, n_layer = h.n_layers;
   const int64_t kv_dim = dim / h.n_heads * h.n_kv_heads;
@@ -100,8 +100,8 @@ Result<Plan> make_plan(const uint8_t* data, size_t size) {
     if (!checked_mul(static_cast<uint64_t>(b.count), static_cast<uint64_t>(b.rows), &n) ||
         !checked_mul(n, static_cast<uint64_t>(b.cols), &n) || !checked_mul(n, sizeof(float), &n) ||
         !checked_add(total, n, &total)) {
-      return error("header implies an impossibly large model (dim " + num(dim) + ", hidden_dim " +
-                   num(hidden) + ", n_layers " + num(n_layer) + ", vocab " + num(vocab) + ")");
+      return error("header implies an impossibly large model (dim " + l2c_num(dim) + ", hidden_dim " +
+                   l2c_num(hidden) + ", n_layers " + l2c_num(n_layer) + ", vocab " + l2c_num(vocab) + ")");
     }
   }
   p.total_bytes = total;
@@ -126,13 +126,13 @@ Result<std::unique_ptr<WeightSource>> open_llama2c(const std::string& path) {
   const Plan& plan = *plan_or;
   const Header& h = plan.h;
   if (file->size() < plan.total_bytes) {
-    return error(path + ": file is truncated: the header (dim " + num(h.dim) + ", n_layers " +
-                 num(h.n_layers) + ", vocab_size " + num(h.vocab_size) + ") implies " +
-                 num(static_cast<int64_t>(plan.total_bytes)) + " bytes but the file has " +
-                 num(static_cast<int64_t>(file->size())));
+    return error(path + ": file is truncated: the header (dim " + l2c_num(h.dim) + ", n_layers " +
+                 l2c_num(h.n_layers) + ", vocab_size " + l2c_num(h.vocab_size) + ") implies " +
+                 l2c_num(static_cast<int64_t>(plan.total_bytes)) + " bytes but the file has " +
+                 l2c_num(static_cast<int64_t>(file->size())));
   }
   if (file->size() > plan.total_bytes) {
-    log_warn(path + ": ignoring " + num(static_cast<int64_t>(file->size() - plan.total_bytes)) +
+    log_warn(path + ": ignoring " + l2c_num(static_cast<int64_t>(file->size() - plan.total_bytes)) +
              " bytes after the weights the header implies");
   }
 

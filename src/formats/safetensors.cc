@@ -40,7 +40,7 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 // A valid header nests 3 levels deep; anything much deeper is hostile.
 constexpr int kMaxJsonDepth = 16;
 
-std::string num(uint64_t v) { return std::to_string(v); }
+std::string st_num(uint64_t v) { return std::to_string(v); }
 
 // Checks bracket nesting before handing the text to the JSON parser.
 Status check_json_depth(const char* p, size_t n) {
@@ -58,7 +58,7 @@ Status check_json_depth(const char* p, size_t n) {
       in_string = true;
     } else if (c == '{' || c == '[') {
       if (++depth > kMaxJsonDepth)
-        return error("header JSON nests deeper than " + num(kMaxJsonDepth) + " levels");
+        return error("header JSON nests deeper than " + st_num(kMaxJsonDepth) + " levels");
     } else if (c == '}' || c == ']') {
       --depth;
     }
@@ -120,14 +120,14 @@ Status add_tensor(const std::string& name, const json& entry, const uint8_t* dat
   if (!begin.ok()) return begin.status().with_context(ctx + ": data_offsets");
   if (!end.ok()) return end.status().with_context(ctx + ": data_offsets");
   if (*begin > *end || *end > data_size) {
-    return error(ctx + ": data_offsets [" + num(*begin) + ", " + num(*end) +
-                 "] lie outside the data section (" + num(data_size) + " bytes)");
+    return error(ctx + ": data_offsets [" + st_num(*begin) + ", " + st_num(*end) +
+                 "] lie outside the data section (" + st_num(data_size) + " bytes)");
   }
   auto nbytes = tensor_nbytes(*type, shape);
   if (!nbytes.ok()) return nbytes.status().with_context(ctx);
   if (*end - *begin != *nbytes) {
-    return error(ctx + ": data_offsets span " + num(*end - *begin) + " bytes but shape " +
-                 shape_to_string(shape) + " of " + dtype_str + " needs " + num(*nbytes));
+    return error(ctx + ": data_offsets span " + st_num(*end - *begin) + " bytes but shape " +
+                 shape_to_string(shape) + " of " + dtype_str + " needs " + st_num(*nbytes));
   }
   const uint8_t* p = data + *begin;
   if (reinterpret_cast<uintptr_t>(p) % natural_alignment(*type) != 0) {
@@ -148,15 +148,15 @@ Status add_tensor(const std::string& name, const json& entry, const uint8_t* dat
 
 // Parses one safetensors image into `src` (views point into `data`). Errors carry no file name.
 Status parse_into(const uint8_t* data, size_t size, MemoryWeightSource* src) {
-  if (size < 8) return error("file too small for a safetensors header (" + num(size) + " bytes)");
+  if (size < 8) return error("file too small for a safetensors header (" + st_num(size) + " bytes)");
   uint64_t header_len = 0;
   std::memcpy(&header_len, data, 8);
   if (header_len > size - 8) {
-    return error("header length " + num(header_len) + " runs past end of file (" + num(size - 8) +
+    return error("header length " + st_num(header_len) + " runs past end of file (" + st_num(size - 8) +
                  " bytes after the length field)");
   }
   if (header_len > kMaxHeaderBytes)
-    return error("header length " + num(header_len) + " is implausibly large");
+    return error("header length " + st_num(header_len) + " is implausibly large");
   LLMOPT_ASSIGN_OR_RETURN(json header,
                           parse_json(reinterpret_cast<const char*>(data + 8), header_len, "header"));
   if (!header.is_object()) return error("header is not a JSON object");

@@ -29,3 +29,7 @@ endif()
 # The reference quantizers must round exactly like llama.cpp's: no fused multiply-adds.
 set_source_files_properties(${CMAKE_SOURCE_DIR}/src/kernels/ref/quantize.cc
   TARGET_DIRECTORY llmopt_kernels PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
+# Files with their own flags compile alone, never inside a unity batch (LLMOPT_UNITY).
+set_source_files_properties(${CMAKE_SOURCE_DIR}/src/kernels/x86/avx2.cc ${CMAKE_SOURCE_DIR}/src/kernels/x86/avx512.cc
+  ${CMAKE_SOURCE_DIR}/src/kernels/x86/amx.cc ${CMAKE_SOURCE_DIR}/src/kernels/ref/quantize.cc
+  TARGET_DIRECTORY llmopt_kernels PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)

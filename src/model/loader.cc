@@ -37,18 +37,18 @@ std::string dir_of(const std::string& p) {
   return slash == 0 ? "/" : p.substr(0, slash);
 }
 
-std::string base_name(const std::string& p) {
+std::string loader_base_name(const std::string& p) {
   const size_t slash = p.rfind('/');
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
-std::string stem(const std::string& p) {
-  std::string b = base_name(p);
+std::string loader_stem(const std::string& p) {
+  std::string b = loader_base_name(p);
   const size_t dot = b.rfind('.');
   return dot == std::string::npos || dot == 0 ? b : b.substr(0, dot);
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
+bool loader_ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
@@ -134,7 +134,7 @@ Result<std::shared_ptr<const WeightSource>> open_l2c(const std::string& path, co
   LLMOPT_ASSIGN_OR_RETURN(std::unique_ptr<WeightSource> ckpt, open_llama2c(path));
   LLMOPT_ASSIGN_OR_RETURN(std::unique_ptr<MemoryWeightSource> src, wrap_source(std::move(ckpt)));
   if (!src->metadata().contains("general.name")) {
-    src->mutable_metadata().set("general.name", MetaValue::from_string(stem(path)));
+    src->mutable_metadata().set("general.name", MetaValue::from_string(loader_stem(path)));
   }
   std::string tok_path = opts.tokenizer_path;
   if (tok_path.empty() && is_file(dir_of(path) + "/tokenizer.bin"))
@@ -174,12 +174,12 @@ Result<TokenizerSpec> tokenizer_spec_from_file(const std::string& path) {
     if (!spec.ok()) return in_file(spec.status(), path);
     return spec;
   }
-  if (ends_with(path, "vocab.json")) {
+  if (loader_ends_with(path, "vocab.json")) {
     const std::string merges = dir_of(path) + "/merges.txt";
     if (!is_file(merges)) return error(path + ": a vocab.json tokenizer needs merges.txt next to it");
     return tokenizer_spec_from_vocab_merges(path, merges);
   }
-  if (ends_with(path, ".json")) return tokenizer_spec_from_hf_json(path);
+  if (loader_ends_with(path, ".json")) return tokenizer_spec_from_hf_json(path);
   return tokenizer_spec_from_llama2c(path);
 }
 

@@ -55,7 +55,7 @@ double kl_rows(const float* p, const RowStats& ps, const float* q, const RowStat
 uint64_t numel(const TensorView& t) { return t.present() ? static_cast<uint64_t>(t.numel()) : 0; }
 
 
-std::string fmt(const char* f, double v) {
+std::string eval_fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), f, v);
   return buf;
@@ -205,15 +205,15 @@ std::string format_eval_table(const std::vector<EvalRow>& rows) {
   for (const EvalRow& r : rows) {
     std::vector<std::string> c = {r.name,
                                   human_bytes(static_cast<double>(r.file_bytes)),
-                                  fmt("%.2fx", r.ratio),
-                                  fmt("%.2f", r.bpw),
-                                  fmt("%.4f", r.ppl.ppl) + " ± " + fmt("%.4f", r.ppl.ppl_stderr),
-                                  fmt("%+.3f%%", r.dppl_pct),
-                                  fmt("%.6f", r.kld),
-                                  fmt("%.2f%%", r.same_top1_pct)};
+                                  eval_fmt("%.2fx", r.ratio),
+                                  eval_fmt("%.2f", r.bpw),
+                                  eval_fmt("%.4f", r.ppl.ppl) + " ± " + eval_fmt("%.4f", r.ppl.ppl_stderr),
+                                  eval_fmt("%+.3f%%", r.dppl_pct),
+                                  eval_fmt("%.6f", r.kld),
+                                  eval_fmt("%.2f%%", r.same_top1_pct)};
     if (speed) {
-      c.push_back(r.has_speed ? fmt("%.2f", r.pp_tps) : "-");
-      c.push_back(r.has_speed ? fmt("%.2f", r.tg_tps) : "-");
+      c.push_back(r.has_speed ? eval_fmt("%.2f", r.pp_tps) : "-");
+      c.push_back(r.has_speed ? eval_fmt("%.2f", r.tg_tps) : "-");
     }
     cells.push_back(std::move(c));
   }

@@ -12,7 +12,7 @@ namespace llmopt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double gen_seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Length of the longest prefix of s that ends on a UTF-8 character boundary.
 size_t complete_utf8_prefix(const std::string& s) {
@@ -83,14 +83,14 @@ Result<GenerateResult> generate(const Model& model, std::span<const int32_t> pro
     const int32_t next = sampler->sample(out.logits.data(), cfg.n_vocab);
     sampler->accept(next);
     if (res.tokens.empty()) {
-      res.stats.prompt_seconds = seconds_since(t0);
+      res.stats.prompt_seconds = gen_seconds_since(t0);
       t0 = Clock::now();
     }
     all.push_back(next);
     sink.push(next);
   }
   sink.finish();
-  res.stats.gen_seconds = res.tokens.size() > 1 ? seconds_since(t0) : 0.0;
+  res.stats.gen_seconds = res.tokens.size() > 1 ? gen_seconds_since(t0) : 0.0;
   return res;
 }
 

@@ -33,7 +33,7 @@ int32_t draw(const LengthSpec& l, int32_t i, std::mt19937_64& rng) {
   return std::uniform_int_distribution<int32_t>(l.lo, l.hi)(rng);
 }
 
-std::string fmt(const char* f, double v) {
+std::string sb_fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
@@ -268,13 +268,13 @@ std::string serve_bench_markdown(const std::vector<ServeBenchResult>& rows) {
       "E2E mean / p99 (s) | KV util | preempt | prefix hit | tok/step |\n"
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
-    s += "| " + r.label + " | " + fmt("%.2f", r.request_throughput()) + " | " + fmt("%.1f", r.output_tps()) +
-         " | " + fmt("%.0f", r.ttft.mean * 1e3) + " / " + fmt("%.0f", r.ttft.p50 * 1e3) + " / " +
-         fmt("%.0f", r.ttft.p99 * 1e3) + " | " + fmt("%.1f", r.tpot.mean * 1e3) + " | " +
-         fmt("%.1f", r.itl.p50 * 1e3) + " / " + fmt("%.1f", r.itl.p99 * 1e3) + " | " +
-         fmt("%.2f", r.e2e.mean) + " / " + fmt("%.2f", r.e2e.p99) + " | " +
-         fmt("%.1f%%", r.kv_utilization * 100) + " | " + std::to_string(r.preemptions) + " | " +
-         fmt("%.1f%%", r.prefix_hit_rate * 100) + " | " + fmt("%.1f", r.mean_tokens_per_step) + " |\n";
+    s += "| " + r.label + " | " + sb_fmt("%.2f", r.request_throughput()) + " | " + sb_fmt("%.1f", r.output_tps()) +
+         " | " + sb_fmt("%.0f", r.ttft.mean * 1e3) + " / " + sb_fmt("%.0f", r.ttft.p50 * 1e3) + " / " +
+         sb_fmt("%.0f", r.ttft.p99 * 1e3) + " | " + sb_fmt("%.1f", r.tpot.mean * 1e3) + " | " +
+         sb_fmt("%.1f", r.itl.p50 * 1e3) + " / " + sb_fmt("%.1f", r.itl.p99 * 1e3) + " | " +
+         sb_fmt("%.2f", r.e2e.mean) + " / " + sb_fmt("%.2f", r.e2e.p99) + " | " +
+         sb_fmt("%.1f%%", r.kv_utilization * 100) + " | " + std::to_string(r.preemptions) + " | " +
+         sb_fmt("%.1f%%", r.prefix_hit_rate * 100) + " | " + sb_fmt("%.1f", r.mean_tokens_per_step) + " |\n";
   }
   return s;
 }

@@ -14,7 +14,7 @@ using tokenizer_internal::VocabIndex;
 namespace tokenizer_internal {
 namespace {
 
-std::string quoted(std::string_view s) {
+std::string quoted_token(std::string_view s) {
   constexpr size_t kMax = 64;
   std::string q = "'";
   q += s.size() > kMax ? std::string(s.substr(0, kMax)) + "..." : std::string(s);
@@ -34,7 +34,7 @@ Status check_special_id(const char* name, int32_t id, size_t n) {
 // merge form allows it), so every split point is tried and the one naming known tokens wins.
 Status resolve_merge(const VocabIndex& index, const std::string& merge, size_t rank, int32_t* left,
                      int32_t* right, int32_t* merged) {
-  const std::string where = "merge #" + std::to_string(rank) + " " + quoted(merge);
+  const std::string where = "merge #" + std::to_string(rank) + " " + quoted_token(merge);
   Status first_error = error(where + ": expected two tokens separated by a space");
   bool have_error = false;
   for (size_t sp = merge.find(' '); sp != std::string::npos; sp = merge.find(' ', sp + 1)) {
@@ -53,11 +53,11 @@ Status resolve_merge(const VocabIndex& index, const std::string& merge, size_t r
     if (!have_error) {
       have_error = true;
       if (ia < 0) {
-        first_error = error(where + ": " + quoted(a) + " is not in the vocabulary");
+        first_error = error(where + ": " + quoted_token(a) + " is not in the vocabulary");
       } else if (ib < 0) {
-        first_error = error(where + ": " + quoted(b) + " is not in the vocabulary");
+        first_error = error(where + ": " + quoted_token(b) + " is not in the vocabulary");
       } else {
-        first_error = error(where + ": the merged token " + quoted(cat) + " is not in the vocabulary");
+        first_error = error(where + ": the merged token " + quoted_token(cat) + " is not in the vocabulary");
       }
     }
   }

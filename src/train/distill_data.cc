@@ -12,8 +12,8 @@
 namespace llmopt::train {
 namespace {
 
-constexpr char kMagic[8] = {'L', 'L', 'M', 'O', 'D', 'I', 'S', 'T'};
-constexpr uint32_t kVersion = 1;
+constexpr char kDistillMagic[8] = {'L', 'L', 'M', 'O', 'D', 'I', 'S', 'T'};
+constexpr uint32_t kDistillVersion = 1;
 
 struct Header {
   char magic[8];
@@ -112,8 +112,8 @@ Status save_distill_set(const std::string& path, const DistillSet& s) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) return error(path + ": cannot create: " + std::strerror(errno));
   Header h{};
-  std::memcpy(h.magic, kMagic, 8);
-  h.version = kVersion;
+  std::memcpy(h.magic, kDistillMagic, 8);
+  h.version = kDistillVersion;
   h.k = static_cast<uint32_t>(s.k);
   h.n_vocab = s.n_vocab;
   h.n_tokens = n;
@@ -131,8 +131,8 @@ Result<DistillSet> parse_distill_set(const uint8_t* data, size_t size, const std
   if (size < sizeof(h)) return error(name + ": too short for a distillation data header");
   std::memcpy(&h, data, sizeof(h));
   auto fail = [&](const std::string& msg) -> Result<DistillSet> { return error(name + ": " + msg); };
-  if (std::memcmp(h.magic, kMagic, 8) != 0) return fail("not a distillation data file (bad magic)");
-  if (h.version != kVersion) return fail("unsupported version " + std::to_string(h.version));
+  if (std::memcmp(h.magic, kDistillMagic, 8) != 0) return fail("not a distillation data file (bad magic)");
+  if (h.version != kDistillVersion) return fail("unsupported version " + std::to_string(h.version));
   if (h.k < 2 || h.k > 1024) return fail("top-k " + std::to_string(h.k) + " outside [2, 1024]");
   if (h.n_vocab < 2) return fail("vocabulary size " + std::to_string(h.n_vocab) + " is too small");
   const uint64_t row_bytes = 4 + 8ull * h.k;

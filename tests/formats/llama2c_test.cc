@@ -16,14 +16,14 @@ namespace {
 using test::data_path;
 
 constexpr const char* kStoriesBin = "models/stories260K/stories260K.bin";
-constexpr const char* kStoriesGguf = "models/stories260K/stories260K.gguf";
+constexpr const char* kL2cStoriesGguf = "models/stories260K/stories260K.gguf";
 
 TEST(Llama2cTest, Stories260KMatchesItsGguf) {
   LLMOPT_REQUIRE_DATA(kStoriesBin);
-  LLMOPT_REQUIRE_DATA(kStoriesGguf);
+  LLMOPT_REQUIRE_DATA(kL2cStoriesGguf);
   auto bin = open_llama2c(data_path(kStoriesBin));
   ASSERT_TRUE(bin.ok()) << bin.status().message();
-  auto gguf = GgufFile::open(data_path(kStoriesGguf));
+  auto gguf = GgufFile::open(data_path(kL2cStoriesGguf));
   ASSERT_TRUE(gguf.ok()) << gguf.status().message();
   const WeightSource& b = **bin;
   const GgufFile& g = **gguf;
@@ -57,7 +57,7 @@ TEST(Llama2cTest, Stories260KMatchesItsGguf) {
 
   const std::string raw = test::read_file(data_path(kStoriesBin));
   EXPECT_TRUE(looks_like_llama2c(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()));
-  const std::string graw = test::read_file(data_path(kStoriesGguf));
+  const std::string graw = test::read_file(data_path(kL2cStoriesGguf));
   EXPECT_FALSE(looks_like_llama2c(reinterpret_cast<const uint8_t*>(graw.data()), graw.size()));
 }
 

@@ -18,7 +18,7 @@ using test::data_path;
 
 constexpr const char* kSafetensors = "models/tinystories-656k/model.safetensors";
 constexpr const char* kConfig = "models/tinystories-656k/config.json";
-constexpr const char* kQ8Gguf = "models/tinystories-656k/TinyStories-656K-Q8_0.gguf";
+constexpr const char* kStQ8Gguf = "models/tinystories-656k/TinyStories-656K-Q8_0.gguf";
 
 TEST(SafetensorsTest, TinyStories656K) {
   LLMOPT_REQUIRE_DATA(kSafetensors);
@@ -62,8 +62,8 @@ TEST(SafetensorsTest, TinyStories656K) {
   EXPECT_EQ(s.tensors().front().name, "lm_head.weight");  // the header's order is kept
 
   // The llama.cpp conversion kept the norms in F32: they must be byte-identical.
-  if (test::have_data(kQ8Gguf)) {
-    auto g = GgufFile::open(data_path(kQ8Gguf));
+  if (test::have_data(kStQ8Gguf)) {
+    auto g = GgufFile::open(data_path(kStQ8Gguf));
     ASSERT_TRUE(g.ok()) << g.status().message();
     const std::pair<std::string, std::string> pairs[] = {
         {"output_norm.weight", "model.norm.weight"},
@@ -80,7 +80,7 @@ TEST(SafetensorsTest, TinyStories656K) {
 }
 
 // Builds a safetensors image from a header and a data section.
-std::string safetensors_image(const std::string& header, const std::string& data) {
+std::string st_image(const std::string& header, const std::string& data) {
   std::string out(8, '\0');
   test::patch<uint64_t>(out, 0, header.size());
   return out + header + data;
@@ -93,13 +93,13 @@ TEST(SafetensorsTest, ShardedDirectory) {
   const auto a = test::pattern_bytes(2 * 3 * 4, 1), b = test::pattern_bytes(4 * 2, 2),
              c = test::pattern_bytes(5 * 2, 3);
   test::write_file(dir + "/model-00001-of-00002.safetensors",
-                   safetensors_image(R"({"__metadata__":{"format":"pt"},)"
+                   st_image(R"({"__metadata__":{"format":"pt"},)"
                                      R"("w.a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
                                      R"("w.b":{"dtype":"BF16","shape":[4],"data_offsets":[24,32]}})",
                                      as_string(a) + as_string(b)));
   test::write_file(
       dir + "/model-00002-of-00002.safetensors",
-      safetensors_image(R"({"w.c":{"dtype":"F16","shape":[5],"data_offsets":[0,10]}})", as_string(c)));
+      st_image(R"({"w.c":{"dtype":"F16","shape":[5],"data_offsets":[0,10]}})", as_string(c)));
   test::write_file(dir + "/model.safetensors.index.json",
                    R"({"metadata":{"total_size":42},"weight_map":{"w.a":"model-00001-of-00002.safetensors",)"
                    R"("w.c":"model-00002-of-00002.safetensors","w.b":"model-00001-of-00002.safetensors"}})");
@@ -125,7 +125,7 @@ TEST(SafetensorsTest, ShardedDirectory) {
 TEST(SafetensorsTest, ShardMissingATensorIsAnError) {
   const std::string dir = test::temp_dir();
   test::write_file(dir + "/s1.safetensors",
-                   safetensors_image(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "abcd"));
+                   st_image(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "abcd"));
   test::write_file(dir + "/index.json", R"({"weight_map":{"x":"s1.safetensors","y":"s1.safetensors"}})");
   auto src = open_safetensors(dir + "/index.json");
   ASSERT_FALSE(src.ok());
@@ -142,7 +142,7 @@ TEST(SafetensorsTest, UnalignedDataIsCopied) {
   std::string header = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   header += "  ";  // make 8 + header length odd
   if ((8 + header.size()) % 2 == 0) header += " ";
-  const std::string image = safetensors_image(header, as_string(w));
+  const std::string image = st_image(header, as_string(w));
   std::vector<uint8_t> buf(image.size() + 1);
   std::memcpy(buf.data(), image.data(), image.size());
   auto src = parse_safetensors(buf.data(), image.size(), "mem");

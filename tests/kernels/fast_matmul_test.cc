@@ -143,7 +143,7 @@ void random_weights(DType t, int64_t n_out, int64_t k, std::mt19937& rng, Weight
   out->view = TensorView{t, {n_out, k}, w, nbytes};
 }
 
-std::vector<int64_t> k_values(DType t) {
+std::vector<int64_t> fast_k_values(DType t) {
   if (dtype_info(t).block_size == 256) return {256, 768, 4096 + 256};
   if (dtype_info(t).block_size == 128) return {128, 384, 4096 + 128};
   if (dtype_info(t).block_size == 32) return {32, 96, 288, 4096 + 32};
@@ -167,7 +167,7 @@ TEST_P(KernelsFastMatmul, MatchesReferenceOnEveryIsa) {
   const std::vector<int64_t> ms = ::llmopt::test::sanitized_build()
                                       ? std::vector<int64_t>{1, 3, 5, 8, 16, 27, 40}
                                       : std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 27, 40};
-  for (int64_t k : k_values(t)) {
+  for (int64_t k : fast_k_values(t)) {
     for (int64_t n_out : n_outs) {
       Weights w;
       random_weights(t, n_out, k, rng, &w);

@@ -26,8 +26,8 @@ struct Golden {
 
 // Reads one golden file (format in tools/gen_kernel_goldens.py). Fails the test on a bad file.
 bool load_golden(const std::string& name, Golden* g) {
-  const std::string path = test::source_dir() + "/tests/golden/kernels/" + name;
-  const std::string bytes = test::read_file(path);
+  const std::string path = ::llmopt::test::source_dir() + "/tests/golden/kernels/" + name;
+  const std::string bytes = ::llmopt::test::read_file(path);
   uint32_t hdr[6];
   if (bytes.size() < 4 + sizeof(hdr) || bytes.compare(0, 4, "LLKG") != 0) {
     ADD_FAILURE() << "missing or malformed golden file " << path;

@@ -25,8 +25,8 @@ struct QuantGolden {
 
 // Reads tests/golden/kernels/quant_<name>.bin (the "LLKG" format of tools/gen_kernel_goldens.py).
 bool load_quant_golden(const std::string& name, QuantGolden* g) {
-  const std::string path = test::source_dir() + "/tests/golden/kernels/quant_" + name + ".bin";
-  const std::string bytes = test::read_file(path);
+  const std::string path = ::llmopt::test::source_dir() + "/tests/golden/kernels/quant_" + name + ".bin";
+  const std::string bytes = ::llmopt::test::read_file(path);
   uint32_t hdr[6];
   if (bytes.size() < 4 + sizeof(hdr) || bytes.compare(0, 4, "LLKG") != 0) {
     ADD_FAILURE() << "missing or malformed golden file " << path;

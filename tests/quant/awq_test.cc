@@ -16,27 +16,27 @@ namespace {
 
 using testdata::spec_of;
 
-struct Layer {
+struct AwqLayer {
   int64_t rows = 64, cols = 256, n = 512;
   std::vector<float> w = testdata::heavy_tailed_weights(rows, cols, 11);
   std::vector<float> x = testdata::llm_activations(n, cols, 12);
 };
-const Layer& layer() {
-  static const Layer l;
+const AwqLayer& layer() {
+  static const AwqLayer l;
   return l;
 }
 
-struct Case {
+struct AwqCase {
   const char* name;
   AffineSpec spec;
 };
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const AwqCase& c, std::ostream* os) { *os << c.name; }
 
-class AwqVsRtn : public ::testing::TestWithParam<Case> {};
+class AwqVsRtn : public ::testing::TestWithParam<AwqCase> {};
 
 TEST_P(AwqVsRtn, LowerLayerOutputError) {
-  const Layer& l = layer();
-  const Case& c = GetParam();
+  const AwqLayer& l = layer();
+  const AwqCase& c = GetParam();
   auto rtn = quantize_rtn(l.w.data(), l.rows, l.cols, c.spec);
   auto awq = quantize_awq(l.w.data(), l.rows, l.cols, l.x.data(), l.n, c.spec);
   ASSERT_TRUE(rtn.ok());
@@ -60,15 +60,15 @@ TEST_P(AwqVsRtn, LowerLayerOutputError) {
 }
 
 INSTANTIATE_TEST_SUITE_P(, AwqVsRtn,
-                         ::testing::Values(Case{"4bit_channel", spec_of(4, AffineSpec::kChannel, 0)},
-                                           Case{"4bit_g128", spec_of(4, AffineSpec::kGroup, 128)},
-                                           Case{"4bit_g32", spec_of(4, AffineSpec::kGroup, 32)},
-                                           Case{"4bit_g32_sym", spec_of(4, AffineSpec::kGroup, 32, true)},
-                                           Case{"3bit_g32", spec_of(3, AffineSpec::kGroup, 32)}),
+                         ::testing::Values(AwqCase{"4bit_channel", spec_of(4, AffineSpec::kChannel, 0)},
+                                           AwqCase{"4bit_g128", spec_of(4, AffineSpec::kGroup, 128)},
+                                           AwqCase{"4bit_g32", spec_of(4, AffineSpec::kGroup, 32)},
+                                           AwqCase{"4bit_g32_sym", spec_of(4, AffineSpec::kGroup, 32, true)},
+                                           AwqCase{"3bit_g32", spec_of(3, AffineSpec::kGroup, 32)}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Awq, ScaledInputsTimesQuantizedWeightsGiveTheEffectiveOutput) {
-  const Layer& l = layer();
+  const AwqLayer& l = layer();
   auto awq = quantize_awq(l.w.data(), l.rows, l.cols, l.x.data(), l.n, spec_of(4, AffineSpec::kGroup, 32));
   ASSERT_TRUE(awq.ok());
   ASSERT_EQ(static_cast<int64_t>(awq->scales.size()), l.cols);
@@ -91,7 +91,7 @@ TEST(Awq, ScaledInputsTimesQuantizedWeightsGiveTheEffectiveOutput) {
 }
 
 TEST(Awq, AlphaZeroWithoutClippingIsRtn) {
-  const Layer& l = layer();
+  const AwqLayer& l = layer();
   AwqOptions opt;
   opt.grid = 1;
   opt.clip_search = false;
@@ -111,7 +111,7 @@ TEST(Awq, AlphaZeroWithoutClippingIsRtn) {
 }
 
 TEST(Awq, BadParametersHaveSpecificErrors) {
-  const Layer& l = layer();
+  const AwqLayer& l = layer();
   const AffineSpec g32 = spec_of(4, AffineSpec::kGroup, 32);
   auto r = quantize_awq(l.w.data(), l.rows, l.cols, l.x.data(), 0, g32);
   ASSERT_FALSE(r.ok());

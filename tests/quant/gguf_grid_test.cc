@@ -21,13 +21,13 @@ using testdata::llm_activations;
 
 bool is_half(float x) { return fp16_to_fp32(fp32_to_fp16(x)) == x; }
 
-struct Case {
+struct GridCase {
   GridType type;
   int64_t group;
 };
 
-std::vector<Case> all_cases() {
-  std::vector<Case> cs;
+std::vector<GridCase> all_cases() {
+  std::vector<GridCase> cs;
   for (GridType t : {GridType::kQ4_0, GridType::kQ4_1, GridType::kQ8_0}) {
     for (int64_t g : {32, 64, 128, 0}) cs.push_back({t, g});
   }
@@ -59,7 +59,7 @@ void expect_packs_exactly(const GridTensor& t) {
 TEST(GgufGridTest, RtnParamsAreHalfCodesInRangeAndPackingIsBitExact) {
   const int64_t rows = 6, cols = 256;
   const std::vector<float> w = heavy_tailed_weights(rows, cols, 7);
-  for (const Case& c : all_cases()) {
+  for (const GridCase& c : all_cases()) {
     auto t = grid_quantize_rtn(w.data(), rows, cols, {c.type, c.group});
     ASSERT_TRUE(t.ok()) << t.status().message();
     ASSERT_EQ(static_cast<int64_t>(t->params.size()), rows * (c.group == 0 ? 1 : cols / c.group));
@@ -104,7 +104,7 @@ TEST(GgufGridTest, GptqOnTheGridBeatsRtnAndPacksExactly) {
   const std::vector<float> x = llm_activations(n, cols, 12);
   const std::vector<float> h = hessian_of(x, n, cols);
   ASSERT_FALSE(h.empty());
-  for (const Case& c : all_cases()) {
+  for (const GridCase& c : all_cases()) {
     if (c.type == GridType::kQ8_0 && c.group == 64) continue;  // keep the test short
     auto rtn = grid_quantize_rtn(w.data(), rows, cols, {c.type, c.group});
     GridGptqOptions opt;
@@ -125,7 +125,7 @@ TEST(GgufGridTest, GptqActOrderUsesStaticGroupsAndBeatsRtn) {
   const std::vector<float> w = heavy_tailed_weights(rows, cols, 31);
   const std::vector<float> x = llm_activations(n, cols, 32);
   const std::vector<float> h = hessian_of(x, n, cols);
-  for (const Case& c : all_cases()) {
+  for (const GridCase& c : all_cases()) {
     GridGptqOptions opt;
     opt.act_order = true;
     opt.scale_search = false;  // full-range parameters, to compare them with RTN's
@@ -241,7 +241,7 @@ TEST(GgufGridTest, AwqOnTheGridNeverLosesToRtnAndBeatsItOnOutlierChannels) {
   const int64_t rows = 24, cols = 128, n = 256;
   const std::vector<float> w = heavy_tailed_weights(rows, cols, 31);
   const std::vector<float> x = llm_activations(n, cols, 32);
-  for (const Case& c : all_cases()) {
+  for (const GridCase& c : all_cases()) {
     if (c.group == 64) continue;
     auto r = grid_quantize_awq(w.data(), rows, cols, x.data(), n, {c.type, c.group});
     ASSERT_TRUE(r.ok()) << r.status().message();

@@ -17,7 +17,7 @@ namespace {
 using testdata::hessian_of;
 using testdata::spec_of;
 
-struct Case {
+struct NumpyCase {
   const char* name;
   AffineSpec spec;
   bool act_order;
@@ -61,13 +61,13 @@ TEST(GptqNumpy, MatchesUnblockedFloat64Reference) {
   auto x = testdata::llm_activations(n, cols, 22);
   for (int64_t s = 0; s < n; ++s) x[s * cols + 10] = 0.0f;  // one dead column
   const auto h = hessian_of(x, n, cols);
-  const Case cases[] = {{"4bit_channel", spec_of(4, AffineSpec::kChannel, 0), false},
+  const NumpyCase cases[] = {{"4bit_channel", spec_of(4, AffineSpec::kChannel, 0), false},
                         {"4bit_g32", spec_of(4, AffineSpec::kGroup, 32), false},
                         {"4bit_g32_sym", spec_of(4, AffineSpec::kGroup, 32, true), false},
                         {"3bit_tensor", spec_of(3, AffineSpec::kTensor, 0), false},
                         {"4bit_g32_act", spec_of(4, AffineSpec::kGroup, 32), true},
                         {"8bit_channel_act", spec_of(8, AffineSpec::kChannel, 0, true), true}};
-  for (const Case& c : cases) {
+  for (const NumpyCase& c : cases) {
     SCOPED_TRACE(c.name);
     GptqOptions opt;
     opt.act_order = c.act_order;

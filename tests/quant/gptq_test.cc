@@ -53,29 +53,29 @@ TEST(Hessian, EmptyAndNonFiniteCalibrationAreErrors) {
 }
 
 // The shared layer: 64 outputs x 256 inputs, 512 calibration rows.
-struct Layer {
+struct GptqLayer {
   int64_t rows = 64, cols = 256, n = 512;
   std::vector<float> w = testdata::heavy_tailed_weights(rows, cols, 7);
   std::vector<float> x = testdata::llm_activations(n, cols, 8);
   std::vector<float> h = hessian_of(x, n, cols);
 };
-const Layer& layer() {
-  static const Layer l;
+const GptqLayer& gptq_layer() {
+  static const GptqLayer l;
   return l;
 }
 
-struct Case {
+struct GptqCase {
   const char* name;
   AffineSpec spec;
   bool act_order;
 };
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const GptqCase& c, std::ostream* os) { *os << c.name; }
 
-class GptqVsRtn : public ::testing::TestWithParam<Case> {};
+class GptqVsRtn : public ::testing::TestWithParam<GptqCase> {};
 
 TEST_P(GptqVsRtn, LowerLayerOutputError) {
-  const Layer& l = layer();
-  const Case& c = GetParam();
+  const GptqLayer& l = gptq_layer();
+  const GptqCase& c = GetParam();
   auto rtn = quantize_rtn(l.w.data(), l.rows, l.cols, c.spec);
   GptqOptions opt;
   opt.act_order = c.act_order;
@@ -91,19 +91,19 @@ TEST_P(GptqVsRtn, LowerLayerOutputError) {
 
 INSTANTIATE_TEST_SUITE_P(
     , GptqVsRtn,
-    ::testing::Values(Case{"4bit_channel", spec_of(4, AffineSpec::kChannel, 0), false},
-                      Case{"4bit_g128", spec_of(4, AffineSpec::kGroup, 128), false},
-                      Case{"4bit_g32", spec_of(4, AffineSpec::kGroup, 32), false},
-                      Case{"4bit_g32_sym", spec_of(4, AffineSpec::kGroup, 32, true), false},
-                      Case{"3bit_g32", spec_of(3, AffineSpec::kGroup, 32), false},
-                      Case{"4bit_channel_act", spec_of(4, AffineSpec::kChannel, 0), true},
-                      Case{"4bit_g128_act", spec_of(4, AffineSpec::kGroup, 128), true},
-                      Case{"4bit_g32_act", spec_of(4, AffineSpec::kGroup, 32), true},
-                      Case{"8bit_tensor", spec_of(8, AffineSpec::kTensor, 0), false}),
+    ::testing::Values(GptqCase{"4bit_channel", spec_of(4, AffineSpec::kChannel, 0), false},
+                      GptqCase{"4bit_g128", spec_of(4, AffineSpec::kGroup, 128), false},
+                      GptqCase{"4bit_g32", spec_of(4, AffineSpec::kGroup, 32), false},
+                      GptqCase{"4bit_g32_sym", spec_of(4, AffineSpec::kGroup, 32, true), false},
+                      GptqCase{"3bit_g32", spec_of(3, AffineSpec::kGroup, 32), false},
+                      GptqCase{"4bit_channel_act", spec_of(4, AffineSpec::kChannel, 0), true},
+                      GptqCase{"4bit_g128_act", spec_of(4, AffineSpec::kGroup, 128), true},
+                      GptqCase{"4bit_g32_act", spec_of(4, AffineSpec::kGroup, 32), true},
+                      GptqCase{"8bit_tensor", spec_of(8, AffineSpec::kTensor, 0), false}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Gptq, BlockSizeAndThreadsDoNotChangeTheResult) {
-  const Layer& l = layer();
+  const GptqLayer& l = gptq_layer();
   for (bool act : {false, true}) {
     const AffineSpec spec = spec_of(4, AffineSpec::kGroup, 32);
     GptqOptions base;
@@ -143,7 +143,7 @@ TEST(Gptq, BlockSizeAndThreadsDoNotChangeTheResult) {
 }
 
 TEST(Gptq, DeadColumnsAreZeroed) {
-  const Layer& l = layer();
+  const GptqLayer& l = gptq_layer();
   auto x = l.x;
   for (int64_t s = 0; s < l.n; ++s) x[s * l.cols + 3] = x[s * l.cols + 200] = 0.0f;
   const auto h = hessian_of(x, l.n, l.cols);
@@ -165,7 +165,7 @@ TEST(Gptq, DeadColumnsAreZeroed) {
 }
 
 TEST(Gptq, BadParametersHaveSpecificErrors) {
-  const Layer& l = layer();
+  const GptqLayer& l = gptq_layer();
   const AffineSpec g32 = spec_of(4, AffineSpec::kGroup, 32);
   auto expect_error = [&](const Result<AffineTensor>& r, const std::string& msg) {
     ASSERT_FALSE(r.ok());

@@ -11,7 +11,7 @@
 namespace llmopt::report {
 namespace {
 
-constexpr Rgb kRed{255, 0, 0};
+constexpr Rgb kChartRed{255, 0, 0};
 
 struct Counts {
   int inside = 0, outside = 0;
@@ -36,7 +36,7 @@ ChartOptions labelled() {
 }
 
 TEST(ReportLineChartTest, RedSeriesOnlyInsidePlotArea) {
-  Series s{"loss", {}, {}, kRed};
+  Series s{"loss", {}, {}, kChartRed};
   for (int i = 0; i <= 100; ++i) {
     s.x.push_back(i * 10);
     s.y.push_back(10.0 * std::exp(-i / 30.0) + 1.5);
@@ -48,7 +48,7 @@ TEST(ReportLineChartTest, RedSeriesOnlyInsidePlotArea) {
   const PlotArea pa = plot_area(opt);
   ASSERT_GT(pa.w, 100);
   ASSERT_GT(pa.h, 100);
-  Counts n = count_colour(c, pa, kRed);
+  Counts n = count_colour(c, pa, kChartRed);
   EXPECT_GT(n.inside, pa.w);  // a continuous curve spans the width
   EXPECT_EQ(n.outside, 0);
   // Axes, labels and title are drawn too: dark pixels outside the plot area.
@@ -62,7 +62,7 @@ TEST(ReportLineChartTest, EndpointsLandOnAxisCorners) {
   // x and y both 0..10 are exact tick ranges, so the first point is the bottom-left corner of the
   // plot area and the last the top-right one. Checked through the PNG file as Python reads it.
   LLMOPT_REQUIRE_PYTHON();
-  Series s{"", {0, 10}, {0, 10}, kRed};
+  Series s{"", {0, 10}, {0, 10}, kChartRed};
   ChartOptions opt;
   const PlotArea pa = plot_area(opt);
   const std::string path = test::temp_dir() + "/chart.png";
@@ -108,39 +108,39 @@ TEST(ReportLineChartTest, AwkwardInputsDoNotCrash) {
   // Nothing at all, an empty series, all-NaN, mismatched lengths, infinities.
   for (const auto& series : std::vector<std::vector<Series>>{
            {},
-           {Series{"empty", {}, {}, kRed}},
-           {Series{"nan", {nan, nan}, {nan, 1}, kRed}},
-           {Series{"ragged", {1, 2, 3, 4}, {5, 6}, kRed}},
-           {Series{"inf", {1, 2, inf, 3}, {1, -inf, 2, 3}, kRed}}}) {
+           {Series{"empty", {}, {}, kChartRed}},
+           {Series{"nan", {nan, nan}, {nan, 1}, kChartRed}},
+           {Series{"ragged", {1, 2, 3, 4}, {5, 6}, kChartRed}},
+           {Series{"inf", {1, 2, inf, 3}, {1, -inf, 2, 3}, kChartRed}}}) {
     Canvas c = render_line_chart(series, opt);
-    EXPECT_EQ(count_colour(c, pa, kRed).outside, 0);
+    EXPECT_EQ(count_colour(c, pa, kChartRed).outside, 0);
   }
   // A tiny requested size is raised to the minimum instead of breaking the layout.
   ChartOptions tiny = opt;
   tiny.width = 3;
   tiny.height = -7;
-  Canvas c = render_line_chart({Series{"a", {1, 2}, {3, 4}, kRed}}, tiny);
+  Canvas c = render_line_chart({Series{"a", {1, 2}, {3, 4}, kChartRed}}, tiny);
   EXPECT_GE(c.width(), 200);
   EXPECT_GE(c.height(), 150);
-  EXPECT_EQ(count_colour(c, plot_area(tiny), kRed).outside, 0);
+  EXPECT_EQ(count_colour(c, plot_area(tiny), kChartRed).outside, 0);
 }
 
 TEST(ReportLineChartTest, SinglePointAndConstantSeriesAreVisible) {
   const ChartOptions opt;
   const PlotArea pa = plot_area(opt);
-  Canvas one = render_line_chart({Series{"p", {5}, {3}, kRed}}, opt);
-  Counts n = count_colour(one, pa, kRed);
+  Canvas one = render_line_chart({Series{"p", {5}, {3}, kChartRed}}, opt);
+  Counts n = count_colour(one, pa, kChartRed);
   EXPECT_GT(n.inside, 0);
   EXPECT_EQ(n.outside, 0);
 
-  Canvas flat = render_line_chart({Series{"", {0, 1, 2, 3}, {2.5, 2.5, 2.5, 2.5}, kRed}}, opt);
-  n = count_colour(flat, pa, kRed);
+  Canvas flat = render_line_chart({Series{"", {0, 1, 2, 3}, {2.5, 2.5, 2.5, 2.5}, kChartRed}}, opt);
+  n = count_colour(flat, pa, kChartRed);
   EXPECT_GT(n.inside, pa.w / 2);
   // The padded range puts the line away from the frame, near the middle.
   int top_row = pa.y + pa.h, bottom_row = -1;
   for (int y = pa.y; y < pa.y + pa.h; ++y)
     for (int x = pa.x; x < pa.x + pa.w; ++x)
-      if (flat.pixel(x, y) == kRed) top_row = std::min(top_row, y), bottom_row = std::max(bottom_row, y);
+      if (flat.pixel(x, y) == kChartRed) top_row = std::min(top_row, y), bottom_row = std::max(bottom_row, y);
   EXPECT_GT(top_row, pa.y + pa.h / 4);
   EXPECT_LT(bottom_row, pa.y + 3 * pa.h / 4);
 }
@@ -149,14 +149,14 @@ TEST(ReportLineChartTest, LogAxisSkipsNonPositiveValues) {
   ChartOptions opt = labelled();
   opt.log_y = true;
   const PlotArea pa = plot_area(opt);
-  Series s{"loss", {0, 1, 2, 3, 4}, {100, 10, 0, -1, 1}, kRed};
+  Series s{"loss", {0, 1, 2, 3, 4}, {100, 10, 0, -1, 1}, kChartRed};
   Canvas c = render_line_chart({s}, opt);
-  Counts n = count_colour(c, pa, kRed);
+  Counts n = count_colour(c, pa, kChartRed);
   EXPECT_GT(n.inside, 0);
   EXPECT_EQ(n.outside, 0);
   // 100 -> 1 over two decades: the first point is at the top, the last at the bottom.
-  EXPECT_EQ(c.pixel(pa.x, pa.y), kRed);
-  EXPECT_EQ(c.pixel(pa.x + pa.w - 1, pa.y + pa.h - 1), kRed);
+  EXPECT_EQ(c.pixel(pa.x, pa.y), kChartRed);
+  EXPECT_EQ(c.pixel(pa.x + pa.w - 1, pa.y + pa.h - 1), kChartRed);
 }
 
 TEST(ReportLineChartTest, LegendShowsEachNamedSeries) {
@@ -165,10 +165,10 @@ TEST(ReportLineChartTest, LegendShowsEachNamedSeries) {
   const Rgb blue{0, 0, 255};
   // Both curves fall from the top left to the bottom right, so colour in the top right corner can
   // only come from the legend.
-  Canvas c = render_line_chart({Series{"train", {0, 10}, {10, 0}, kRed}, Series{"heldout", {0, 10}, {9, 1}, blue}}, opt);
+  Canvas c = render_line_chart({Series{"train", {0, 10}, {10, 0}, kChartRed}, Series{"heldout", {0, 10}, {9, 1}, blue}}, opt);
   int red = 0, blu = 0;
   for (int y = pa.y; y < pa.y + 40; ++y)
-    for (int x = pa.x + pa.w - 150; x < pa.x + pa.w; ++x) red += c.pixel(x, y) == kRed, blu += c.pixel(x, y) == blue;
+    for (int x = pa.x + pa.w - 150; x < pa.x + pa.w; ++x) red += c.pixel(x, y) == kChartRed, blu += c.pixel(x, y) == blue;
   EXPECT_GT(red, 10);
   EXPECT_GT(blu, 10);
 }

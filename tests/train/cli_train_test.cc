@@ -12,7 +12,7 @@
 namespace llmopt {
 namespace {
 
-constexpr const char* kStories = "models/stories260K/stories260K.gguf";
+constexpr const char* kTrainCliStories = "models/stories260K/stories260K.gguf";
 
 bool have_train_binary() {
   if (!std::filesystem::exists(test::llmopt_binary())) return false;
@@ -31,13 +31,13 @@ std::string small_text(const std::string& dir) {
 }
 
 TEST(TrainCli, TrainsEvaluatesCheckpointsAndWritesLoadableGguf) {
-  LLMOPT_REQUIRE_DATA(kStories);
+  LLMOPT_REQUIRE_DATA(kTrainCliStories);
   if (!have_train_binary()) GTEST_SKIP() << "llmopt binary without the train subcommand";
   const std::string dir = test::temp_dir();
   const std::string text = small_text(dir);
   const std::string base = test::llmopt_binary() +
                            " train --arch llama --dim 32 --layers 2 --heads 4 --kv-heads 2" +
-                           " --ctx 32 --tokenizer-from '" + test::data_path(kStories) + "' -f '" + text +
+                           " --ctx 32 --tokenizer-from '" + test::data_path(kTrainCliStories) + "' -f '" + text +
                            "' --steps 30 --batch 4 --lr 3e-3 --warmup 5 --seed 3 -t 2 --eval-every 10" +
                            " --heldout 0.1 --log-every 10 --save-every 10 --checkpoint '" + dir + "/c.ckpt'";
   auto r = test::run_command(base + " -o '" + dir + "/a.gguf'");
@@ -53,7 +53,7 @@ TEST(TrainCli, TrainsEvaluatesCheckpointsAndWritesLoadableGguf) {
   EXPECT_EQ((*m)->config().arch, Arch::kLlama);
   EXPECT_EQ((*m)->config().n_head_kv, 2);
   ASSERT_TRUE((*m)->has_tokenizer());
-  auto src = load_model(test::data_path(kStories), lo);
+  auto src = load_model(test::data_path(kTrainCliStories), lo);
   ASSERT_TRUE(src.ok());
   EXPECT_EQ((*m)->tokenizer().spec().tokens, (*src)->tokenizer().spec().tokens);
   EXPECT_EQ((*m)->tokenizer().encode("The cat ran.", true), (*src)->tokenizer().encode("The cat ran.", true));
@@ -68,11 +68,11 @@ TEST(TrainCli, TrainsEvaluatesCheckpointsAndWritesLoadableGguf) {
 }
 
 TEST(TrainCli, ClearErrors) {
-  LLMOPT_REQUIRE_DATA(kStories);
+  LLMOPT_REQUIRE_DATA(kTrainCliStories);
   if (!have_train_binary()) GTEST_SKIP() << "llmopt binary without the train subcommand";
   const std::string dir = test::temp_dir();
   const std::string text = small_text(dir);
-  const std::string tok = " --tokenizer-from '" + test::data_path(kStories) + "'";
+  const std::string tok = " --tokenizer-from '" + test::data_path(kTrainCliStories) + "'";
   const std::string common = test::llmopt_binary() +
                              " train --arch llama --dim 32 --layers 1 --heads 4 --ctx 16" +
                              " --steps 2 -o '" + dir + "/x.gguf'";
