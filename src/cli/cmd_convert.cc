@@ -19,13 +19,7 @@ Command register_convert(CLI::App& app) {
       "convert", "Convert a GGUF, Hugging Face directory or llama2.c checkpoint to GGUF that llama.cpp loads");
   sub->add_option("input", args->input, "Input model (file or Hugging Face directory)")->required();
   sub->add_option("-o,--output", args->output, "Output .gguf path")->required();
-  sub->add_option("--outtype", args->outtype,
-                  "Type of the weight matrices: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k "
-                  "or q6_k (llama.cpp's reference quantizers; vectors stay f32)")
-      ->capture_default_str()
-      ->check(CLI::IsMember(
-          {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"},
-          CLI::ignore_case));
+  add_outtype_arg(sub, args->outtype);
   sub->add_option("--tokenizer", args->tokenizer, "Tokenizer file for llama2.c checkpoints (tokenizer.bin)");
   return {sub, [args]() -> int {
             LoadOptions lo;

@@ -26,13 +26,7 @@ Command register_synth(CLI::App& app) {
       ->check(CLI::IsMember({"gpt2", "llama"}));
   sub->add_option("--preset", args->preset, "Shape: " + names)->required();
   sub->add_option("-o,--output", args->output, "Output .gguf path")->required();
-  sub->add_option("--outtype", args->outtype,
-                  "Type of the weight matrices: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k "
-                  "or q6_k (llama.cpp's reference quantizers; vectors stay f32)")
-      ->capture_default_str()
-      ->check(CLI::IsMember(
-          {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"},
-          CLI::ignore_case));
+  add_outtype_arg(sub, args->outtype);
   sub->add_option("--tokenizer", args->tokenizer, "A real tokenizer: HF tokenizer.json or llama2.c tokenizer.bin");
   sub->add_option("--vocab", args->vocab, "GPT-2 vocab.json (with --merges)");
   sub->add_option("--merges", args->merges, "GPT-2 merges.txt (with --vocab)");

@@ -30,6 +30,16 @@ void add_kv_type_arg(CLI::App* app, ModelArgs& args) {
       ->capture_default_str();
 }
 
+void add_outtype_arg(CLI::App* app, std::string& outtype) {
+  app->add_option("--outtype", outtype,
+                  "Type of the weight matrices: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k "
+                  "or q6_k (llama.cpp's reference quantizers; vectors stay f32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(
+          {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"},
+          CLI::ignore_case));
+}
+
 int resolve_threads(int requested) { return requested > 0 ? requested : physical_core_count(); }
 
 std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokenizer) {

@@ -24,6 +24,9 @@ struct ModelArgs {
 void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads = true);
 void add_kv_type_arg(CLI::App* app, ModelArgs& args);  // --kv-type f16|f32 (applied by load_or_report)
 int resolve_threads(int requested);
+// --outtype of `convert` and `synth`: the weight matrices' type, written by llama.cpp's reference
+// quantizers (vectors stay f32).
+void add_outtype_arg(CLI::App* app, std::string& outtype);
 // Loads the model; on failure prints "error: <message>" and returns nullptr.
 std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokenizer = true);
 // Prints "error: <message>" to stderr and returns 1.

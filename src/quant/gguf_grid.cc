@@ -9,6 +9,7 @@
 
 #include "core/check.h"
 #include "kernels/kernels.h"
+#include "quant/awq_search.h"
 #include "quant/output_error.h"
 #include "kernels/ref/blocks.h"
 #include "quant/affine.h"
@@ -325,11 +326,7 @@ Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t co
   if (opt.pool == nullptr) own_pool = std::make_unique<ThreadPool>(1);
   OutputError meter(x, n, cols, opt.pool != nullptr ? *opt.pool : *own_pool);
 
-  std::vector<double> mean_abs(static_cast<size_t>(cols), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < cols; ++j) mean_abs[j] += std::fabs(static_cast<double>(x[i * cols + j]));
-  }
-  for (double& m : mean_abs) m /= static_cast<double>(n);
+  const std::vector<double> mean_abs = awq_search::column_mean_abs(x, n, cols);
 
   std::vector<float> ws(static_cast<size_t>(rows * cols)), d(static_cast<size_t>(rows * cols));
   // d = w - deq(Q(w s)) / s.
@@ -351,14 +348,7 @@ Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t co
   std::vector<float> s(static_cast<size_t>(cols));
   for (int k = 0; k <= (opt.scale_search ? opt.grid : 0); ++k) {
     const float alpha = static_cast<float>(k) / static_cast<float>(opt.grid);
-    float smax = 0.0f, smin = 0.0f;
-    for (int64_t j = 0; j < cols; ++j) {
-      s[j] = std::max(static_cast<float>(std::pow(mean_abs[j], static_cast<double>(alpha))), 1e-4f);
-      smax = j == 0 ? s[j] : std::max(smax, s[j]);
-      smin = j == 0 ? s[j] : std::min(smin, s[j]);
-    }
-    const float norm = std::sqrt(smax * smin);
-    for (int64_t j = 0; j < cols; ++j) s[j] /= norm;
+    awq_search::alpha_scales(mean_abs, alpha, s);
     if (k == 0) std::fill(s.begin(), s.end(), 1.0f);
     LLMOPT_ASSIGN_OR_RETURN(GridTensor t, quantize_scaled(s, nullptr));
     const double err = meter.total(d.data(), rows);
@@ -374,23 +364,16 @@ Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t co
 
   const int64_t len = group_len_of(spec, cols);
   const int64_t groups = rows * (cols / len);
-  std::vector<float> clips(static_cast<size_t>(groups), 1.0f);
-  std::vector<double> best_err, err;
-  for (float ratio = 1.0f; ratio >= opt.min_clip - 1e-6f; ratio -= opt.clip_step) {
-    const std::vector<float> same(static_cast<size_t>(groups), ratio);
-    LLMOPT_RETURN_IF_ERROR(quantize_scaled(best.scales, &same).status());
-    meter.per_group(d.data(), rows, len, err);
-    if (best_err.empty()) {
-      best_err = err;
-      continue;
-    }
-    for (int64_t g = 0; g < groups; ++g) {
-      if (err[g] < best_err[g]) {
-        best_err[g] = err[g];
-        clips[g] = ratio;
-      }
-    }
-  }
+  std::vector<float> ratios;
+  for (float ratio = 1.0f; ratio >= opt.min_clip - 1e-6f; ratio -= opt.clip_step) ratios.push_back(ratio);
+  LLMOPT_ASSIGN_OR_RETURN(
+      std::vector<float> clips,
+      awq_search::best_clip_per_group(ratios, groups, [&](float ratio, std::vector<double>& err) {
+        const std::vector<float> same(static_cast<size_t>(groups), ratio);
+        LLMOPT_RETURN_IF_ERROR(quantize_scaled(best.scales, &same).status());
+        meter.per_group(d.data(), rows, len, err);
+        return ok_status();
+      }));
   LLMOPT_ASSIGN_OR_RETURN(GridTensor clipped, quantize_scaled(best.scales, &clips));
   const double clipped_err = meter.total(d.data(), rows);
   if (clipped_err < best.output_error) {
