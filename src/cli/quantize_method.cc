@@ -25,7 +25,7 @@
 namespace llmopt::cli {
 namespace {
 
-bool is_plain(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+bool is_float_type(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
 }  // namespace
 
@@ -155,7 +155,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   if (!src_or.ok()) return fail(src_or.status());
   std::shared_ptr<const WeightSource> src = *src_or;
   for (const NamedTensor& t : src->tensors()) {
-    if (t.view.shape.size() >= 2 && !is_plain(t.view.type)) {
+    if (t.view.shape.size() >= 2 && !is_float_type(t.view.type)) {
       return fail(input + " is already quantized (" + dtype_name(t.view.type) +
                   "); quantize from an F32/F16/BF16 model");
     }
@@ -168,7 +168,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   work->mutable_metadata() = src->metadata();
   std::map<std::string, float*> f32;
   for (const NamedTensor& t : src->tensors()) {
-    if (!is_plain(t.view.type)) {
+    if (!is_float_type(t.view.type)) {
       work->add_tensor(t.name, t.view);
       continue;
     }
@@ -357,7 +357,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
       out->add_tensor(t.name, t.view);
       write_type[t.name] = t.view.type;
       const bool table = t.name == "token_embd.weight" || t.name == "output.weight";
-      if (embed_type && table && is_plain(t.view.type) && !(keep && std::regex_search(t.name, *keep))) {
+      if (embed_type && table && is_float_type(t.view.type) && !(keep && std::regex_search(t.name, *keep))) {
         write_type[t.name] = *embed_type;  // converted by write_gguf_model (llama.cpp's quantizers)
       }
     }

@@ -135,7 +135,7 @@ class Binder {
   const WeightSource& src_;
 };
 
-std::string blk(int il, const char* suffix) { return "blk." + std::to_string(il) + "." + suffix; }
+std::string blk_name(int il, const char* suffix) { return "blk." + std::to_string(il) + "." + suffix; }
 
 }  // namespace
 
@@ -176,25 +176,25 @@ Result<Weights> bind_weights(const WeightSource& src, ModelConfig& cfg) {
   w.layers.resize(cfg.n_layer);
   for (int il = 0; il < cfg.n_layer; ++il) {
     LayerWeights& l = w.layers[il];
-    LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_norm.weight"), Kind::kVector, {n_embd}, true, &l.attn_norm));
-    LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "ffn_norm.weight"), Kind::kVector, {n_embd}, true, &l.ffn_norm));
-    LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_output.weight"), Kind::kMatrix, {n_embd, q_dim}, true, &l.wo));
-    LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "ffn_up.weight"), Kind::kMatrix, {n_ff, n_embd}, true, &l.w_up));
-    LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "ffn_down.weight"), Kind::kMatrix, {n_embd, n_ff}, true, &l.w_down));
+    LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_norm.weight"), Kind::kVector, {n_embd}, true, &l.attn_norm));
+    LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "ffn_norm.weight"), Kind::kVector, {n_embd}, true, &l.ffn_norm));
+    LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_output.weight"), Kind::kMatrix, {n_embd, q_dim}, true, &l.wo));
+    LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "ffn_up.weight"), Kind::kMatrix, {n_ff, n_embd}, true, &l.w_up));
+    LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "ffn_down.weight"), Kind::kMatrix, {n_embd, n_ff}, true, &l.w_down));
     if (gpt2) {
       const int64_t qkv_dim = q_dim + 2 * kv_dim;
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_norm.bias"), Kind::kVector, {n_embd}, true, &l.attn_norm_b));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_qkv.weight"), Kind::kMatrix, {qkv_dim, n_embd}, true, &l.wqkv));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_qkv.bias"), Kind::kVector, {qkv_dim}, true, &l.bqkv));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_output.bias"), Kind::kVector, {n_embd}, true, &l.bo));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "ffn_norm.bias"), Kind::kVector, {n_embd}, true, &l.ffn_norm_b));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "ffn_up.bias"), Kind::kVector, {n_ff}, true, &l.b_up));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "ffn_down.bias"), Kind::kVector, {n_embd}, true, &l.b_down));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_norm.bias"), Kind::kVector, {n_embd}, true, &l.attn_norm_b));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_qkv.weight"), Kind::kMatrix, {qkv_dim, n_embd}, true, &l.wqkv));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_qkv.bias"), Kind::kVector, {qkv_dim}, true, &l.bqkv));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_output.bias"), Kind::kVector, {n_embd}, true, &l.bo));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "ffn_norm.bias"), Kind::kVector, {n_embd}, true, &l.ffn_norm_b));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "ffn_up.bias"), Kind::kVector, {n_ff}, true, &l.b_up));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "ffn_down.bias"), Kind::kVector, {n_embd}, true, &l.b_down));
     } else {
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_q.weight"), Kind::kMatrix, {q_dim, n_embd}, true, &l.wq));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_k.weight"), Kind::kMatrix, {kv_dim, n_embd}, true, &l.wk));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "attn_v.weight"), Kind::kMatrix, {kv_dim, n_embd}, true, &l.wv));
-      LLMOPT_RETURN_IF_ERROR(b.bind(blk(il, "ffn_gate.weight"), Kind::kMatrix, {n_ff, n_embd}, true, &l.w_gate));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_q.weight"), Kind::kMatrix, {q_dim, n_embd}, true, &l.wq));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_k.weight"), Kind::kMatrix, {kv_dim, n_embd}, true, &l.wk));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "attn_v.weight"), Kind::kMatrix, {kv_dim, n_embd}, true, &l.wv));
+      LLMOPT_RETURN_IF_ERROR(b.bind(blk_name(il, "ffn_gate.weight"), Kind::kMatrix, {n_ff, n_embd}, true, &l.w_gate));
     }
   }
   return w;

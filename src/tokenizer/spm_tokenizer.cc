@@ -12,7 +12,7 @@ namespace llmopt::tokenizer_internal {
 
 namespace {
 
-constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581 "▁"
+constexpr std::string_view kSpmSpaceMarker = "\xE2\x96\x81";  // U+2581 "▁"
 
 // "<0xNN>" -> NN, or -1.
 int parse_byte_piece(const std::string& piece) {
@@ -73,10 +73,10 @@ std::string SpmTokenizer::normalize(std::string_view text) const {
   std::string out;
   if (text.empty()) return out;
   out.reserve(text.size() + text.size() / 2 + 3);
-  if (spec_.add_space_prefix) out += kSpaceMarker;
+  if (spec_.add_space_prefix) out += kSpmSpaceMarker;
   for (char c : text) {
     if (c == ' ') {
-      out += kSpaceMarker;
+      out += kSpmSpaceMarker;
     } else {
       out.push_back(c);
     }
@@ -195,9 +195,9 @@ void SpmTokenizer::append_piece(int32_t id, std::string* out) const {
   }
   const std::string& piece = spec_.tokens[id];
   for (size_t pos = 0; pos < piece.size();) {
-    if (piece.compare(pos, kSpaceMarker.size(), kSpaceMarker) == 0) {
+    if (piece.compare(pos, kSpmSpaceMarker.size(), kSpmSpaceMarker) == 0) {
       out->push_back(' ');
-      pos += kSpaceMarker.size();
+      pos += kSpmSpaceMarker.size();
     } else {
       out->push_back(piece[pos++]);
     }

@@ -6,14 +6,16 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
 namespace {
 
+using test::kStory260K;
+
 using test::run_command;
 
-const char* kStory260K = "models/stories260K/stories260K.gguf";
 std::string bench_cmd() { return test::llmopt_binary() + " bench -m '" + test::data_path(kStory260K) + "'"; }
 
 TEST(BenchCliTest, MarkdownTableHasHeaderAndRows) {

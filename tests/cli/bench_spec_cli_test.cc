@@ -6,14 +6,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
 namespace {
 
-using test::run_command;
+using test::kStory260K;
 
-const char* kStory260K = "models/stories260K/stories260K.gguf";
+using test::run_command;
 
 std::string prompts_file() {
   const std::string path = test::temp_dir() + "/prompts.txt";

@@ -5,28 +5,21 @@
 #include <fstream>
 
 #include "formats/gguf.h"
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
 namespace {
 
+using test::bin;
+using test::expect_one_line_error;
+using test::kStory260K;
+using test::q;
+
 using test::run_command;
 
-std::string bin() { return test::llmopt_binary(); }
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-const char* kStory260K = "models/stories260K/stories260K.gguf";
 const char* kStory260KBin = "models/stories260K/stories260K.bin";
 const char* kTok512 = "tokenizers/tok512/tok512.bin";
-
-// Expects a failed run whose stderr is exactly one "error: ..." line containing every needle.
-void expect_one_line_error(const test::CmdResult& r, const std::vector<std::string>& needles) {
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  for (const auto& n : needles) EXPECT_NE(r.err.find(n), std::string::npos) << "missing '" << n << "' in: " << r.err;
-}
 
 TEST(CliTest, HelpOnEverySubcommand) {
   for (const char* sub : {"generate", "perplexity", "info", "convert", "synth", "tokenize", "demo"}) {

@@ -8,26 +8,21 @@
 #include <sstream>
 
 #include "model/loader.h"
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
 namespace {
 
+using test::bin;
+using test::expect_one_line_error;
+using test::kStory260K;
+using test::q;
+using test::types_of;
+
 using test::run_command;
 
-const char* kStory260K = "models/stories260K/stories260K.gguf";
 const char* kText = "text/tinystories-valid-first1000.txt";
-
-std::string bin() { return test::llmopt_binary(); }
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-void expect_one_line_error(const test::CmdResult& r, const std::vector<std::string>& needles) {
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  for (const auto& n : needles) EXPECT_NE(r.err.find(n), std::string::npos) << "missing '" << n << "' in: " << r.err;
-}
 
 // llama-tiny (2 layers, n_embd 64, n_ff 160, tied head) synthesized in F32 into `dir`.
 std::string synth_tiny(const std::string& dir, const std::string& outtype = "f32") {
@@ -35,16 +30,6 @@ std::string synth_tiny(const std::string& dir, const std::string& outtype = "f32
   auto r = run_command(bin() + " synth --preset llama-tiny --outtype " + outtype + " -o " + q(path));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return path;
-}
-
-std::map<std::string, DType> types_of(const std::string& path) {
-  std::map<std::string, DType> m;
-  auto src = open_model_source(path);
-  EXPECT_TRUE(src.ok()) << src.status().message();
-  if (src.ok()) {
-    for (const NamedTensor& t : (*src)->tensors()) m[t.name] = t.view.type;
-  }
-  return m;
 }
 
 TEST(QuantizeCliTest, Q4KMOnLlamaTinyFollowsTheRulesAndFallbacks) {

@@ -18,14 +18,15 @@
 #include "core/dtype.h"
 #include "formats/weight_source.h"
 #include "model/loader.h"
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
 namespace {
 
-using test::run_command;
+using test::q;
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+using test::run_command;
 
 std::string fnv1a64(const uint8_t* p, size_t n) {
   uint64_t h = 0xCBF29CE484222325ull;

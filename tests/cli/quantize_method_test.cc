@@ -15,43 +15,24 @@
 #include "runtime/eval.h"
 #include "cli/quantize_test_util.h"
 #include "model/loader_test_util.h"
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
 namespace {
 
+using test::bin;
+using test::expect_one_line_error;
+using test::q;
+using test::types_of;
+
 using test::run_command;
-
-const char* kModel = test::kTinyStoriesModel;
-const char* kText = test::kTinyStoriesText;
-
-std::string bin() { return test::llmopt_binary(); }
-std::string q(const std::string& s) { return "'" + s + "'"; }
-std::string model_dir() { return test::tinystories_dir(); }
-
-void expect_one_line_error(const test::CmdResult& r, const std::vector<std::string>& needles) {
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  for (const auto& n : needles) EXPECT_NE(r.err.find(n), std::string::npos) << "missing '" << n << "' in: " << r.err;
-}
-
-std::map<std::string, DType> types_of(const std::string& path) {
-  std::map<std::string, DType> m;
-  auto src = open_model_source(path);
-  EXPECT_TRUE(src.ok()) << src.status().message();
-  if (src.ok()) {
-    for (const NamedTensor& t : (*src)->tensors()) m[t.name] = t.view.type;
-  }
-  return m;
-}
 
 const test::CalibTexts& texts() { return test::calib_texts(); }
 
 std::string quantize(const std::string& dir, const std::string& name, const std::string& flags) {
   const std::string out = dir + "/" + name + ".gguf";
-  auto r = run_command(bin() + " quantize " + q(model_dir()) + " " + q(out) + " " + flags + " --calib " +
+  auto r = run_command(bin() + " quantize " + q(test::tinystories_dir()) + " " + q(out) + " " + flags + " --calib " +
                        q(texts().calib_path) + " -t 2");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("bits per weight: 32.00 -> "), std::string::npos) << r.err;
@@ -62,8 +43,8 @@ using test::Measured;
 std::vector<Measured> evaluate(const std::vector<std::string>& paths) { return test::evaluate_on_heldout(paths); }
 
 TEST(QuantizeMethodTest, GptqAndAwqBeatRtnAt4BitG32) {
-  LLMOPT_REQUIRE_DATA(kModel);
-  LLMOPT_REQUIRE_DATA(kText);
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesModel);
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesText);
   const std::string dir = test::temp_dir();
   const std::string rtn = quantize(dir, "rtn-g32", "--method rtn --bits 4 --group-size 32");
   const std::string gptq = quantize(dir, "gptq-g32", "--method gptq --bits 4 --group-size 32");
@@ -75,7 +56,7 @@ TEST(QuantizeMethodTest, GptqAndAwqBeatRtnAt4BitG32) {
       }
     }
   }
-  auto m = evaluate({model_dir(), rtn, gptq, awq});
+  auto m = evaluate({test::tinystories_dir(), rtn, gptq, awq});
   ASSERT_EQ(m.size(), 4u);
   EXPECT_LT(m[2].ppl, m[1].ppl) << "GPTQ vs RTN perplexity";
   EXPECT_LT(m[2].kld, m[1].kld) << "GPTQ vs RTN KL divergence";
@@ -97,10 +78,10 @@ TEST(QuantizeMethodTest, GptqAndAwqBeatRtnAt4BitG32) {
 }
 
 TEST(QuantizeMethodTest, ChannelG128AndAsymmetricVariantsRun) {
-  LLMOPT_REQUIRE_DATA(kModel);
-  LLMOPT_REQUIRE_DATA(kText);
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesModel);
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesText);
   const std::string dir = test::temp_dir();
-  std::vector<std::string> paths = {model_dir()};
+  std::vector<std::string> paths = {test::tinystories_dir()};
   for (const char* method : {"rtn", "gptq", "awq"}) {
     paths.push_back(quantize(dir, std::string(method) + "-g128", std::string("--method ") + method + " --group-size 128"));
     paths.push_back(quantize(dir, std::string(method) + "-channel", std::string("--method ") + method +

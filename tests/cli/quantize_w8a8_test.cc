@@ -21,41 +21,38 @@
 #include "model/loader_test_util.h"
 #include "runtime/eval.h"
 #include "cli/quantize_test_util.h"
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
 namespace {
 
+using test::bin;
+using test::q;
+
 using test::run_command;
 
-const char* kModel = test::kTinyStoriesModel;
-const char* kText = test::kTinyStoriesText;
+const test::CalibTexts& w8_texts() { return test::calib_texts(); }
 
-std::string bin() { return test::llmopt_binary(); }
-std::string q(const std::string& s) { return "'" + s + "'"; }
-std::string model_dir() { return test::tinystories_dir(); }
-
-const test::CalibTexts& texts() { return test::calib_texts(); }
-
-std::string quantize(const std::string& name, const std::string& flags) {
+std::string w8_quantize(const std::string& name, const std::string& flags) {
   const std::string out = test::temp_dir() + "/" + name + ".gguf";
-  auto r = run_command(bin() + " quantize " + q(model_dir()) + " " + q(out) + " " + flags + " --calib " +
-                       q(texts().calib_path) + " -t 2");
+  auto r = run_command(bin() + " quantize " + q(test::tinystories_dir()) + " " + q(out) + " " + flags + " --calib " +
+                       q(w8_texts().calib_path) + " -t 2");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return out;
 }
 
 using test::Measured;
-std::vector<Measured> evaluate(const std::vector<std::string>& paths) { return test::evaluate_on_heldout(paths); }
+std::vector<Measured> w8_evaluate(const std::vector<std::string>& paths) { return test::evaluate_on_heldout(paths); }
 
 TEST(QuantizeW8A8Test, QualityOnTinyStories) {
-  LLMOPT_REQUIRE_DATA(kModel);
-  LLMOPT_REQUIRE_DATA(kText);
-  const std::string dyn = quantize("w8a8-dynamic", "--method rtn --act dynamic");
-  const std::string stat = quantize("w8a8-static", "--method rtn --act static");
-  const std::string sq = quantize("sq-static", "--method smoothquant");
-  const std::string sqd = quantize("sq-dynamic", "--method smoothquant --act dynamic");
-  const std::string sqr = quantize("sq-rotate", "--method smoothquant --rotate");
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesModel);
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesText);
+  const std::string dyn = w8_quantize("w8a8-dynamic", "--method rtn --act dynamic");
+  const std::string stat = w8_quantize("w8a8-static", "--method rtn --act static");
+  const std::string sq = w8_quantize("sq-static", "--method smoothquant");
+  const std::string sqd = w8_quantize("sq-dynamic", "--method smoothquant --act dynamic");
+  const std::string sqr = w8_quantize("sq-rotate", "--method smoothquant --rotate");
   // The layout: i8_ch codes, f32 row scales, and the static activation scale only where static.
   auto src = open_model_source(sq);
   ASSERT_TRUE(src.ok());
@@ -83,7 +80,7 @@ TEST(QuantizeW8A8Test, QualityOnTinyStories) {
   EXPECT_EQ(rot->type, DType::kF32);
   EXPECT_EQ(rot->shape, (std::vector<int64_t>{3, 3}));  // rows of 384 = 128 x 3
 
-  auto m = evaluate({model_dir(), dyn, stat, sq, sqd, sqr});
+  auto m = w8_evaluate({test::tinystories_dir(), dyn, stat, sq, sqd, sqr});
   ASSERT_EQ(m.size(), 6u);
   const double base = m[0].ppl;
   // Per-channel INT8 weights, per-token INT8 activations.
@@ -107,14 +104,14 @@ TEST(QuantizeW8A8Test, QualityOnTinyStories) {
 }
 
 TEST(QuantizeW8A8Test, SmoothingAloneKeepsTheLogits) {
-  LLMOPT_REQUIRE_DATA(kModel);
-  LLMOPT_REQUIRE_DATA(kText);
-  const std::string so = quantize("smooth-only", "--method smoothquant --smooth-only --calib-samples 8");
-  auto a = load_model(model_dir());
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesModel);
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesText);
+  const std::string so = w8_quantize("smooth-only", "--method smoothquant --smooth-only --calib-samples 8");
+  auto a = load_model(test::tinystories_dir());
   auto b = load_model(so);
   ASSERT_TRUE(a.ok() && b.ok());
   // The weights and norms did change (the migration happened) ...
-  auto sa = open_model_source(model_dir());
+  auto sa = open_model_source(test::tinystories_dir());
   auto sb = open_model_source(so);
   ASSERT_TRUE(sa.ok() && sb.ok());
   const TensorView* na = (*sa)->find("blk.0.attn_norm.weight");
@@ -124,7 +121,7 @@ TEST(QuantizeW8A8Test, SmoothingAloneKeepsTheLogits) {
             std::vector<float>(nb->f32(), nb->f32() + nb->numel()));
   // ... and the function did not.
   ThreadPool pool(2);
-  const std::vector<int32_t> ids = (*a)->tokenizer().encode(texts().eval_text.substr(0, 400), true);
+  const std::vector<int32_t> ids = (*a)->tokenizer().encode(w8_texts().eval_text.substr(0, 400), true);
   const std::vector<float> la = test::all_logits(**a, ids, pool);
   const std::vector<float> lb = test::all_logits(**b, ids, pool);
   ASSERT_EQ(la.size(), lb.size());

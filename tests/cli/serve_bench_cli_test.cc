@@ -5,22 +5,24 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace llmopt {
 namespace {
 
+using test::kStory260K;
+
 using test::run_command;
 
-const char* kStory260K = "models/stories260K/stories260K.gguf";
-std::string cmd() {
+std::string serve_cmd() {
   return test::llmopt_binary() + " serve-bench -m '" + test::data_path(kStory260K) + "' -t 2";
 }
 
 TEST(ServeBenchCliTest, CompareJsonHasEveryModeAndConsistentCounts) {
   LLMOPT_REQUIRE_DATA(kStory260K);
   auto r = run_command(
-      cmd() +
+      serve_cmd() +
       " -n 12 --prompt-len 20:60 --output-len 10,50,100,20 --shared-prefix 32 -c 256 --compare -o json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
@@ -48,7 +50,7 @@ TEST(ServeBenchCliTest, CompareJsonHasEveryModeAndConsistentCounts) {
 
 TEST(ServeBenchCliTest, MarkdownTableAndRatios) {
   LLMOPT_REQUIRE_DATA(kStory260K);
-  auto r = run_command(cmd() + " -n 4 --prompt-len 8 --output-len 8 -c 64 --compare");
+  auto r = run_command(serve_cmd() + " -n 4 --prompt-len 8 --output-len 8 -c 64 --compare");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("| mode | req/s | out tok/s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| static + contiguous |"), std::string::npos) << r.out;
@@ -57,7 +59,7 @@ TEST(ServeBenchCliTest, MarkdownTableAndRatios) {
 
 TEST(ServeBenchCliTest, RoundsAlternateTheModesAndReportPerRoundRatios) {
   LLMOPT_REQUIRE_DATA(kStory260K);
-  auto r = run_command(cmd() + " -n 4 --prompt-len 8 --output-len 8 -c 64 --compare --rounds 2");
+  auto r = run_command(serve_cmd() + " -n 4 --prompt-len 8 --output-len 8 -c 64 --compare --rounds 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("(each mode's median-throughput round of 2)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("continuous + paged vs static + contiguous:"), std::string::npos) << r.out;
@@ -74,7 +76,7 @@ TEST(ServeBenchCliTest, WorkloadFileAndPoissonArrivals) {
   LLMOPT_REQUIRE_DATA(kStory260K);
   const std::string f = test::temp_dir() + "/w.txt";
   test::write_file(f, "# prompt output\n16 4\n\n8 12  # comment\n");
-  auto r = run_command(cmd() + " --workload " + f + " --rate 50 -c 64 -o json");
+  auto r = run_command(serve_cmd() + " --workload " + f + " --rate 50 -c 64 -o json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j.size(), 1u);
@@ -103,7 +105,7 @@ TEST(ServeBenchCliTest, BadInputGivesOneErrorLine) {
       {"--compare --rounds 0", "--rounds"},
   };
   for (const auto& [args, want] : cases) {
-    auto r = run_command(cmd() + " " + args);
+    auto r = run_command(serve_cmd() + " " + args);
     EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.err;
     EXPECT_NE(r.err.find("error: "), std::string::npos) << args << "\n" << r.err;
     EXPECT_NE(r.err.find(want), std::string::npos) << args << "\n" << r.err;

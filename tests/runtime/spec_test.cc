@@ -195,7 +195,7 @@ TEST(AdaptiveKTest, OffWhenDraftsAreRejectedOnWhenCheapAndAccepted) {
 
 // ---- on real models -----------------------------------------------------------------------------
 
-std::unique_ptr<Model> load(const std::string& rel) {
+std::unique_ptr<Model> load_spec_model(const std::string& rel) {
   auto m = load_model(test::data_path(rel));
   EXPECT_TRUE(m.ok()) << m.status().message();
   return m.ok() ? std::move(m).value() : nullptr;
@@ -239,7 +239,7 @@ void expect_greedy_identical(const Model& target, Drafter& drafter, int32_t k, b
 
 TEST(SpecDecodeTest, GreedyIdenticalToPlainWithEveryDrafter) {
   LLMOPT_REQUIRE_DATA("models/stories260K/stories260K.gguf");
-  auto target = load("models/stories260K/stories260K.gguf");
+  auto target = load_spec_model("models/stories260K/stories260K.gguf");
   ASSERT_NE(target, nullptr);
   ThreadPool pool(2);
   auto self = make_self_draft(*target, DType::kQ4_0);
@@ -266,8 +266,8 @@ TEST(SpecDecodeTest, GreedyIdenticalToPlainWithEveryDrafter) {
 TEST(SpecDecodeTest, SeparateDraftFileGreedyIdentical) {
   LLMOPT_REQUIRE_DATA("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
   LLMOPT_REQUIRE_DATA("models/tinystories-656k/model.safetensors");
-  auto target = load("models/tinystories-656k");
-  std::shared_ptr<const Model> draft = load("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
+  auto target = load_spec_model("models/tinystories-656k");
+  std::shared_ptr<const Model> draft = load_spec_model("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
   ASSERT_TRUE(target && draft);
   ASSERT_TRUE(check_same_vocab(*target, *draft).ok());
   ThreadPool pool(2);
@@ -280,8 +280,8 @@ TEST(SpecDecodeTest, SeparateDraftFileGreedyIdentical) {
 TEST(SpecDecodeTest, RefusesOtherVocabulariesAndRepetitionPenalty) {
   LLMOPT_REQUIRE_DATA("models/stories260K/stories260K.gguf");
   LLMOPT_REQUIRE_DATA("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
-  auto a = load("models/stories260K/stories260K.gguf");
-  auto b = load("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
+  auto a = load_spec_model("models/stories260K/stories260K.gguf");
+  auto b = load_spec_model("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
   ASSERT_TRUE(a && b);
   Status st = check_same_vocab(*a, *b);
   ASSERT_FALSE(st.ok());
@@ -299,7 +299,7 @@ TEST(SpecDecodeTest, RefusesOtherVocabulariesAndRepetitionPenalty) {
 // distribution (chi-square), with the self-draft proposing.
 TEST(SpecDecodeTest, FirstTokenFollowsTargetDistributionOnRealModel) {
   LLMOPT_REQUIRE_DATA("models/stories260K/stories260K.gguf");
-  auto target = load("models/stories260K/stories260K.gguf");
+  auto target = load_spec_model("models/stories260K/stories260K.gguf");
   ASSERT_NE(target, nullptr);
   ThreadPool pool(1);
   auto self = make_self_draft(*target, DType::kQ4_0);
