@@ -63,7 +63,11 @@ TEST(KernelsI8Ch, MatchesTheDefinitionOnEveryIsa) {
   ThreadPool pool1(1), pool3(3);
   const std::vector<Case> cases = {{5, 1, 1, 0}, {7, 31, 3, 0}, {9, 32, 1, 0}, {13, 33, 9, 0},
                                    {8, 100, 17, 0}, {6, 172, 5, 0}, {40, 768, 2, 0}, {12, 96, 4, 0.01f},
-                                   {600, 513, 3, 0}, {21, 70, 21, 0}, {9, 64, 8, 0.02f}};
+                                   {600, 513, 3, 0}, {21, 70, 21, 0}, {9, 64, 8, 0.02f},
+                                   // Whole groups of 16 weight rows with 5 or more activation rows (the AMX
+                                   // tiles): row lengths of odd and even 64-code steps, with and without a
+                                   // tail, activation tiles full and partial, rows split over 3 threads.
+                                   {48, 200, 37, 0}, {64, 128, 16, 0.01f}, {32, 192, 9, 0}, {100, 513, 20, 0}};
   for (const Case& c : cases) {
     std::vector<int8_t> w(static_cast<size_t>(c.n_out * c.k));
     for (auto& v : w) v = static_cast<int8_t>(code(rng));
