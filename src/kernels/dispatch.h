@@ -69,6 +69,8 @@ struct IsaKernels {
   void (*rms_norm)(const float* x, const float* w, float eps, float* out, int64_t n);
   void (*layer_norm)(const float* x, const float* w, const float* b, float eps, float* out, int64_t n);
   void (*f32_to_f16_row)(const float* src, void* dst, int64_t n);  // bit-identical to fp32_to_fp16; dst: any alignment
+  // kI8Ch activations: bit-identical to ref::quantize_act_i8.
+  float (*quantize_act_i8)(const float* x, int64_t n, float static_scale, int8_t* q);
 };
 
 // The kernels selected now, or nullptr when the reference path is selected.

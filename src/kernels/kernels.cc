@@ -173,9 +173,11 @@ void quantize_i8_rows(const TensorView& w, const float* x, int64_t m, MatmulArgs
   if (xs.size() < static_cast<size_t>(m)) xs.resize(static_cast<size_t>(m));
   int8_t* q = xi8.data();
   float* s = xs.data();
+  const IsaKernels* isa = active_isa_kernels();
+  const auto quantize_row = isa != nullptr ? isa->quantize_act_i8 : ref::quantize_act_i8;
   for_rows(pool, m, k, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
-      s[i] = ref::quantize_act_i8(x + i * k, k, w.act_scale, q + i * k_pad);
+      s[i] = quantize_row(x + i * k, k, w.act_scale, q + i * k_pad);
       std::fill(q + i * k_pad + k, q + (i + 1) * k_pad, int8_t{0});
     }
   });

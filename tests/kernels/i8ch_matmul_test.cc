@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <limits>
+#include <cstring>
 #include <vector>
 
 #include "core/dtype.h"
@@ -98,6 +100,52 @@ TEST(KernelsI8Ch, MatchesTheDefinitionOnEveryIsa) {
         }
         if (first.empty()) first = y;
         ASSERT_EQ(y, first) << isa_name(isa) << ": every ISA and thread count gives the same bits";
+      }
+    }
+  }
+}
+
+TEST(KernelsI8Ch, ActivationCodesEqualTheReferenceOnEveryIsa) {
+  IsaGuard guard;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 3.0f);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (int64_t n : {1, 7, 8, 31, 32, 33, 100, 768, 1001}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (auto& v : x) v = g(rng);
+      // Exact halves of the scale (ties to even), a NaN, an infinity, a zero row.
+      if (variant == 1) {
+        x[0] = 127.0f;
+        for (int64_t j = 1; j < n; ++j) x[j] = static_cast<float>(j % 5) - 2.5f;
+      }
+      if (variant == 2) x[static_cast<size_t>(n / 2)] = nan;
+      if (variant == 3) std::fill(x.begin(), x.end(), 0.0f);
+      for (float static_scale : {0.0f, 0.01f}) {
+        std::vector<int8_t> want(static_cast<size_t>(n), 99);
+        const float s_want = ref::quantize_act_i8(x.data(), n, static_scale, want.data());
+        for (Isa isa : test::supported_isas()) {
+          set_isa(isa);
+          const IsaKernels* k = active_isa_kernels();
+          if (k == nullptr) continue;
+          std::vector<int8_t> got(static_cast<size_t>(n), 99);
+          const float s_got = k->quantize_act_i8(x.data(), n, static_scale, got.data());
+          ASSERT_EQ(std::memcmp(&s_got, &s_want, sizeof(float)), 0) << isa_name(isa) << " n " << n;
+          ASSERT_EQ(got, want) << isa_name(isa) << " n " << n << " variant " << variant << " static " << static_scale;
+        }
+      }
+      if (variant == 2) {  // also an infinity: every finite code becomes 0, the infinity 127
+        x[0] = inf;
+        std::vector<int8_t> want(static_cast<size_t>(n));
+        ref::quantize_act_i8(x.data(), n, 0.0f, want.data());
+        for (Isa isa : test::supported_isas()) {
+          set_isa(isa);
+          const IsaKernels* k = active_isa_kernels();
+          if (k == nullptr) continue;
+          std::vector<int8_t> got(static_cast<size_t>(n));
+          k->quantize_act_i8(x.data(), n, 0.0f, got.data());
+          ASSERT_EQ(got, want) << isa_name(isa) << " n " << n << " with an infinity";
+        }
       }
     }
   }

@@ -24,8 +24,9 @@ float quantize_act_i8(const float* x, int64_t n, float static_scale, int8_t* q) 
   }
   for (int64_t j = 0; j < n; ++j) {
     // Round half to even (the current rounding mode), then saturate: a static scale may be exceeded.
+    // NaN gives code 0.
     const float v = std::nearbyint(x[j] / scale);
-    q[j] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+    q[j] = std::isnan(v) ? int8_t{0} : static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
   }
   return scale;
 }

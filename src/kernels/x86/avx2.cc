@@ -30,7 +30,7 @@ namespace avx2 {
 const IsaKernels& kernels() {
   static constexpr IsaKernels k{Isa::kAvx2, quantize_act_row_x86, find_matmul_avx2, dot_f32_x86, axpy_f32_x86,
                                 attn_block_x86, gelu_x86, swiglu_x86, softmax_x86,
-                                rms_norm_x86, layer_norm_x86, f32_to_f16_row_x86};
+                                rms_norm_x86, layer_norm_x86, f32_to_f16_row_x86, quantize_act_i8_x86};
   return k;
 }
 }  // namespace avx2

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -70,6 +71,45 @@ inline void quantize_act_row_x86(const float* src, BlockQ8Act* dst, int64_t n) {
     dst[b].d = d;
     dst[b].s = d * static_cast<float>(sum);
   }
+}
+
+// ref::quantize_act_i8 (one int8 scale for the row, kI8Ch's activations) with the same float
+// operations: the same maximum of |x| (NaN ignored), the same division by the scale, round half to
+// even, saturation to +-127, and NaN to code 0 (what the reference's conversion gives).
+inline float quantize_act_i8_x86(const float* x, int64_t n, float static_scale, int8_t* q) {
+  float scale = static_scale;
+  if (scale <= 0.0f) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 mx = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) mx = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), mx);  // NaN: mx
+    float amax = hmax(mx);
+    for (; j < n; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    scale = amax / 127.0f;
+  }
+  if (scale == 0.0f) {
+    std::memset(q, 0, static_cast<size_t>(n));
+    return 0.0f;
+  }
+  const __m256 sv = _mm256_set1_ps(scale), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+  auto codes = [&](const float* p) {
+    __m256 v = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(p), sv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm256_max_ps(lo, _mm256_min_ps(hi, v));               // NaN stays NaN (second operand)
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));      // NaN -> 0
+    return _mm256_cvtps_epi32(v);
+  };
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m256i p01 = _mm256_packs_epi32(codes(x + j), codes(x + j + 8));
+    const __m256i p23 = _mm256_packs_epi32(codes(x + j + 16), codes(x + j + 24));
+    const __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + j), p);
+  }
+  for (; j < n; ++j) {
+    const float v = std::nearbyint(x[j] / scale);
+    q[j] = static_cast<int8_t>(v >= -127.0f && v <= 127.0f ? v : (v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : 0.0f)));
+  }
+  return scale;
 }
 
 // ---- float weight types: 8 elements of row `row` from column c, as f32 ---------------------------
