@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cmath>
 #include <cstdint>
@@ -107,7 +108,7 @@ inline float quantize_act_i8_x86(const float* x, int64_t n, float static_scale, 
   }
   for (; j < n; ++j) {
     const float v = std::nearbyint(x[j] / scale);
-    q[j] = static_cast<int8_t>(v >= -127.0f && v <= 127.0f ? v : (v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : 0.0f)));
+    q[j] = std::isnan(v) ? int8_t{0} : static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));  // as the reference
   }
   return scale;
 }
