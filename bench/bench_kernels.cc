@@ -21,6 +21,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 #include "kernels/rotate.h"
 
 namespace llmopt::kernels {
@@ -38,6 +39,11 @@ const int64_t kK = env_or("BENCH_K", 4096);
 // Random weights: values through quantize_row for float types; random payload with small fp16
 // scales (and mins) for block types.
 std::vector<uint8_t> make_weights(DType t) {
+  if (t == DType::kQ8_0R16) {  // the Q8_0 matrix, regrouped as the loader does (kernels/repack.h)
+    std::vector<uint8_t> w = make_weights(DType::kQ8_0);
+    repack_q8_0_r16(w.data(), kNOut, kK);
+    return w;
+  }
   const size_t row_bytes = dtype_row_bytes(t, kK).value();
   std::vector<uint8_t> w(row_bytes * kNOut);
   std::mt19937 rng(1);
@@ -220,8 +226,8 @@ void register_all() {
           ->Unit(benchmark::kMicrosecond);
     }
   }
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1,
-                  DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_0R16, DType::kQ4_0,
+                  DType::kQ4_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
       if (!isa_supported(isa)) continue;
       for (int64_t m : {1, 2, 3, 5, 6, 8, 9, 16, 64, 256}) {

@@ -62,7 +62,7 @@ struct Pending {
 };
 
 int run(const Args& a) {
-  auto model = load_or_report(a.model);
+  auto model = load_or_report(a.model, true, /*repack=*/false);
   if (!model) return 1;
   auto prompts = read_prompts(a.prompts);
   if (!prompts.ok()) return fail(prompts.status());

@@ -18,7 +18,7 @@ Command register_info(CLI::App& app) {
   sub->add_flag("--metadata", args->metadata, "Also print every metadata key (long arrays abbreviated)");
   return {sub, [args]() -> int {
             args->model.mmap = true;  // the weights are not run: map rather than read them
-            auto model = load_or_report(args->model, /*require_tokenizer=*/false);
+            auto model = load_or_report(args->model, /*require_tokenizer=*/false, /*repack=*/false);
             if (!model) return 1;
             const ModelConfig& c = model->config();
             const WeightSource& src = model->source();

@@ -28,7 +28,7 @@ Command register_tokenize(CLI::App& app) {
               return 1;
             }
             args->model.mmap = true;  // the weights are not run: map rather than read them
-            auto model = load_or_report(args->model);
+            auto model = load_or_report(args->model, true, /*repack=*/false);
             if (!model) return 1;
             if (!args->file.empty()) {
               auto text = read_text_file(args->file);

@@ -188,7 +188,7 @@ Command register_train(CLI::App& app) {
                 if (!a->distill_from.empty()) {
                   ModelArgs ma;
                   ma.model = a->distill_from;
-                  auto target = load_or_report(ma, false);
+                  auto target = load_or_report(ma, false, /*repack=*/false);
                   if (!target) return 1;
                   if (target->config().n_vocab != set.n_vocab)
                     return fail(a->distill_data + ": made with a vocabulary of " + std::to_string(set.n_vocab) +
@@ -199,7 +199,7 @@ Command register_train(CLI::App& app) {
                 if (!tokens.ok()) return fail(tokens.status());
                 ModelArgs ma;
                 ma.model = a->distill_from;
-                auto target = load_or_report(ma, false);
+                auto target = load_or_report(ma, false, /*repack=*/false);
                 if (!target) return 1;
                 if (target->config().n_vocab != (*tok)->n_vocab())
                   return fail(a->distill_from + " has a vocabulary of " + std::to_string(target->config().n_vocab) +

@@ -23,13 +23,14 @@ constexpr DTypeInfo kTable[] = {
     {DType::kI32, "i32", 1, 4, false},      {DType::kI64, "i64", 1, 8, false},
     {DType::kF64, "f64", 1, 8, false},      {DType::kBF16, "bf16", 1, 2, false},
     {DType::kI8Ch, "i8_ch", 1, 1, true},     {DType::kQ4_1G128, "q4_1_g128", 128, 68, true},
+    {DType::kQ8_0R16, "q8_0_r16", 32, 34, true, true},
 };
 
 }  // namespace
 
 std::optional<DTypeInfo> dtype_info(uint32_t id) {
   for (const auto& e : kTable) {
-    if (static_cast<uint32_t>(e.type) == id) return e;
+    if (static_cast<uint32_t>(e.type) == id && !e.in_memory_only) return e;
   }
   return std::nullopt;
 }
@@ -48,7 +49,7 @@ std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& e : kTable) {
     std::string n = e.name;
     for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (n == lower) return e.type;
+    if (n == lower && !e.in_memory_only) return e.type;
   }
   return std::nullopt;
 }

@@ -39,6 +39,9 @@ enum class DType : uint32_t {
   // 68-byte block of d, m and 4 x 16 bytes of nibbles, each 16 laid out like a Q4_1 block's. 4.25 bits
   // per weight for 4-bit asymmetric g128 (Q4_1 with the parameters repeated needs 5.0).
   kQ4_1G128 = 1025,
+  // kQ8_0R16: not a file type (never read from or written to a file): Q8_0 rows regrouped by 16 in
+  // memory at load for the int8 kernels (kernels/repack.h). Same bytes per row as Q8_0.
+  kQ8_0R16 = 1026,
 };
 
 struct DTypeInfo {
@@ -47,6 +50,7 @@ struct DTypeInfo {
   int64_t block_size;   // elements per block (1 for plain types)
   size_t type_size;     // bytes per block
   bool quantized;
+  bool in_memory_only = false;  // no file carries this type (looked up by neither id nor name)
 };
 
 // Info for a type id read from a file; nullopt for ids llmopt does not know.

@@ -32,6 +32,9 @@ class MappedFile {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // FileLoad::kRead: the same bytes with write access (this process's private copy, for layout
+  // changes at load); nullptr when the file is mapped.
+  uint8_t* private_data() { return copy_.data(); }
   const std::string& path() const { return path_; }
 
  private:

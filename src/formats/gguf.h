@@ -27,6 +27,13 @@ class GgufFile : public WeightSource {
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
   size_t data_offset() const { return data_offset_; }
+  // When the file was read into this process's private memory (FileLoad::kRead): the tensors, whose
+  // bytes the caller may then rewrite in place (a layout change at load, e.g. LoadOptions::repack;
+  // the caller updates the view's type to match). nullptr when the file is mapped: its pages are the
+  // page cache's, shared with other processes.
+  std::vector<NamedTensor>* tensors_in_private_memory() {
+    return file_ != nullptr && file_->private_data() != nullptr ? &tensors_ : nullptr;
+  }
 
  private:
   std::string origin_;

@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/ref.h"
+#include "kernels/repack.h"
 #include "kernels/rotate.h"
 #include "kernels/type_traits.h"
 
@@ -38,6 +39,10 @@ void dequantize_view_row(const TensorView& w, int64_t r, float* dst) {
     const float s = w.row_scale[r];
     for (int64_t c = 0; c < n; ++c) dst[c] = s * static_cast<float>(q[c]);
     if (w.rot != nullptr) rotate_rows(w.rot, w.rot_m, dst, 1, n, dst, /*inverse=*/true);  // the codes hold W R
+    return;
+  }
+  if (w.type == DType::kQ8_0R16) {
+    dequantize_q8_0_r16_row(w.data, n, r, dst);
     return;
   }
   dequantize_row(w.type, w.row(r), dst, n);
@@ -366,21 +371,25 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
     finish_glu(0, n_glu);
     return;
   }
+  // Output rows go to the threads in groups of `align` (kMatmulRowAlign, or more where a kernel's
+  // weights come in larger row groups).
+  int64_t align = kMatmulRowAlign;
+  for (size_t j = 0; j < jobs.size(); ++j) align = std::max(align, kernel[j].row_align);
   if (glu) {  // row groups of gate and up together
-    const int64_t n_groups = (n_glu + kMatmulRowAlign - 1) / kMatmulRowAlign;
+    const int64_t n_groups = (n_glu + align - 1) / align;
     const int64_t grain = (n_groups + 4 * pool.n_threads() - 1) / (4 * pool.n_threads());
     pool.parallel_for_dynamic(n_groups, grain, [&](int64_t g0, int64_t g1, int) {
-      const int64_t r0 = g0 * kMatmulRowAlign, r1 = std::min(g1 * kMatmulRowAlign, n_glu);
+      const int64_t r0 = g0 * align, r1 = std::min(g1 * align, n_glu);
       kernel[0].rows(a[0], r0, r1);
       kernel[1].rows(a[1], r0, r1);
       finish_glu(r0, r1);
     });
     return;
   }
-  // Groups of kMatmulRowAlign output rows, numbered across the jobs in order; one hand-off for all.
+  // Groups of `align` output rows, numbered across the jobs in order; one hand-off for all.
   std::array<int64_t, kMaxJobs + 1> first{};
   for (size_t j = 0; j < jobs.size(); ++j) {
-    first[j + 1] = first[j] + (a[j].n_out + kMatmulRowAlign - 1) / kMatmulRowAlign;
+    first[j + 1] = first[j] + (a[j].n_out + align - 1) / align;
   }
   // Several chunks per thread, taken by whichever thread is free (on a shared machine one thread is
   // often held up for a while; with one static half each the other then waits for it).
@@ -390,7 +399,7 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
     for (size_t j = 0; j < jobs.size(); ++j) {
       const int64_t lo = std::max(g0, first[j]) - first[j], hi = std::min(g1, first[j + 1]) - first[j];
       if (lo < hi) {
-        const int64_t r0 = lo * kMatmulRowAlign, r1 = std::min(hi * kMatmulRowAlign, a[j].n_out);
+        const int64_t r0 = lo * align, r1 = std::min(hi * align, a[j].n_out);
         kernel[j].rows(a[j], r0, r1);
         apply_epilogue(isa, jobs[j].post, a[j].y, a[j].n_out, m, r0, r1);
       }

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "formats/gguf.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 
 namespace llmopt {
 namespace {
@@ -137,8 +138,15 @@ Status write_gguf_model(const WeightSource& src, const std::string& path, const 
   bool any_quantized = false;
   const auto& tensors = src.tensors();
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const NamedTensor& t = tensors[i];
+    NamedTensor t = tensors[i];
     if (!t.view.present()) return error(src.origin() + ": tensor '" + t.name + "' has no data");
+    if (t.view.type == DType::kQ8_0R16) {  // regrouped in memory at load (kernels/repack.h): Q8_0 again
+      auto plain = std::make_unique<Storage>(t.view.nbytes);
+      kernels::unpack_q8_0_r16(t.view.data, t.view.rows(), t.view.cols(), plain->data());
+      t.view.type = DType::kQ8_0;
+      t.view.data = plain->data();
+      keep.push_back(std::move(plain));
+    }
     DType written = t.view.type;
     const bool quantized = dtype_info(t.view.type).quantized;
     if (quantized && opts.requantize && !kernels::can_dequantize(t.view.type)) {

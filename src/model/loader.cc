@@ -8,8 +8,10 @@
 #include <cstring>
 #include <limits>
 
+#include "core/log.h"
 #include "core/mmap_file.h"
 #include "formats/gguf.h"
+#include "kernels/repack.h"
 #include "formats/llama2c.h"
 #include "model/config.h"
 #include "model/hf_import.h"
@@ -118,8 +120,24 @@ Result<std::shared_ptr<const WeightSource>> open_hf(const std::string& dir, cons
   return std::shared_ptr<const WeightSource>(std::move(src));
 }
 
+// LoadOptions::repack: Q8_0 matrices of whole 16-row groups, in place (the bytes are this process's
+// own copy of the file).
+void repack_weights(GgufFile& file) {
+  std::vector<NamedTensor>* tensors = file.tensors_in_private_memory();
+  if (tensors == nullptr || !kernels::prefers_q8_0_r16()) return;
+  int n = 0;
+  for (NamedTensor& t : *tensors) {
+    if (!kernels::can_repack_q8_0_r16(t.view)) continue;
+    kernels::repack_q8_0_r16(const_cast<uint8_t*>(t.view.data), t.view.rows(), t.view.cols());
+    t.view.type = DType::kQ8_0R16;
+    ++n;
+  }
+  if (n > 0) log_debug("load: " + std::to_string(n) + " Q8_0 matrices regrouped by 16 rows for the int8 kernels");
+}
+
 Result<std::shared_ptr<const WeightSource>> open_gguf(const std::string& path, const LoadOptions& opts) {
   LLMOPT_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::open(path, opts.gguf_load));
+  if (opts.repack) repack_weights(*file);
   std::shared_ptr<const WeightSource> gguf(std::move(file));
   if (opts.tokenizer_path.empty() && !needs_f32_vectors(*gguf)) return gguf;
   LLMOPT_ASSIGN_OR_RETURN(std::unique_ptr<MemoryWeightSource> wrapped, wrap_source(gguf));

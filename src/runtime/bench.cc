@@ -106,7 +106,8 @@ std::string model_label(const Model& model) {
   std::string name = cfg.name.empty() ? std::string(arch_name(cfg.arch)) : cfg.name;
   const Weights& w = model.weights();
   if (!w.layers.empty() && w.layers[0].w_up.present()) {
-    std::string t = dtype_name(w.layers[0].w_up.type);
+    const DType wt = w.layers[0].w_up.type;
+    std::string t = dtype_name(wt == DType::kQ8_0R16 ? DType::kQ8_0 : wt);  // as stored in the file
     for (auto& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     name += " " + t;
   }

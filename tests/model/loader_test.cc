@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "kernels/kernels.h"
+#include "kernels/repack.h"
 #include "loader_test_util.h"
 #include "model/convert.h"
 #include "test_util.h"
@@ -114,6 +116,47 @@ TEST(LoaderTinyStories, Q8GgufReproducesFirst59ReferenceIds) {
   ThreadPool pool(2);
   std::vector<int32_t> ids = greedy(**model, {1}, 59, pool);
   EXPECT_EQ(ids, std::vector<int32_t>(kTinyStoriesIds.begin(), kTinyStoriesIds.begin() + 60));
+}
+
+// LoadOptions::repack regroups the Q8_0 matrices (kernels/repack.h) where the kernels have a product
+// for that layout: the reference ids still come out, the logits of every position equal the file
+// layout's bit for bit, and writing the model back gives the file's tensor bytes.
+TEST(LoaderTinyStories, RepackedQ8GgufGivesTheSameLogitsAndWritesTheFileBack) {
+  LLMOPT_REQUIRE_DATA("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
+  const std::string path = test::data_path("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
+  LoadOptions ro;
+  ro.repack = true;
+  auto plain = load_model(path);
+  auto packed = load_model(path, ro);
+  ASSERT_TRUE(plain.ok() && packed.ok());
+  int n_packed = 0;
+  for (const auto& t : (*packed)->source().tensors()) n_packed += t.view.type == DType::kQ8_0R16;
+  if (!kernels::prefers_q8_0_r16()) {
+    EXPECT_EQ(n_packed, 0) << "no kernel for the layout on " << kernels::isa_name() << ": nothing regrouped";
+    GTEST_SKIP() << "the selected kernels (" << kernels::isa_name() << ") have no product for q8_0_r16";
+  }
+  // Every Q8_0 matrix of this model has a multiple of 16 rows: attention, FFN and the tied embedding.
+  EXPECT_EQ(n_packed, 1 + 7 * (*packed)->config().n_layer);
+  EXPECT_EQ((*packed)->weights().tok_embd.type, DType::kQ8_0R16);
+  ThreadPool pool(2);
+  EXPECT_EQ(all_logits(**plain, kTinyStoriesIds, pool), all_logits(**packed, kTinyStoriesIds, pool));
+  std::vector<int32_t> ids = greedy(**packed, {1}, 59, pool);
+  EXPECT_EQ(ids, std::vector<int32_t>(kTinyStoriesIds.begin(), kTinyStoriesIds.begin() + 60));
+  const std::string out = test::temp_dir() + "/tinystories-q8-repacked.gguf";
+  ConvertOptions copts;
+  copts.outtype = DType::kQ8_0;
+  ASSERT_TRUE(write_gguf_model((*packed)->source(), out, copts).ok());
+  auto a = GgufFile::open(path);
+  auto b = GgufFile::open(out);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ((*a)->tensors().size(), (*b)->tensors().size());
+  for (size_t i = 0; i < (*a)->tensors().size(); ++i) {
+    const TensorView& x = (*a)->tensors()[i].view;
+    const TensorView& y = (*b)->tensors()[i].view;
+    ASSERT_EQ(x.type, y.type) << (*a)->tensors()[i].name;
+    ASSERT_EQ(x.nbytes, y.nbytes) << (*a)->tensors()[i].name;
+    ASSERT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << (*a)->tensors()[i].name;
+  }
 }
 
 TEST(LoaderTinyStories, HfToGgufRoundTripKeepsLogitsExactly) {

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "kernels/ref/ref.h"
+#include "kernels/repack.h"
 #include "kernels/type_traits.h"
 
 namespace llmopt::kernels::ref {
@@ -24,7 +25,8 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
   const int64_t n_out = w.shape[0];
   const int64_t k = w.shape[1];
   const TypeTraits* traits = find_type_traits(w.type);
-  LLMOPT_CHECK_MSG(traits != nullptr && traits->dequantize_row != nullptr,
+  const bool r16 = w.type == DType::kQ8_0R16;  // rows regrouped by 16 (repack.h)
+  LLMOPT_CHECK_MSG(r16 || (traits != nullptr && traits->dequantize_row != nullptr),
                    "matmul: weight type cannot be dequantized");
   const auto row_bytes = dtype_row_bytes(w.type, k);
   LLMOPT_CHECK_MSG(row_bytes.has_value(), "matmul: row length is not a multiple of the block size");
@@ -43,6 +45,9 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
         const uint8_t* src = w.data + static_cast<size_t>(r0 + t) * *row_bytes;
         if (f32_direct) {
           rows[t] = reinterpret_cast<const float*>(src);
+        } else if (r16) {
+          dequantize_q8_0_r16_row(w.data, k, r0 + t, buf.data() + t * k);
+          rows[t] = buf.data() + t * k;
         } else {
           traits->dequantize_row(src, buf.data() + t * k, k);
           rows[t] = buf.data() + t * k;

@@ -31,6 +31,7 @@
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
+#include "kernels/x86/q8r16_x86.h"
 #include "kernels/x86/rows512_x86.h"
 #include "kernels/x86/vec_x86.h"
 
@@ -459,8 +460,148 @@ void amx_i8ch_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (r_amx < r1) Col::run(a, r_amx, r1);
 }
 
+// DType::kQ8_0R16 (repack.h): the weights' codes are already laid out as the second tile operand
+// (one 16-row group's block: 8 rows of 64 contiguous bytes), so the 16 activation rows become the
+// first operand (16 rows x 32 codes, packed once per product) and the 16 x 16 sums come out with
+// one row per activation row: no transpose, no gathered scales (the group's 16 f16 scales of a block
+// are 32 contiguous bytes), no strided tile loads. Per element the same float operations as the
+// other Q8_0 kernels: acc = fma(float(D_b), d_w * d_x, acc) for each block b in order (+ bias).
+struct alignas(64) ActTileQ8 {
+  int8_t qs[kAmxRows][32];  // activation row i's codes of this block
+};
+
+// The activation rows [16 t, 16 t + 16) of a.xq as nb ActTileQ8 (codes) and [nb][16] scales; rows past
+// the batch are zero.
+void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx) {
+  const int64_t nb = a.k / kQK8_0;
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t i = 0; i < kAmxRows; ++i) {
+      const int64_t row = t * kAmxRows + i;
+      if (row < a.m) {
+        const BlockQ8Act& q = a.xq[row * nb + b];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(xs[b].qs[i]), _mm256_load_si256(reinterpret_cast<const __m256i*>(q.qs)));
+        dx[b * kAmxRows + i] = q.d;
+      } else {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(xs[b].qs[i]), _mm256_setzero_si256());
+        dx[b * kAmxRows + i] = 0.0f;
+      }
+    }
+  }
+}
+
+// One group of 16 weight rows (scales, codes: repack.h) against 16 activation rows, all blocks;
+// out[i]: activation row i against the 16 weight rows. pf: bytes to prefetch during the blocks (the
+// next group, when the weights stream from memory).
+void amx_q8r16_unit(const ActTileQ8* xs, const float* dx, const uint8_t* scales, const uint8_t* codes, int64_t nb,
+                    __m512 (&out)[kAmxRows], bool pf) {
+  alignas(64) int32_t sums[2][kAmxRows * 16];
+  // The weights are one stream (group after group): block b's share of it, far ahead into L2 and
+  // near ahead into L1, as the decode kernels do. NOTE: on this machine's 300 MiB L3 no distance
+  // (none, 4-16 KiB far, 0.5-2 KiB near) measured apart from the others beyond the noise.
+  auto prefetch = [&](int64_t b) {
+    if (!pf) return;
+    const uint8_t* p = scales + b * kR16GroupBlockBytes;
+    for (int64_t off = 0; off < kR16GroupBlockBytes; off += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + off + kPrefetchBytes), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(p + off + 1024), _MM_HINT_T0);
+    }
+  };
+  auto issue0 = [&](int64_t b) {
+    _tile_loadd(0, xs[b].qs, 32);
+    _tile_loadd(1, codes + 512 * b, 64);
+    _tile_zero(2);
+    _tile_dpbssd(2, 0, 1);
+  };
+  auto issue1 = [&](int64_t b) {
+    _tile_loadd(3, xs[b].qs, 32);
+    _tile_loadd(4, codes + 512 * b, 64);
+    _tile_zero(5);
+    _tile_dpbssd(5, 3, 4);
+  };
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+         a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+  auto epilogue = [&](int64_t b, const int32_t* s) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
+    const float* d = dx + b * kAmxRows;
+    auto one = [&](__m512& acc, int i) {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * i));
+      acc = _mm512_fmadd_ps(v, _mm512_mul_ps(dw, _mm512_set1_ps(d[i])), acc);
+    };
+    one(a0, 0), one(a1, 1), one(a2, 2), one(a3, 3), one(a4, 4), one(a5, 5), one(a6, 6), one(a7, 7);
+    one(a8, 8), one(a9, 9), one(a10, 10), one(a11, 11), one(a12, 12), one(a13, 13), one(a14, 14), one(a15, 15);
+  };
+  issue0(0);
+  for (int64_t b = 0; b < nb; b += 2) {
+    if (b + 1 < nb) issue1(b + 1);
+    prefetch(b);
+    LLMOPT_TILE_STORE_SUMS(2, sums[0]);
+    if (b > 0) epilogue(b - 1, sums[1]);
+    if (b + 1 < nb) {
+      if (b + 2 < nb) issue0(b + 2);
+      prefetch(b + 1);
+      LLMOPT_TILE_STORE_SUMS(5, sums[1]);
+      epilogue(b, sums[0]);
+    }
+  }
+  if (nb % 2 == 1) {
+    epilogue(nb - 1, sums[0]);
+  } else {
+    epilogue(nb - 1, sums[1]);
+  }
+  out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3, out[4] = a4, out[5] = a5, out[6] = a6, out[7] = a7;
+  out[8] = a8, out[9] = a9, out[10] = a10, out[11] = a11, out[12] = a12, out[13] = a13, out[14] = a14;
+  out[15] = a15;
+}
+
+// Weight rows [r0, r1) (whole groups of 16) against batches of kAmxMinRows activation rows or more;
+// smaller batches take the VNNI kernel.
+void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.m < kAmxMinRows) {
+    q8r16_rows_vnni(a, r0, r1);
+    return;
+  }
+  load_tile_config();
+  const int64_t nb = a.k / kQK8_0;
+  const int64_t n_xt = (a.m + kAmxRows - 1) / kAmxRows;
+  const int64_t group_bytes = nb * kR16GroupBlockBytes;
+  thread_local std::vector<uint8_t> xbuf, dbuf;
+  // Passes over about 256 KiB of activations (they stay in L2 while the weight groups go by).
+  const int64_t per_pass =
+      std::max<int64_t>(1, (int64_t{256} << 10) / (nb * static_cast<int64_t>(sizeof(ActTileQ8))));
+  ActTileQ8* xs = aligned64<ActTileQ8>(xbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb));
+  float* dx = aligned64<float>(dbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb * kAmxRows));
+  // A single pass packs its activations once per product (a.xq8_id names them), not once per row range.
+  thread_local uint64_t packed_id = 0;
+  const bool one_pass = n_xt <= per_pass;
+  for (int64_t t0 = 0; t0 < n_xt; t0 += per_pass) {
+    const int64_t t1 = std::min(n_xt, t0 + per_pass);
+    if (!one_pass || a.xq8_id == 0 || packed_id != a.xq8_id) {
+      for (int64_t t = t0; t < t1; ++t) pack_act_tiles(a, t, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows);
+    }
+    packed_id = one_pass ? a.xq8_id : 0;
+    for (int64_t g = r0 / kAmxRows; g * kAmxRows < r1; ++g) {
+      const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
+      const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kAmxRows) : _mm512_setzero_ps();
+      for (int64_t t = t0; t < t1; ++t) {
+        __m512 acc[kAmxRows];
+        // The first pass streams the weights: they are prefetched during its first tile.
+        amx_q8r16_unit(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, base, base + nb * 32, nb, acc,
+                       t0 == 0 && t == t0);
+        const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
+        for (int64_t i = 0; i < n_rows; ++i) {
+          const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[i], bias) : acc[i];
+          _mm512_storeu_ps(a.y + (i0 + i) * a.n_out + g * kAmxRows, v);
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+
 MatmulKernel find_matmul_amx(DType t) {
   switch (t) {
+    case DType::kQ8_0R16:
+      return {amx_q8r16_rows, ActForm::kQ8Blocks, kR16Rows};
     case DType::kQ8_0:
       return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
     case DType::kQ4_0:

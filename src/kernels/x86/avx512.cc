@@ -7,6 +7,7 @@
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
+#include "kernels/x86/q8r16_x86.h"
 #include "kernels/x86/rows512_x86.h"
 #include "kernels/x86/vec_x86.h"
 
@@ -19,7 +20,10 @@ struct Avx512VnniOps {
   static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 };
 
-MatmulKernel find_matmul_avx512(DType t) { return find_matmul_x86<Avx512VnniOps>(t); }
+MatmulKernel find_matmul_avx512(DType t) {
+  if (t == DType::kQ8_0R16) return {q8r16_rows_vnni, ActForm::kQ8Blocks, kR16Rows};
+  return find_matmul_x86<Avx512VnniOps>(t);
+}
 
 }  // namespace
 

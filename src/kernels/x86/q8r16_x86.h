@@ -1,0 +1,102 @@
+// Q8_0 weights regrouped by 16 rows (DType::kQ8_0R16, kernels/repack.h) against Q8 activation
+// blocks, AVX-512 + VNNI (included by avx512.cc and amx.cc; the tiles take batches in amx.cc).
+//
+// One block of 16 weight rows is 32 bytes of f16 scales and 8 x 64 bytes of codes, 4 consecutive
+// codes of each of the 16 rows per 64 bytes: one vpdpbusd against a broadcast group of 4 activation
+// codes adds to all 16 rows' sums at once (no horizontal sums). vpdpbusd multiplies unsigned by
+// signed bytes, so it takes |w| and the activation codes with w's sign (exact for every int8 code,
+// -128 included: |-128| = 128 as an unsigned byte). Each output element then takes the same float
+// operations as every other Q8_0 kernel (tiles_blockdot_x86.h):
+//     for each block b in order: acc = fma(float(D_b), d_w * d_x, acc);   y = acc (+ bias)
+// so the results are bit-identical to them, for any batch.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/dispatch.h"
+#include "kernels/repack.h"
+#include "kernels/x86/matmul_x86.h"
+
+namespace llmopt::kernels {
+namespace {
+
+constexpr int64_t kR16GroupBlockBytes = kR16Rows * 34;  // bytes of one block of a 16-row group
+
+// Activation rows [i0, i0 + R) against weight group g: y[i][16 g .. 16 g + 15].
+template <int R>
+inline void q8r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
+  const int64_t nb = a.k / 32;
+  const uint8_t* base = a.w + static_cast<size_t>(g * nb) * kR16GroupBlockBytes;
+  const uint8_t* scales = base;
+  const uint8_t* codes = base + nb * 32;
+  const uint8_t* pf = base;  // walks the group's bytes at the speed they are read
+  const int64_t pf_step = kR16GroupBlockBytes;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  const BlockQ8Act* x[R];
+  for (int r = 0; r < R; ++r) x[r] = a.xq + (i0 + r) * nb;
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t off = 0; off < pf_step; off += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf + off + kPrefetchBytes), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(pf + off + kPrefetchNear), _MM_HINT_T0);
+    }
+    pf += pf_step;
+    // Two partial sums per row (even and odd groups of 4 codes) halve the dependency chains;
+    // integer sums, so their order does not matter.
+    __m512i s0[R], s1[R];
+    for (int r = 0; r < R; ++r) s0[r] = s1[r] = _mm512_setzero_si512();
+    const uint8_t* c = codes + b * 512;
+    for (int q = 0; q < 8; q += 2) {
+      const __m512i w0 = _mm512_loadu_si512(c + 64 * q), w1 = _mm512_loadu_si512(c + 64 * q + 64);
+      const __m512i u0 = _mm512_abs_epi8(w0), u1 = _mm512_abs_epi8(w1);
+      const __mmask64 n0 = _mm512_movepi8_mask(w0), n1 = _mm512_movepi8_mask(w1);
+      for (int r = 0; r < R; ++r) {
+        int32_t g0, g1;
+        std::memcpy(&g0, x[r][b].qs + 4 * q, 4);
+        std::memcpy(&g1, x[r][b].qs + 4 * q + 4, 4);
+        const __m512i x0 = _mm512_set1_epi32(g0), x1 = _mm512_set1_epi32(g1);
+        s0[r] = _mm512_dpbusd_epi32(s0[r], u0, _mm512_mask_sub_epi8(x0, n0, _mm512_setzero_si512(), x0));
+        s1[r] = _mm512_dpbusd_epi32(s1[r], u1, _mm512_mask_sub_epi8(x1, n1, _mm512_setzero_si512(), x1));
+      }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
+    for (int r = 0; r < R; ++r) {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(s0[r], s1[r]));
+      acc[r] = _mm512_fmadd_ps(v, _mm512_mul_ps(dw, _mm512_set1_ps(x[r][b].d)), acc[r]);
+    }
+  }
+  const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kR16Rows) : _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r) {
+    const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[r], bias) : acc[r];
+    _mm512_storeu_ps(a.y + (i0 + r) * a.n_out + g * kR16Rows, v);
+  }
+}
+
+// Weight rows [r0, r1) (whole groups of 16: MatmulKernel::row_align) against all activation rows,
+// up to 4 at a time (each group's bytes are read once per 4 rows).
+void q8r16_rows_vnni(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  for (int64_t g = r0 / kR16Rows; g * kR16Rows < r1; ++g) {
+    int64_t i = 0;
+    for (; i + 4 <= a.m; i += 4) q8r16_group<4>(a, g, i);
+    switch (a.m - i) {
+      case 3:
+        q8r16_group<3>(a, g, i);
+        break;
+      case 2:
+        q8r16_group<2>(a, g, i);
+        break;
+      case 1:
+        q8r16_group<1>(a, g, i);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmopt::kernels
