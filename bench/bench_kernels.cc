@@ -39,9 +39,9 @@ const int64_t kK = env_or("BENCH_K", 4096);
 // Random weights: values through quantize_row for float types; random payload with small fp16
 // scales (and mins) for block types.
 std::vector<uint8_t> make_weights(DType t) {
-  if (t == DType::kQ8_0R16) {  // the Q8_0 matrix, regrouped as the loader does (kernels/repack.h)
-    std::vector<uint8_t> w = make_weights(DType::kQ8_0);
-    repack_q8_0_r16(w.data(), kNOut, kK);
+  if (is_r16(t)) {  // the Q8_0 / Q4_0 matrix, regrouped as the loader does (kernels/repack.h)
+    std::vector<uint8_t> w = make_weights(plain_type_of(t));
+    repack_r16(plain_type_of(t), w.data(), kNOut, kK);
     return w;
   }
   const size_t row_bytes = dtype_row_bytes(t, kK).value();
@@ -226,7 +226,7 @@ void register_all() {
           ->Unit(benchmark::kMicrosecond);
     }
   }
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_0R16, DType::kQ4_0,
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_0R16, DType::kQ4_0, DType::kQ4_0R16,
                   DType::kQ4_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
       if (!isa_supported(isa)) continue;

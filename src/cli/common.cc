@@ -18,7 +18,7 @@ void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads) {
                 "Map a GGUF model file instead of reading it into memory (shared between processes and paged "
                 "in on demand; the default read into huge pages decodes faster)");
   app->add_flag("--no-repack", args.no_repack,
-                "Keep Q8_0 weight matrices in their file layout (by default, where the CPU has AVX-512 VNNI, "
+                "Keep Q8_0 / Q4_0 weight matrices in their file layout (by default, where the CPU has AVX-512 VNNI, "
                 "they are regrouped by 16 rows in memory at load for faster int8 products: same memory, same "
                 "results, bit for bit)");
   if (with_threads) {

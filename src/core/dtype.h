@@ -42,6 +42,7 @@ enum class DType : uint32_t {
   // kQ8_0R16: not a file type (never read from or written to a file): Q8_0 rows regrouped by 16 in
   // memory at load for the int8 kernels (kernels/repack.h). Same bytes per row as Q8_0.
   kQ8_0R16 = 1026,
+  kQ4_0R16 = 1027,  // the same for Q4_0
 };
 
 struct DTypeInfo {

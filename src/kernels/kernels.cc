@@ -41,8 +41,8 @@ void dequantize_view_row(const TensorView& w, int64_t r, float* dst) {
     if (w.rot != nullptr) rotate_rows(w.rot, w.rot_m, dst, 1, n, dst, /*inverse=*/true);  // the codes hold W R
     return;
   }
-  if (w.type == DType::kQ8_0R16) {
-    dequantize_q8_0_r16_row(w.data, n, r, dst);
+  if (is_r16(w.type)) {
+    dequantize_r16_row(w.type, w.data, n, r, dst);
     return;
   }
   dequantize_row(w.type, w.row(r), dst, n);

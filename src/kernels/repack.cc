@@ -1,84 +1,106 @@
-// The kQ8_0R16 layout (repack.h): plain scalar code, run once per tensor at load or write.
+// The regrouped Q8_0 / Q4_0 layouts (repack.h): plain scalar code, run once per tensor at load or write.
 #include "kernels/repack.h"
 
 #include <cstring>
 #include <vector>
 
 #include "core/check.h"
-#include "core/dtype.h"
 #include "kernels/dispatch.h"
+#include "kernels/kernels.h"
 #include "kernels/ref/blocks.h"
 
 namespace llmopt::kernels {
 namespace {
 
-constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
+// Payload bytes per block (after the f16 scale).
+int64_t payload_of(DType plain) { return plain == DType::kQ8_0 ? kQK8_0 : kQK4_0 / 2; }
 
-size_t group_bytes(int64_t nb) { return static_cast<size_t>(kR16Rows * nb) * kBlockBytes; }
-size_t scale_at(int64_t b, int64_t j) { return static_cast<size_t>(2 * (kR16Rows * b + j)); }
-size_t code_at(int64_t nb, int64_t b, int64_t j, int64_t c) {
-  return static_cast<size_t>(nb * 32 + 512 * b + 64 * (c / 4) + 4 * j + c % 4);
+struct Geometry {
+  int64_t nb, p;
+  size_t block_bytes() const { return static_cast<size_t>(2 + p); }
+  size_t group_bytes() const { return static_cast<size_t>(kR16Rows * nb) * block_bytes(); }
+  static size_t scale_at(int64_t b, int64_t j) { return static_cast<size_t>(2 * (kR16Rows * b + j)); }
+  size_t byte_at(int64_t b, int64_t j, int64_t i) const {
+    return static_cast<size_t>(nb * 32 + kR16Rows * p * b + 64 * (i / 4) + 4 * j + i % 4);
+  }
+};
+
+Geometry geometry(DType plain, int64_t k) {
+  LLMOPT_CHECK((plain == DType::kQ8_0 || plain == DType::kQ4_0) && k % 32 == 0);
+  return {k / 32, payload_of(plain)};
 }
 
 }  // namespace
 
-bool can_repack_q8_0_r16(const TensorView& w) {
-  return w.present() && w.type == DType::kQ8_0 && w.shape.size() == 2 && w.rows() > 0 &&
-         w.rows() % kR16Rows == 0 && w.cols() > 0 && w.cols() % kQK8_0 == 0 &&
-         w.nbytes == static_cast<size_t>(w.rows()) * static_cast<size_t>(w.cols() / kQK8_0) * kBlockBytes;
+DType r16_type_of(DType t) {
+  if (t == DType::kQ8_0) return DType::kQ8_0R16;
+  if (t == DType::kQ4_0) return DType::kQ4_0R16;
+  return t;
 }
 
-bool prefers_q8_0_r16() {
+DType plain_type_of(DType t) {
+  if (t == DType::kQ8_0R16) return DType::kQ8_0;
+  if (t == DType::kQ4_0R16) return DType::kQ4_0;
+  return t;
+}
+
+bool can_repack_r16(const TensorView& w) {
+  if (!w.present() || r16_type_of(w.type) == w.type || w.shape.size() != 2) return false;
+  if (w.rows() <= 0 || w.rows() % kR16Rows != 0 || w.cols() <= 0 || w.cols() % 32 != 0) return false;
+  return w.nbytes == static_cast<size_t>(w.rows()) * static_cast<size_t>(w.cols() / 32) * (2 + payload_of(w.type));
+}
+
+bool prefers_r16(DType t) {
   const IsaKernels* isa = active_isa_kernels();
-  return isa != nullptr && isa->find_matmul(DType::kQ8_0R16).rows != nullptr;
+  return isa != nullptr && r16_type_of(t) != t && isa->find_matmul(r16_type_of(t)).rows != nullptr;
 }
 
-void repack_q8_0_r16(uint8_t* data, int64_t rows, int64_t k) {
-  LLMOPT_CHECK(rows % kR16Rows == 0 && k % kQK8_0 == 0);
-  const int64_t nb = k / kQK8_0;
-  std::vector<uint8_t> plain(group_bytes(nb));
-  for (int64_t g = 0; g < rows / kR16Rows; ++g) {
-    uint8_t* base = data + static_cast<size_t>(g) * group_bytes(nb);
+void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
+  LLMOPT_CHECK(rows % kR16Rows == 0);
+  const Geometry g = geometry(t, k);
+  std::vector<uint8_t> plain(g.group_bytes());
+  for (int64_t grp = 0; grp < rows / kR16Rows; ++grp) {
+    uint8_t* base = data + static_cast<size_t>(grp) * g.group_bytes();
     std::memcpy(plain.data(), base, plain.size());
     for (int64_t j = 0; j < kR16Rows; ++j) {
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = plain.data() + static_cast<size_t>(j * nb + b) * kBlockBytes;
-        std::memcpy(base + scale_at(b, j), blk + offsetof(BlockQ8_0, d), 2);
-        for (int64_t c = 0; c < kQK8_0; ++c) base[code_at(nb, b, j, c)] = blk[offsetof(BlockQ8_0, qs) + c];
+      for (int64_t b = 0; b < g.nb; ++b) {
+        const uint8_t* blk = plain.data() + static_cast<size_t>(j * g.nb + b) * g.block_bytes();
+        std::memcpy(base + Geometry::scale_at(b, j), blk, 2);
+        for (int64_t i = 0; i < g.p; ++i) base[g.byte_at(b, j, i)] = blk[2 + i];
       }
     }
   }
 }
 
-void unpack_q8_0_r16(const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst) {
-  LLMOPT_CHECK(rows % kR16Rows == 0 && k % kQK8_0 == 0 && src != dst);
-  const int64_t nb = k / kQK8_0;
-  for (int64_t g = 0; g < rows / kR16Rows; ++g) {
-    const uint8_t* base = src + static_cast<size_t>(g) * group_bytes(nb);
-    uint8_t* out = dst + static_cast<size_t>(g) * group_bytes(nb);
+void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst) {
+  LLMOPT_CHECK(rows % kR16Rows == 0 && src != dst && is_r16(r));
+  const Geometry g = geometry(plain_type_of(r), k);
+  for (int64_t grp = 0; grp < rows / kR16Rows; ++grp) {
+    const uint8_t* base = src + static_cast<size_t>(grp) * g.group_bytes();
+    uint8_t* out = dst + static_cast<size_t>(grp) * g.group_bytes();
     for (int64_t j = 0; j < kR16Rows; ++j) {
-      for (int64_t b = 0; b < nb; ++b) {
-        uint8_t* blk = out + static_cast<size_t>(j * nb + b) * kBlockBytes;
-        std::memcpy(blk + offsetof(BlockQ8_0, d), base + scale_at(b, j), 2);
-        for (int64_t c = 0; c < kQK8_0; ++c) blk[offsetof(BlockQ8_0, qs) + c] = base[code_at(nb, b, j, c)];
+      for (int64_t b = 0; b < g.nb; ++b) {
+        uint8_t* blk = out + static_cast<size_t>(j * g.nb + b) * g.block_bytes();
+        std::memcpy(blk, base + Geometry::scale_at(b, j), 2);
+        for (int64_t i = 0; i < g.p; ++i) blk[2 + i] = base[g.byte_at(b, j, i)];
       }
     }
   }
 }
 
-void dequantize_q8_0_r16_row(const uint8_t* data, int64_t k, int64_t r, float* dst) {
-  LLMOPT_CHECK(r >= 0 && k % kQK8_0 == 0);
-  const int64_t nb = k / kQK8_0;
-  const uint8_t* base = data + static_cast<size_t>(r / kR16Rows) * group_bytes(nb);
+void dequantize_r16_row(DType rt, const uint8_t* data, int64_t k, int64_t r, float* dst) {
+  LLMOPT_CHECK(r >= 0 && is_r16(rt));
+  const DType plain = plain_type_of(rt);
+  const Geometry g = geometry(plain, k);
+  const uint8_t* base = data + static_cast<size_t>(r / kR16Rows) * g.group_bytes();
   const int64_t j = r % kR16Rows;
-  for (int64_t b = 0; b < nb; ++b) {
-    uint16_t h;
-    std::memcpy(&h, base + scale_at(b, j), 2);
-    const float d = fp16_to_fp32(h);
-    for (int64_t c = 0; c < kQK8_0; ++c) {
-      dst[b * kQK8_0 + c] = static_cast<float>(static_cast<int8_t>(base[code_at(nb, b, j, c)])) * d;
-    }
+  std::vector<uint8_t> row(static_cast<size_t>(g.nb) * g.block_bytes());
+  for (int64_t b = 0; b < g.nb; ++b) {
+    uint8_t* blk = row.data() + static_cast<size_t>(b) * g.block_bytes();
+    std::memcpy(blk, base + Geometry::scale_at(b, j), 2);
+    for (int64_t i = 0; i < g.p; ++i) blk[2 + i] = base[g.byte_at(b, j, i)];
   }
+  dequantize_row(plain, row.data(), dst, k);
 }
 
 }  // namespace llmopt::kernels

@@ -140,10 +140,10 @@ Status write_gguf_model(const WeightSource& src, const std::string& path, const 
   for (size_t i = 0; i < tensors.size(); ++i) {
     NamedTensor t = tensors[i];
     if (!t.view.present()) return error(src.origin() + ": tensor '" + t.name + "' has no data");
-    if (t.view.type == DType::kQ8_0R16) {  // regrouped in memory at load (kernels/repack.h): Q8_0 again
+    if (kernels::is_r16(t.view.type)) {  // regrouped in memory at load (kernels/repack.h): the file type again
       auto plain = std::make_unique<Storage>(t.view.nbytes);
-      kernels::unpack_q8_0_r16(t.view.data, t.view.rows(), t.view.cols(), plain->data());
-      t.view.type = DType::kQ8_0;
+      kernels::unpack_r16(t.view.type, t.view.data, t.view.rows(), t.view.cols(), plain->data());
+      t.view.type = kernels::plain_type_of(t.view.type);
       t.view.data = plain->data();
       keep.push_back(std::move(plain));
     }

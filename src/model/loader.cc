@@ -120,19 +120,19 @@ Result<std::shared_ptr<const WeightSource>> open_hf(const std::string& dir, cons
   return std::shared_ptr<const WeightSource>(std::move(src));
 }
 
-// LoadOptions::repack: Q8_0 matrices of whole 16-row groups, in place (the bytes are this process's
-// own copy of the file).
+// LoadOptions::repack: Q8_0 / Q4_0 matrices of whole 16-row groups, in place (the bytes are this
+// process's own copy of the file).
 void repack_weights(GgufFile& file) {
   std::vector<NamedTensor>* tensors = file.tensors_in_private_memory();
-  if (tensors == nullptr || !kernels::prefers_q8_0_r16()) return;
+  if (tensors == nullptr) return;
   int n = 0;
   for (NamedTensor& t : *tensors) {
-    if (!kernels::can_repack_q8_0_r16(t.view)) continue;
-    kernels::repack_q8_0_r16(const_cast<uint8_t*>(t.view.data), t.view.rows(), t.view.cols());
-    t.view.type = DType::kQ8_0R16;
+    if (!kernels::can_repack_r16(t.view) || !kernels::prefers_r16(t.view.type)) continue;
+    kernels::repack_r16(t.view.type, const_cast<uint8_t*>(t.view.data), t.view.rows(), t.view.cols());
+    t.view.type = kernels::r16_type_of(t.view.type);
     ++n;
   }
-  if (n > 0) log_debug("load: " + std::to_string(n) + " Q8_0 matrices regrouped by 16 rows for the int8 kernels");
+  if (n > 0) log_debug("load: " + std::to_string(n) + " matrices regrouped by 16 rows for the int8 kernels");
 }
 
 Result<std::shared_ptr<const WeightSource>> open_gguf(const std::string& path, const LoadOptions& opts) {

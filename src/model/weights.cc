@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 #include "kernels/rotate.h"
 
 namespace llmopt {
@@ -113,8 +114,8 @@ class Binder {
       return error("tensor '" + name + "' has type " + dtype_name(t.type) +
                    "; norm and bias tensors must be f32");
     }
-    // kQ8_0R16: Q8_0 rows regrouped at load (LoadOptions::repack), read through dequantize_view_row.
-    if (t.type != DType::kI8Ch && t.type != DType::kQ8_0R16 && !kernels::can_dequantize(t.type)) {
+    // Q8_0 / Q4_0 rows regrouped at load (LoadOptions::repack) are read through dequantize_view_row.
+    if (t.type != DType::kI8Ch && !kernels::is_r16(t.type) && !kernels::can_dequantize(t.type)) {
       return error("tensor '" + name + "' has type " + dtype_name(t.type) + ", which llmopt cannot compute with");
     }
     const DTypeInfo& info = dtype_info(t.type);

@@ -18,6 +18,7 @@
 
 #include "core/check.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 #include "runtime/kv/block_pool.h"
 
 namespace llmopt {
@@ -107,7 +108,7 @@ std::string model_label(const Model& model) {
   const Weights& w = model.weights();
   if (!w.layers.empty() && w.layers[0].w_up.present()) {
     const DType wt = w.layers[0].w_up.type;
-    std::string t = dtype_name(wt == DType::kQ8_0R16 ? DType::kQ8_0 : wt);  // as stored in the file
+    std::string t = dtype_name(kernels::plain_type_of(wt));  // as stored in the file
     for (auto& c : t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     name += " " + t;
   }

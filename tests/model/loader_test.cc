@@ -131,7 +131,7 @@ TEST(LoaderTinyStories, RepackedQ8GgufGivesTheSameLogitsAndWritesTheFileBack) {
   ASSERT_TRUE(plain.ok() && packed.ok());
   int n_packed = 0;
   for (const auto& t : (*packed)->source().tensors()) n_packed += t.view.type == DType::kQ8_0R16;
-  if (!kernels::prefers_q8_0_r16()) {
+  if (!kernels::prefers_r16(DType::kQ8_0)) {
     EXPECT_EQ(n_packed, 0) << "no kernel for the layout on " << kernels::isa_name() << ": nothing regrouped";
     GTEST_SKIP() << "the selected kernels (" << kernels::isa_name() << ") have no product for q8_0_r16";
   }

@@ -25,7 +25,7 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
   const int64_t n_out = w.shape[0];
   const int64_t k = w.shape[1];
   const TypeTraits* traits = find_type_traits(w.type);
-  const bool r16 = w.type == DType::kQ8_0R16;  // rows regrouped by 16 (repack.h)
+  const bool r16 = is_r16(w.type);  // rows regrouped by 16 (repack.h)
   LLMOPT_CHECK_MSG(r16 || (traits != nullptr && traits->dequantize_row != nullptr),
                    "matmul: weight type cannot be dequantized");
   const auto row_bytes = dtype_row_bytes(w.type, k);
@@ -46,7 +46,7 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
         if (f32_direct) {
           rows[t] = reinterpret_cast<const float*>(src);
         } else if (r16) {
-          dequantize_q8_0_r16_row(w.data, k, r0 + t, buf.data() + t * k);
+          dequantize_r16_row(w.type, w.data, k, r0 + t, buf.data() + t * k);
           rows[t] = buf.data() + t * k;
         } else {
           traits->dequantize_row(src, buf.data() + t * k, k);

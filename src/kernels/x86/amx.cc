@@ -31,7 +31,7 @@
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
-#include "kernels/x86/q8r16_x86.h"
+#include "kernels/x86/r16_x86.h"
 #include "kernels/x86/rows512_x86.h"
 #include "kernels/x86/vec_x86.h"
 
@@ -470,9 +470,9 @@ struct alignas(64) ActTileQ8 {
   int8_t qs[kAmxRows][32];  // activation row i's codes of this block
 };
 
-// The activation rows [16 t, 16 t + 16) of a.xq as nb ActTileQ8 (codes) and [nb][16] scales; rows past
-// the batch are zero.
-void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx) {
+// The activation rows [16 t, 16 t + 16) of a.xq as nb ActTileQ8 (codes), [nb][16] scales d and
+// [nb][16] s = d * sum(codes) (the term of a weight offset, Q4_0); rows past the batch are zero.
+void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx, float* sx) {
   const int64_t nb = a.k / kQK8_0;
   for (int64_t b = 0; b < nb; ++b) {
     for (int64_t i = 0; i < kAmxRows; ++i) {
@@ -481,19 +481,23 @@ void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx) {
         const BlockQ8Act& q = a.xq[row * nb + b];
         _mm256_store_si256(reinterpret_cast<__m256i*>(xs[b].qs[i]), _mm256_load_si256(reinterpret_cast<const __m256i*>(q.qs)));
         dx[b * kAmxRows + i] = q.d;
+        sx[b * kAmxRows + i] = q.s;
       } else {
         _mm256_store_si256(reinterpret_cast<__m256i*>(xs[b].qs[i]), _mm256_setzero_si256());
         dx[b * kAmxRows + i] = 0.0f;
+        sx[b * kAmxRows + i] = 0.0f;
       }
     }
   }
 }
 
 // One group of 16 weight rows (scales, codes: repack.h) against 16 activation rows, all blocks;
-// out[i]: activation row i against the 16 weight rows. pf: bytes to prefetch during the blocks (the
-// next group, when the weights stream from memory).
-void amx_q8r16_unit(const ActTileQ8* xs, const float* dx, const uint8_t* scales, const uint8_t* codes, int64_t nb,
-                    __m512 (&out)[kAmxRows], bool pf) {
+// out[i]: activation row i against the 16 weight rows. pf: prefetch the weight stream ahead (the
+// first pass over a Q8_0 group). kMin (Q4_0, codes 0..15): after each block's fma also
+// acc = fma(-8 d_w, s_x, acc), as every Q4_0 kernel does.
+template <bool kMin>
+void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const uint8_t* scales, const uint8_t* codes,
+                  int64_t nb, __m512 (&out)[kAmxRows], bool pf) {
   alignas(64) int32_t sums[2][kAmxRows * 16];
   // The weights are one stream (group after group): block b's share of it, far ahead into L2 and
   // near ahead into L1, as the decode kernels do. NOTE: on this machine's 300 MiB L3 no distance
@@ -522,10 +526,13 @@ void amx_q8r16_unit(const ActTileQ8* xs, const float* dx, const uint8_t* scales,
          a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
   auto epilogue = [&](int64_t b, const int32_t* s) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
+    [[maybe_unused]] const __m512 mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
     const float* d = dx + b * kAmxRows;
+    [[maybe_unused]] const float* sb = sx + b * kAmxRows;
     auto one = [&](__m512& acc, int i) {
       const __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * i));
       acc = _mm512_fmadd_ps(v, _mm512_mul_ps(dw, _mm512_set1_ps(d[i])), acc);
+      if constexpr (kMin) acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(sb[i]), acc);
     };
     one(a0, 0), one(a1, 1), one(a2, 2), one(a3, 3), one(a4, 4), one(a5, 5), one(a6, 6), one(a7, 7);
     one(a8, 8), one(a9, 9), one(a10, 10), one(a11, 11), one(a12, 12), one(a13, 13), one(a14, 14), one(a15, 15);
@@ -564,19 +571,20 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   const int64_t nb = a.k / kQK8_0;
   const int64_t n_xt = (a.m + kAmxRows - 1) / kAmxRows;
   const int64_t group_bytes = nb * kR16GroupBlockBytes;
-  thread_local std::vector<uint8_t> xbuf, dbuf;
+  thread_local std::vector<uint8_t> xbuf, dbuf, sbuf;
   // Passes over about 256 KiB of activations (they stay in L2 while the weight groups go by).
   const int64_t per_pass =
       std::max<int64_t>(1, (int64_t{256} << 10) / (nb * static_cast<int64_t>(sizeof(ActTileQ8))));
   ActTileQ8* xs = aligned64<ActTileQ8>(xbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb));
   float* dx = aligned64<float>(dbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb * kAmxRows));
+  float* sx = aligned64<float>(sbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb * kAmxRows));
   // A single pass packs its activations once per product (a.xq8_id names them), not once per row range.
   thread_local uint64_t packed_id = 0;
   const bool one_pass = n_xt <= per_pass;
   for (int64_t t0 = 0; t0 < n_xt; t0 += per_pass) {
     const int64_t t1 = std::min(n_xt, t0 + per_pass);
     if (!one_pass || a.xq8_id == 0 || packed_id != a.xq8_id) {
-      for (int64_t t = t0; t < t1; ++t) pack_act_tiles(a, t, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows);
+      for (int64_t t = t0; t < t1; ++t) pack_act_tiles(a, t, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows);
     }
     packed_id = one_pass ? a.xq8_id : 0;
     for (int64_t g = r0 / kAmxRows; g * kAmxRows < r1; ++g) {
@@ -585,8 +593,70 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
       for (int64_t t = t0; t < t1; ++t) {
         __m512 acc[kAmxRows];
         // The first pass streams the weights: they are prefetched during its first tile.
-        amx_q8r16_unit(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, base, base + nb * 32, nb, acc,
-                       t0 == 0 && t == t0);
+        amx_r16_unit<false>(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, nullptr, base, base + nb * 32, nb,
+                            acc, t0 == 0 && t == t0);
+        const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
+        for (int64_t i = 0; i < n_rows; ++i) {
+          const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[i], bias) : acc[i];
+          _mm512_storeu_ps(a.y + (i0 + i) * a.n_out + g * kAmxRows, v);
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+
+// DType::kQ4_0R16: each 16-row group's nibbles become byte codes 0..15 in the second operand's layout
+// (once per group and pass, for all its activation tiles), then the unit runs on them with the offset
+// term: the same exact block sums and float operations as every Q4_0 kernel.
+void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.m < kAmxMinRows) {
+    q4r16_rows_vnni(a, r0, r1);
+    return;
+  }
+  load_tile_config();
+  const int64_t nb = a.k / kQK8_0;
+  const int64_t n_xt = (a.m + kAmxRows - 1) / kAmxRows;
+  const int64_t group_bytes = nb * kR16Q4GroupBlockBytes;
+  thread_local std::vector<uint8_t> xbuf, dbuf, sbuf, wbuf;
+  const int64_t per_pass =
+      std::max<int64_t>(1, (int64_t{256} << 10) / (nb * static_cast<int64_t>(sizeof(ActTileQ8))));
+  ActTileQ8* xs = aligned64<ActTileQ8>(xbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb));
+  float* dx = aligned64<float>(dbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb * kAmxRows));
+  float* sx = aligned64<float>(sbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb * kAmxRows));
+  int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * 512));
+  thread_local uint64_t packed_id = 0;
+  const bool one_pass = n_xt <= per_pass;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int64_t t0 = 0; t0 < n_xt; t0 += per_pass) {
+    const int64_t t1 = std::min(n_xt, t0 + per_pass);
+    if (!one_pass || a.xq8_id == 0 || packed_id != a.xq8_id) {
+      for (int64_t t = t0; t < t1; ++t) pack_act_tiles(a, t, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows);
+    }
+    packed_id = one_pass ? a.xq8_id : 0;
+    for (int64_t g = r0 / kAmxRows; g * kAmxRows < r1; ++g) {
+      const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
+      const uint8_t* nib = base + nb * 32;
+      for (int64_t b = 0; b < nb; ++b) {
+        if (t0 == 0) {  // the first pass streams the weights: the next group's share of this block
+          for (int64_t off = 0; off < kR16Q4GroupBlockBytes; off += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(base + b * kR16Q4GroupBlockBytes + off + kPrefetchBytes),
+                         _MM_HINT_T1);
+          }
+        }
+        for (int p = 0; p < 4; ++p) {
+          const __m512i w = _mm512_loadu_si512(nib + b * 256 + 64 * p);
+          const __m512i lo = _mm512_and_si512(w, low4);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+          _mm512_store_si512(wq + b * 512 + 64 * p, lo);        // codes 4p .. 4p + 3
+          _mm512_store_si512(wq + b * 512 + 64 * (p + 4), hi);  // codes 16 + 4p ..
+        }
+      }
+      const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kAmxRows) : _mm512_setzero_ps();
+      for (int64_t t = t0; t < t1; ++t) {
+        __m512 acc[kAmxRows];
+        amx_r16_unit<true>(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows, base,
+                           reinterpret_cast<const uint8_t*>(wq), nb, acc, false);
         const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
         for (int64_t i = 0; i < n_rows; ++i) {
           const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[i], bias) : acc[i];
@@ -602,6 +672,8 @@ MatmulKernel find_matmul_amx(DType t) {
   switch (t) {
     case DType::kQ8_0R16:
       return {amx_q8r16_rows, ActForm::kQ8Blocks, kR16Rows};
+    case DType::kQ4_0R16:
+      return {amx_q4r16_rows, ActForm::kQ8Blocks, kR16Rows};
     case DType::kQ8_0:
       return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
     case DType::kQ4_0:

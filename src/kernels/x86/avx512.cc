@@ -7,7 +7,7 @@
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
-#include "kernels/x86/q8r16_x86.h"
+#include "kernels/x86/r16_x86.h"
 #include "kernels/x86/rows512_x86.h"
 #include "kernels/x86/vec_x86.h"
 
@@ -22,6 +22,7 @@ struct Avx512VnniOps {
 
 MatmulKernel find_matmul_avx512(DType t) {
   if (t == DType::kQ8_0R16) return {q8r16_rows_vnni, ActForm::kQ8Blocks, kR16Rows};
+  if (t == DType::kQ4_0R16) return {q4r16_rows_vnni, ActForm::kQ8Blocks, kR16Rows};
   return find_matmul_x86<Avx512VnniOps>(t);
 }
 

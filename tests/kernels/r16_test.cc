@@ -1,0 +1,149 @@
+// Q8_0 and Q4_0 weights regrouped by 16 rows (DType::kQ8_0R16 / kQ4_0R16, kernels/repack.h): the
+// layout against its documented byte formula, the exact inverse, and the products on every ISA
+// against the plain-layout kernels (the same exact integer block sums and the same float operations:
+// equal bits).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "kernels/isa_test_util.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/blocks.h"
+#include "kernels/ref/ref.h"
+#include "kernels/repack.h"
+
+namespace llmopt::kernels {
+namespace {
+
+using test::IsaGuard;
+using test::supported_isas;
+
+int64_t payload_bytes(DType t) { return t == DType::kQ8_0 ? 32 : 16; }
+
+// Random rows of t (Q8_0 / Q4_0): every payload byte value (-128 codes included), scales of either sign.
+std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
+  const size_t block = static_cast<size_t>(2 + payload_bytes(t));
+  std::vector<uint8_t> out(static_cast<size_t>(rows * (k / 32)) * block);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  for (auto& b : out) b = static_cast<uint8_t>(byte(rng));
+  for (size_t off = 0; off < out.size(); off += block) {
+    const uint16_t d = fp32_to_fp16(byte(rng) < 128 ? -scale(rng) : scale(rng));
+    std::memcpy(out.data() + off, &d, 2);
+  }
+  return out;
+}
+
+class KernelsR16 : public ::testing::TestWithParam<DType> {};
+
+TEST_P(KernelsR16, LayoutFollowsItsFormulaAndUnpacksExactly) {
+  const DType t = GetParam(), rt = r16_type_of(t);
+  ASSERT_NE(rt, t);
+  EXPECT_EQ(plain_type_of(rt), t);
+  const int64_t p = payload_bytes(t);
+  std::mt19937 rng(16);
+  for (int64_t k : {32, 96, 800}) {
+    const int64_t rows = 48, nb = k / 32, block = 2 + p;
+    const std::vector<uint8_t> plain = random_rows(t, rows, k, rng);
+    std::vector<uint8_t> packed = plain;
+    repack_r16(t, packed.data(), rows, k);
+    ASSERT_NE(packed, plain);
+    // repack.h: group g holds [nb][16] f16 scales, then payload byte i of block b of row j at
+    // nb * 32 + 16 P b + 64 (i / 4) + 4 j + i % 4.
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* group = packed.data() + (r / 16) * 16 * nb * block;
+      const int64_t j = r % 16;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = plain.data() + (r * nb + b) * block;
+        ASSERT_EQ(std::memcmp(group + 2 * (16 * b + j), blk, 2), 0) << "scale r=" << r << " b=" << b;
+        for (int64_t i = 0; i < p; ++i) {
+          ASSERT_EQ(group[nb * 32 + 16 * p * b + 64 * (i / 4) + 4 * j + i % 4], blk[2 + i])
+              << "payload r=" << r << " b=" << b << " i=" << i;
+        }
+      }
+      std::vector<float> want(static_cast<size_t>(k)), got(want.size());
+      dequantize_row(t, plain.data() + r * nb * block, want.data(), k);
+      dequantize_r16_row(rt, packed.data(), k, r, got.data());
+      ASSERT_EQ(want, got) << "row " << r;
+      const TensorView v{rt, {rows, k}, packed.data(), packed.size()};
+      dequantize_view_row(v, r, got.data());
+      ASSERT_EQ(want, got) << "view row " << r;
+    }
+    std::vector<uint8_t> back(plain.size());
+    unpack_r16(rt, packed.data(), rows, k, back.data());
+    EXPECT_EQ(back, plain);
+  }
+}
+
+TEST_P(KernelsR16, OnlyWholeGroupsAndNeverAFileType) {
+  const DType t = GetParam();
+  const size_t block = static_cast<size_t>(2 + payload_bytes(t));
+  std::vector<uint8_t> bytes(17 * block);
+  EXPECT_TRUE(can_repack_r16(TensorView{t, {16, 32}, bytes.data(), 16 * block}));
+  EXPECT_FALSE(can_repack_r16(TensorView{t, {17, 32}, bytes.data(), 17 * block}));
+  EXPECT_FALSE(can_repack_r16(TensorView{t, {16, 32}, bytes.data(), 16 * block - 1}));
+  EXPECT_FALSE(can_repack_r16(TensorView{DType::kQ4_1, {16, 32}, bytes.data(), 16 * 20}));
+  const DType rt = r16_type_of(t);
+  EXPECT_FALSE(dtype_from_name(dtype_name(rt)).has_value()) << "not a type a file or a flag may name";
+  EXPECT_FALSE(dtype_info(static_cast<uint32_t>(rt)).has_value());
+}
+
+// Products against the regrouped weights equal, bit for bit, those against the same rows in the file
+// layout on the AVX2 kernels (another layout and other code) on the ISAs with a kernel for the layout
+// (AVX-512, AMX), one row to several 16-row activation tiles, 1 and 3 threads, odd and even block
+// counts; elsewhere the reference path against the reference path. Each row also equals its one-row
+// call (batch invariance).
+TEST_P(KernelsR16, ProductsEqualThePlainLayoutOnEveryIsa) {
+  IsaGuard guard;
+  const DType t = GetParam(), rt = r16_type_of(t);
+  std::mt19937 rng(1616);
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  ThreadPool pool1(1), pool3(3);
+  for (int64_t k : {32, 288, 1024}) {
+    for (int64_t n_out : {16, 48, 160}) {
+      const std::vector<uint8_t> plain = random_rows(t, n_out, k, rng);
+      std::vector<uint8_t> packed = plain;
+      repack_r16(t, packed.data(), n_out, k);
+      const TensorView wq{t, {n_out, k}, plain.data(), plain.size()};
+      const TensorView wr{rt, {n_out, k}, packed.data(), packed.size()};
+      std::vector<float> bias(static_cast<size_t>(n_out));
+      for (auto& v : bias) v = val(rng);
+      for (int64_t m : {1, 2, 3, 4, 5, 7, 15, 16, 17, 33}) {
+        std::vector<float> x(static_cast<size_t>(m * k));
+        for (auto& v : x) v = val(rng);
+        for (Isa isa : supported_isas()) {
+          SCOPED_TRACE(std::string(dtype_name(rt)) + " " + isa_name(isa) + " m=" + std::to_string(m) +
+                       " k=" + std::to_string(k) + " n_out=" + std::to_string(n_out));
+          // ISAs without a kernel for the layout take the reference path: compare with it there.
+          set_isa(isa);
+          set_isa(prefers_r16(t) ? Isa::kAvx2 : Isa::kRef);
+          std::vector<float> want(static_cast<size_t>(m * n_out)), got(want.size()), got3(want.size());
+          matmul_bias(wq, bias.data(), x.data(), m, want.data(), pool1);
+          set_isa(isa);
+          matmul_bias(wr, bias.data(), x.data(), m, got.data(), pool1);
+          matmul_bias(wr, bias.data(), x.data(), m, got3.data(), pool3);
+          for (size_t i = 0; i < want.size(); ++i) {
+            ASSERT_EQ(got[i], want[i]) << "element " << i;
+            ASSERT_EQ(got3[i], want[i]) << "3 threads, element " << i;
+          }
+          std::vector<float> y1(static_cast<size_t>(n_out));
+          for (int64_t i = 0; i < m; ++i) {
+            matmul_bias(wr, bias.data(), x.data() + i * k, 1, y1.data(), pool3);
+            for (int64_t j = 0; j < n_out; ++j) ASSERT_EQ(y1[j], got[i * n_out + j]) << "row " << i << " col " << j;
+          }
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16, ::testing::Values(DType::kQ8_0, DType::kQ4_0),
+                         [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace llmopt::kernels
