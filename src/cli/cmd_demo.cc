@@ -85,6 +85,7 @@ Command register_demo(CLI::App& app) {
             }
             LoadOptions lo;
             lo.tokenizer_path = args->tokenizer;
+            lo.repack = true;
             auto loaded = load_model(path, lo);
             if (!loaded.ok()) return fail(loaded.status());
             const Model& model = **loaded;

@@ -173,7 +173,7 @@ Command register_distill_data(CLI::App& app) {
       "distill-data",
       "Generate distillation data: the target continues each prompt and every generated token is stored "
       "with the target's top-k next-token distribution (for `llmopt train --distill-from`)");
-  add_model_args(sub, a->model);
+  add_model_args(sub, a->model, /*with_threads=*/true, /*with_repack=*/false);
   sub->add_option("--prompts", a->prompts,
                   "Prompt file: one per line; 'chat: TEXT' uses the model's chat template; '\\n' is a newline; "
                   "'#' starts a comment")

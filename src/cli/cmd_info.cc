@@ -14,7 +14,7 @@ Command register_info(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("info", "Describe a model: architecture, hyperparameters, tokenizer, tensors");
-  add_model_args(sub, args->model, /*with_threads=*/false);
+  add_model_args(sub, args->model, /*with_threads=*/false, /*with_repack=*/false);
   sub->add_flag("--metadata", args->metadata, "Also print every metadata key (long arrays abbreviated)");
   return {sub, [args]() -> int {
             args->model.mmap = true;  // the weights are not run: map rather than read them

@@ -209,7 +209,9 @@ Command register_serve_bench(CLI::App& app) {
             speculation.ngram = args->spec_ngram;
             speculation.k = args->spec_k;
             if (!args->spec_draft.empty()) {
-              auto d = load_model(args->spec_draft);
+              LoadOptions dlo;
+              dlo.repack = true;
+              auto d = load_model(args->spec_draft, dlo);
               if (!d.ok()) return fail(d.status().with_context(args->spec_draft));
               speculation.draft = std::shared_ptr<const Model>(std::move(*d));
             }

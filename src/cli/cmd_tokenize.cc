@@ -16,7 +16,7 @@ Command register_tokenize(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids (and pieces) of a text");
-  add_model_args(sub, args->model, /*with_threads=*/false);
+  add_model_args(sub, args->model, /*with_threads=*/false, /*with_repack=*/false);
   auto* p = sub->add_option("-p,--prompt", args->prompt, "Text to tokenize");
   auto* f = sub->add_option("-f,--file", args->file, "Tokenize the contents of this file instead");
   p->excludes(f);

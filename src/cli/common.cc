@@ -9,7 +9,7 @@
 
 namespace llmopt::cli {
 
-void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads) {
+void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads, bool with_repack) {
   app->add_option("-m,--model", args.model,
                   "Model: a .gguf file, a Hugging Face directory (config.json + safetensors) or a llama2.c .bin")
       ->required();
@@ -17,10 +17,12 @@ void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads) {
   app->add_flag("--mmap", args.mmap,
                 "Map a GGUF model file instead of reading it into memory (shared between processes and paged "
                 "in on demand; the default read into huge pages decodes faster)");
-  app->add_flag("--no-repack", args.no_repack,
-                "Keep Q8_0 / Q4_0 weight matrices in their file layout (by default, where the CPU has AVX-512 VNNI, "
-                "they are regrouped by 16 rows in memory at load for faster int8 products: same memory, same "
-                "results, bit for bit)");
+  if (with_repack) {
+    app->add_flag("--no-repack", args.no_repack,
+                "Keep the model's Q8_0 / Q4_0 weight matrices in their file layout (by default, where the CPU has "
+                "AVX-512 VNNI, they are regrouped by 16 rows in memory at load for faster int8 products: same "
+                "memory, same results, bit for bit)");
+  }
   if (with_threads) {
     app->add_option("-t,--threads", args.threads, "Threads (default: number of physical cores)")
         ->check(CLI::Range(0, 1024));

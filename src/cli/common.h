@@ -21,8 +21,8 @@ struct ModelArgs {
   bool no_repack = false;       // --no-repack: keep Q8_0 / Q4_0 matrices in their file layout
 };
 
-// -m, --tokenizer and, with_threads, -t and --kv-type.
-void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads = true);
+// -m, --tokenizer, --mmap, with_threads -t and --kv-type, with_repack --no-repack.
+void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads = true, bool with_repack = true);
 void add_kv_type_arg(CLI::App* app, ModelArgs& args);  // --kv-type f16|f32 (applied by load_or_report)
 int resolve_threads(int requested);
 // --outtype of `convert` and `synth`: the weight matrices' type, written by llama.cpp's reference

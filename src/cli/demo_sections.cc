@@ -90,7 +90,9 @@ Status demo_types(const Model& model, const std::string& model_path, const std::
       co.requantize = true;
       co.pool = &pool;
       LLMOPT_RETURN_IF_ERROR(write_gguf_model(model.source(), path, co));
-      auto loaded = load_model(path);
+      LoadOptions lo;
+      lo.repack = true;
+      auto loaded = load_model(path, lo);
       std::filesystem::remove(path);
       if (!loaded.ok()) return loaded.status();
       converted = std::move(loaded).value();
@@ -156,7 +158,9 @@ Status demo_draft_model(const Model& model, const std::string& draft_path, Threa
                 "`llmopt demo --draft FILE`)\n");
     return ok_status();
   }
-  auto loaded = load_model(draft_path);
+  LoadOptions lo;
+  lo.repack = true;
+  auto loaded = load_model(draft_path, lo);
   if (!loaded.ok()) return loaded.status().with_context(draft_path);
   std::shared_ptr<const Model> draft(std::move(*loaded));
   LLMOPT_RETURN_IF_ERROR(check_same_vocab(model, *draft));

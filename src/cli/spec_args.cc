@@ -32,7 +32,9 @@ Result<std::unique_ptr<Drafter>> make_drafter(const SpecArgs& args, const Model&
   std::shared_ptr<const Model> draft;
   std::string label;
   if (!args.draft.empty()) {
-    auto m = load_model(args.draft);
+    LoadOptions lo;
+    lo.repack = true;
+    auto m = load_model(args.draft, lo);
     if (!m.ok()) return m.status().with_context(args.draft);
     draft = std::move(m).value();
     label = "draft " + args.draft;

@@ -55,6 +55,24 @@ TEST(CliTest, GenerateWithoutKvCacheGivesSameText) {
   EXPECT_NE(b.err.find("KV cache off"), std::string::npos);
 }
 
+// Q8_0 matrices regrouped at load (the default where the kernels have the layout) and kept in the
+// file layout (--no-repack) give the same sampled text and perplexity; `info` shows the file's types.
+TEST(CliTest, RepackedAndFileLayoutGiveTheSameOutputs) {
+  const char* kQ8 = "models/tinystories-656k/TinyStories-656K-Q8_0.gguf";
+  LLMOPT_REQUIRE_DATA(kQ8);
+  const std::string m = q(test::data_path(kQ8));
+  const std::string gen = bin() + " generate -m " + m + " -p 'Once upon a time' -n 48 --temp 0.8 --seed 3";
+  auto a = run_command(gen);
+  auto b = run_command(gen + " --no-repack");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  auto info = run_command(bin() + " info -m " + m);
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("q8_0"), std::string::npos);
+  EXPECT_EQ(info.out.find("r16"), std::string::npos) << info.out;
+}
+
 TEST(CliTest, TokenizeIdsIsJson) {
   LLMOPT_REQUIRE_DATA(kStory260K);
   auto r = run_command(bin() + " tokenize -m " + q(test::data_path(kStory260K)) + " -p 'Hello world' --ids");

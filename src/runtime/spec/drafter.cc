@@ -119,7 +119,9 @@ Result<std::shared_ptr<const Model>> make_self_draft(const Model& target, DType 
     fs::remove(path, ec);
     return error("making the self-draft: " + st.message());
   }
-  auto m = load_model(path.string());
+  LoadOptions lo;
+  lo.repack = true;  // the draft only runs
+  auto m = load_model(path.string(), lo);
   std::error_code ec;
   fs::remove(path, ec);  // the mapping stays valid after the name is gone
   if (!m.ok()) return error("loading the self-draft: " + m.status().message());
