@@ -25,8 +25,9 @@ struct MatmulArgs {
   const BlockQ8Act* xq = nullptr;  // [m][k / 32] quantized activations (block weight types)
   // The same, interleaved by 8 rows ([ceil(m / 8)][k / 32]), for batches of kMinInterleaveRows rows or more.
   const BlockQ8x8* xq8 = nullptr;
-  // Names the contents of xq8 (a new number for each interleaving, 0: unnamed), so that a kernel that
-  // repacks them for itself (the AMX tiles) does it once per product rather than once per row range.
+  // Names the activations of this product (a new number for each product of kMinInterleaveRows rows
+  // or more, 0: unnamed), so that a kernel that repacks them for itself (the AMX tiles) does it once
+  // per product rather than once per row range.
   uint64_t xq8_id = 0;
   // DType::kI8Ch: activation codes [m][k_pad] (k_pad = k rounded up to 32, zero-padded), one scale per
   // activation row, one scale per weight row.
@@ -56,6 +57,9 @@ struct MatmulKernel {
   // Row ranges handed to `rows` start at multiples of this (weights stored in groups of rows:
   // kQ8_0R16, kQ4_0R16); kMatmulRowAlign when smaller.
   int64_t row_align = 0;
+  // kQ8Blocks kernels that never read MatmulArgs::xq8 (the regrouped layouts pack xq themselves):
+  // a product made only of such kernels skips the interleaving.
+  bool row_major_only = false;
 };
 
 struct IsaKernels {

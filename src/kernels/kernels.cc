@@ -349,9 +349,9 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
   for (size_t j = 0; j < jobs.size(); ++j) {
     if (kernel[j].act == ActForm::kQ8Blocks) {
       if (xq == nullptr) xq = quantize_q8_blocks(isa, x, m, a[j].k, pool);
-      if (xq8 == nullptr && m >= kMinInterleaveRows) {
+      if (xq8_id == 0 && m >= kMinInterleaveRows) xq8_id = next_xq8_id.fetch_add(1, std::memory_order_relaxed) + 1;
+      if (xq8 == nullptr && m >= kMinInterleaveRows && !kernel[j].row_major_only) {
         xq8 = interleave_q8_blocks(xq, m, a[j].k / kQK8_0, pool);
-        xq8_id = next_xq8_id.fetch_add(1, std::memory_order_relaxed) + 1;
       }
       a[j].xq = xq;
       a[j].xq8 = xq8;

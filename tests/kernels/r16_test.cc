@@ -142,6 +142,41 @@ TEST_P(KernelsR16, ProductsEqualThePlainLayoutOnEveryIsa) {
   }
 }
 
+// One input, several products (as Q, K, V): regrouped weights first, then one in the file layout
+// (which reads the interleaved activations the regrouped kernels skip), then a Q4_0 regrouped one;
+// every output equals its own matmul_bias, on every ISA, below and above the interleaving threshold.
+TEST(KernelsR16Multi, MixedLayoutsInOneProductEqualSeparateProducts) {
+  IsaGuard guard;
+  ThreadPool pool(2);
+  std::mt19937 rng(161);
+  const int64_t k = 288;
+  std::vector<uint8_t> a = random_rows(DType::kQ8_0, 48, k, rng), b = random_rows(DType::kQ8_0, 40, k, rng),
+                       c = random_rows(DType::kQ4_0, 32, k, rng);
+  repack_r16(DType::kQ8_0, a.data(), 48, k);
+  repack_r16(DType::kQ4_0, c.data(), 32, k);
+  const TensorView wa{DType::kQ8_0R16, {48, k}, a.data(), a.size()};
+  const TensorView wb{DType::kQ8_0, {40, k}, b.data(), b.size()};
+  const TensorView wc{DType::kQ4_0R16, {32, k}, c.data(), c.size()};
+  const TensorView* ws[3] = {&wa, &wb, &wc};
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (int64_t m : {1, 5, 17, 40}) {
+      std::vector<float> x(static_cast<size_t>(m * k));
+      for (auto& v : x) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+      std::vector<std::vector<float>> want(3), got(3);
+      std::vector<MatmulJob> jobs;
+      for (int j = 0; j < 3; ++j) {
+        want[j].assign(static_cast<size_t>(m * ws[j]->rows()), 0.0f);
+        got[j].assign(want[j].size(), -1.0f);
+        matmul_bias(*ws[j], nullptr, x.data(), m, want[j].data(), pool);
+        jobs.push_back({ws[j], nullptr, got[j].data()});
+      }
+      matmul_multi(jobs, x.data(), m, pool);
+      for (int j = 0; j < 3; ++j) EXPECT_EQ(got[j], want[j]) << isa_name(isa) << " m=" << m << " job " << j;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16, ::testing::Values(DType::kQ8_0, DType::kQ4_0),
                          [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
 

@@ -671,9 +671,9 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
 MatmulKernel find_matmul_amx(DType t) {
   switch (t) {
     case DType::kQ8_0R16:
-      return {amx_q8r16_rows, ActForm::kQ8Blocks, kR16Rows};
+      return {amx_q8r16_rows, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ4_0R16:
-      return {amx_q4r16_rows, ActForm::kQ8Blocks, kR16Rows};
+      return {amx_q4r16_rows, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ8_0:
       return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
     case DType::kQ4_0:
