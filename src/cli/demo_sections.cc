@@ -63,7 +63,7 @@ Status demo_types(const Model& model, const std::string& model_path, const std::
   std::printf("\n## Weight types: the model as loaded, and re-written by llmopt\n\n");
   if (source_quantized) {
     std::printf("The file is already %s: the other rows are dequantized and re-quantized from it, so they\n"
-                "carry its rounding error too (F16 is the %s weights, exactly, in F16).\n\n",
+                "carry its rounding error too (F32 and F16 hold the %s weights exactly).\n\n",
                 shipped.c_str(), shipped.c_str());
   }
   std::printf("| %-16s | %10s | %10s | %12s | %14s |\n", "weights", "size", "perplexity", "prefill t/s",
@@ -75,7 +75,7 @@ Status demo_types(const Model& model, const std::string& model_path, const std::
     bool as_loaded;
   };
   std::vector<Variant> variants = {{shipped + " (as loaded)", DType::kF32, true}};
-  for (DType t : {DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
     if (dtype_name(t) == shipped) continue;
     variants.push_back({dtype_name(t), t, false});
   }
