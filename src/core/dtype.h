@@ -43,6 +43,7 @@ enum class DType : uint32_t {
   // memory at load for the int8 kernels (kernels/repack.h). Same bytes per row as Q8_0.
   kQ8_0R16 = 1026,
   kQ4_0R16 = 1027,  // the same for Q4_0
+  kQ4_1R16 = 1028,  // and Q4_1
 };
 
 struct DTypeInfo {

@@ -1,4 +1,4 @@
-// The regrouped Q8_0 / Q4_0 layouts (repack.h): plain scalar code, run once per tensor at load or write.
+// The regrouped Q8_0 / Q4_0 / Q4_1 layouts (repack.h): plain scalar code, run once per tensor at load or write.
 #include "kernels/repack.h"
 
 #include <cstring>
@@ -12,22 +12,33 @@
 namespace llmopt::kernels {
 namespace {
 
-// Payload bytes per block (after the f16 scale).
+// f16 values at the head of a block (d; Q4_1: d, m) and payload bytes after them.
+int64_t halves_of(DType plain) { return plain == DType::kQ4_1 ? 2 : 1; }
 int64_t payload_of(DType plain) { return plain == DType::kQ8_0 ? kQK8_0 : kQK4_0 / 2; }
 
 struct Geometry {
-  int64_t nb, p;
-  size_t block_bytes() const { return static_cast<size_t>(2 + p); }
+  int64_t nb, h, p;
+  size_t block_bytes() const { return static_cast<size_t>(2 * h + p); }
   size_t group_bytes() const { return static_cast<size_t>(kR16Rows * nb) * block_bytes(); }
-  static size_t scale_at(int64_t b, int64_t j) { return static_cast<size_t>(2 * (kR16Rows * b + j)); }
+  // f16 number v (0: d, 1: m) of block b of row j
+  size_t half_at(int64_t v, int64_t b, int64_t j) const { return static_cast<size_t>(nb * 32 * v + 2 * (kR16Rows * b + j)); }
   size_t byte_at(int64_t b, int64_t j, int64_t i) const {
-    return static_cast<size_t>(nb * 32 + kR16Rows * p * b + 64 * (i / 4) + 4 * j + i % 4);
+    return static_cast<size_t>(nb * 32 * h + kR16Rows * p * b + 64 * (i / 4) + 4 * j + i % 4);
+  }
+  // A plain block's bytes into the group, and back.
+  void to_group(uint8_t* group, const uint8_t* blk, int64_t b, int64_t j) const {
+    for (int64_t v = 0; v < h; ++v) std::memcpy(group + half_at(v, b, j), blk + 2 * v, 2);
+    for (int64_t i = 0; i < p; ++i) group[byte_at(b, j, i)] = blk[2 * h + i];
+  }
+  void to_block(const uint8_t* group, uint8_t* blk, int64_t b, int64_t j) const {
+    for (int64_t v = 0; v < h; ++v) std::memcpy(blk + 2 * v, group + half_at(v, b, j), 2);
+    for (int64_t i = 0; i < p; ++i) blk[2 * h + i] = group[byte_at(b, j, i)];
   }
 };
 
 Geometry geometry(DType plain, int64_t k) {
-  LLMOPT_CHECK((plain == DType::kQ8_0 || plain == DType::kQ4_0) && k % 32 == 0);
-  return {k / 32, payload_of(plain)};
+  LLMOPT_CHECK((plain == DType::kQ8_0 || plain == DType::kQ4_0 || plain == DType::kQ4_1) && k % 32 == 0);
+  return {k / 32, halves_of(plain), payload_of(plain)};
 }
 
 }  // namespace
@@ -35,19 +46,22 @@ Geometry geometry(DType plain, int64_t k) {
 DType r16_type_of(DType t) {
   if (t == DType::kQ8_0) return DType::kQ8_0R16;
   if (t == DType::kQ4_0) return DType::kQ4_0R16;
+  if (t == DType::kQ4_1) return DType::kQ4_1R16;
   return t;
 }
 
 DType plain_type_of(DType t) {
   if (t == DType::kQ8_0R16) return DType::kQ8_0;
   if (t == DType::kQ4_0R16) return DType::kQ4_0;
+  if (t == DType::kQ4_1R16) return DType::kQ4_1;
   return t;
 }
 
 bool can_repack_r16(const TensorView& w) {
   if (!w.present() || r16_type_of(w.type) == w.type || w.shape.size() != 2) return false;
   if (w.rows() <= 0 || w.rows() % kR16Rows != 0 || w.cols() <= 0 || w.cols() % 32 != 0) return false;
-  return w.nbytes == static_cast<size_t>(w.rows()) * static_cast<size_t>(w.cols() / 32) * (2 + payload_of(w.type));
+  return w.nbytes == static_cast<size_t>(w.rows()) * static_cast<size_t>(w.cols() / 32) *
+                        static_cast<size_t>(2 * halves_of(w.type) + payload_of(w.type));
 }
 
 bool prefers_r16(DType t) {
@@ -64,9 +78,7 @@ void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
     std::memcpy(plain.data(), base, plain.size());
     for (int64_t j = 0; j < kR16Rows; ++j) {
       for (int64_t b = 0; b < g.nb; ++b) {
-        const uint8_t* blk = plain.data() + static_cast<size_t>(j * g.nb + b) * g.block_bytes();
-        std::memcpy(base + Geometry::scale_at(b, j), blk, 2);
-        for (int64_t i = 0; i < g.p; ++i) base[g.byte_at(b, j, i)] = blk[2 + i];
+        g.to_group(base, plain.data() + static_cast<size_t>(j * g.nb + b) * g.block_bytes(), b, j);
       }
     }
   }
@@ -80,9 +92,7 @@ void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* d
     uint8_t* out = dst + static_cast<size_t>(grp) * g.group_bytes();
     for (int64_t j = 0; j < kR16Rows; ++j) {
       for (int64_t b = 0; b < g.nb; ++b) {
-        uint8_t* blk = out + static_cast<size_t>(j * g.nb + b) * g.block_bytes();
-        std::memcpy(blk, base + Geometry::scale_at(b, j), 2);
-        for (int64_t i = 0; i < g.p; ++i) blk[2 + i] = base[g.byte_at(b, j, i)];
+        g.to_block(base, out + static_cast<size_t>(j * g.nb + b) * g.block_bytes(), b, j);
       }
     }
   }
@@ -96,9 +106,7 @@ void dequantize_r16_row(DType rt, const uint8_t* data, int64_t k, int64_t r, flo
   const int64_t j = r % kR16Rows;
   std::vector<uint8_t> row(static_cast<size_t>(g.nb) * g.block_bytes());
   for (int64_t b = 0; b < g.nb; ++b) {
-    uint8_t* blk = row.data() + static_cast<size_t>(b) * g.block_bytes();
-    std::memcpy(blk, base + Geometry::scale_at(b, j), 2);
-    for (int64_t i = 0; i < g.p; ++i) blk[2 + i] = base[g.byte_at(b, j, i)];
+    g.to_block(base, row.data() + static_cast<size_t>(b) * g.block_bytes(), b, j);
   }
   dequantize_row(plain, row.data(), dst, k);
 }

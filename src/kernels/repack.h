@@ -1,19 +1,20 @@
-// Q8_0 and Q4_0 weights regrouped by 16 rows at load (DType::kQ8_0R16, kQ4_0R16), for the int8 tile
+// Q8_0, Q4_0 and Q4_1 weights regrouped by 16 rows at load (DType::kQ8_0R16, kQ4_0R16, kQ4_1R16), for the int8 tile
 // (AMX) and VNNI kernels. Not a file format: the loader rewrites such a tensor in place when the
 // selected kernels have a fast product for the layout (LoadOptions::repack), and write_gguf_model
 // turns it back into the file type's bytes, exactly.
 //
-// Rows come in groups of 16 (the tensor's row count must be a multiple of 16). A block of either type
-// is an f16 scale d and P payload bytes (Q8_0: P = 32 codes; Q4_0: P = 16 bytes, element i in the low
-// nibble of byte i and element i + 16 in its high nibble). Group g takes the bytes of its 16 rows
-// (16 x nb blocks, nb = k / 32) and holds, in order:
+// Rows come in groups of 16 (the tensor's row count must be a multiple of 16). A block of these types
+// is H f16 values (d; Q4_1: d, m) and P payload bytes (Q8_0: P = 32 codes; Q4_0 / Q4_1: P = 16 bytes,
+// element i in the low nibble of byte i and element i + 16 in its high nibble). Group g takes the
+// bytes of its 16 rows (16 x nb blocks, nb = k / 32) and holds, in order:
 //   scales:  [nb][16] f16           the d of block b of row j at 2 * (16 b + j)
-//   payload: [nb][P / 4][16][4]     payload byte i of block b of row j at nb * 32 + 16 P b + 64 (i / 4) + 4 j + i % 4
+//   mins:    [nb][16] f16 (Q4_1)    its m at nb * 32 + 2 * (16 b + j)
+//   payload: [nb][P / 4][16][4]     payload byte i of block b of row j at nb * 32 H + 16 P b + 64 (i / 4) + 4 j + i % 4
 // so one block of the 16 rows is 32 bytes of scales and 16 P contiguous bytes, 4 consecutive payload
 // bytes of each of the 16 rows per 64 bytes: the layout of the second operand of an int8 tile
 // product, and what one VNNI product against a broadcast group of 4 activation codes reads (the 16
-// rows' sums in the 16 lanes of one register). For Q4_0 the low nibbles of 64 bytes are elements
-// 4q .. 4q + 3 (q = i / 4) of the 16 rows and the high nibbles elements 16 + 4q .. 16 + 4q + 3.
+// rows' sums in the 16 lanes of one register). For Q4_0 / Q4_1 the low nibbles of 64 bytes are
+// elements 4q .. 4q + 3 (q = i / 4) of the 16 rows and the high nibbles elements 16 + 4q .. 16 + 4q + 3.
 #pragma once
 
 #include <cstddef>
@@ -26,19 +27,20 @@ namespace llmopt::kernels {
 
 constexpr int64_t kR16Rows = 16;
 
-// The regrouped type of a file type (kQ8_0 -> kQ8_0R16, kQ4_0 -> kQ4_0R16), or t itself when it has none.
+// The regrouped type of a file type (kQ8_0 -> kQ8_0R16, kQ4_0 -> kQ4_0R16, kQ4_1 -> kQ4_1R16), or t
+// itself when it has none.
 DType r16_type_of(DType t);
 // The file type of a regrouped type (kQ8_0R16 -> kQ8_0, ...), or t itself.
 DType plain_type_of(DType t);
 inline bool is_r16(DType t) { return plain_type_of(t) != t; }
-// True if w is a 2-D Q8_0 / Q4_0 tensor whose rows can be grouped by 16.
+// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 tensor whose rows can be grouped by 16.
 bool can_repack_r16(const TensorView& w);
 // True if the selected ISA computes products against r16_type_of(t) with a fast kernel (the layout pays).
 bool prefers_r16(DType t);
-// Rewrites `rows` rows of type t (Q8_0 / Q4_0) of k elements at data (rows % 16 == 0) into the
+// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1) of k elements at data (rows % 16 == 0) into the
 // regrouped layout, in place.
 void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k);
-// The inverse: regrouped bytes of type r (kQ8_0R16 / kQ4_0R16) at src -> plain rows at dst (the same
+// The inverse: regrouped bytes of type r (kQ8_0R16 / kQ4_0R16 / kQ4_1R16) at src -> plain rows at dst (the same
 // size; src != dst).
 void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst);
 // Row r of a regrouped tensor (type rt) of k columns, as f32 (the values dequantize_row gives the plain row).

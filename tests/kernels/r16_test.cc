@@ -1,4 +1,5 @@
-// Q8_0 and Q4_0 weights regrouped by 16 rows (DType::kQ8_0R16 / kQ4_0R16, kernels/repack.h): the
+// Q8_0, Q4_0 and Q4_1 weights regrouped by 16 rows (DType::kQ8_0R16 / kQ4_0R16 / kQ4_1R16,
+// kernels/repack.h): the
 // layout against its documented byte formula, the exact inverse, and the products on every ISA
 // against the plain-layout kernels (the same exact integer block sums and the same float operations:
 // equal bits).
@@ -24,17 +25,21 @@ using test::IsaGuard;
 using test::supported_isas;
 
 int64_t payload_bytes(DType t) { return t == DType::kQ8_0 ? 32 : 16; }
+int64_t halves(DType t) { return t == DType::kQ4_1 ? 2 : 1; }  // f16 values at a block's head
 
-// Random rows of t (Q8_0 / Q4_0): every payload byte value (-128 codes included), scales of either sign.
+// Random rows of t (Q8_0 / Q4_0 / Q4_1): every payload byte value (-128 codes included), scales (and
+// mins) of either sign.
 std::vector<uint8_t> random_rows(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
-  const size_t block = static_cast<size_t>(2 + payload_bytes(t));
+  const size_t block = static_cast<size_t>(2 * halves(t) + payload_bytes(t));
   std::vector<uint8_t> out(static_cast<size_t>(rows * (k / 32)) * block);
   std::uniform_int_distribution<int> byte(0, 255);
   std::uniform_real_distribution<float> scale(0.001f, 0.05f);
   for (auto& b : out) b = static_cast<uint8_t>(byte(rng));
   for (size_t off = 0; off < out.size(); off += block) {
-    const uint16_t d = fp32_to_fp16(byte(rng) < 128 ? -scale(rng) : scale(rng));
-    std::memcpy(out.data() + off, &d, 2);
+    for (int64_t v = 0; v < halves(t); ++v) {
+      const uint16_t d = fp32_to_fp16(byte(rng) < 128 ? -scale(rng) : scale(rng));
+      std::memcpy(out.data() + off + 2 * v, &d, 2);
+    }
   }
   return out;
 }
@@ -45,24 +50,27 @@ TEST_P(KernelsR16, LayoutFollowsItsFormulaAndUnpacksExactly) {
   const DType t = GetParam(), rt = r16_type_of(t);
   ASSERT_NE(rt, t);
   EXPECT_EQ(plain_type_of(rt), t);
-  const int64_t p = payload_bytes(t);
+  const int64_t p = payload_bytes(t), h = halves(t);
   std::mt19937 rng(16);
   for (int64_t k : {32, 96, 800}) {
-    const int64_t rows = 48, nb = k / 32, block = 2 + p;
+    const int64_t rows = 48, nb = k / 32, block = 2 * h + p;
     const std::vector<uint8_t> plain = random_rows(t, rows, k, rng);
     std::vector<uint8_t> packed = plain;
     repack_r16(t, packed.data(), rows, k);
     ASSERT_NE(packed, plain);
-    // repack.h: group g holds [nb][16] f16 scales, then payload byte i of block b of row j at
-    // nb * 32 + 16 P b + 64 (i / 4) + 4 j + i % 4.
+    // repack.h: group g holds [nb][16] f16 scales, (Q4_1) [nb][16] f16 mins, then payload byte i of
+    // block b of row j at nb * 32 H + 16 P b + 64 (i / 4) + 4 j + i % 4.
     for (int64_t r = 0; r < rows; ++r) {
       const uint8_t* group = packed.data() + (r / 16) * 16 * nb * block;
       const int64_t j = r % 16;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = plain.data() + (r * nb + b) * block;
-        ASSERT_EQ(std::memcmp(group + 2 * (16 * b + j), blk, 2), 0) << "scale r=" << r << " b=" << b;
+        for (int64_t v = 0; v < h; ++v) {
+          ASSERT_EQ(std::memcmp(group + nb * 32 * v + 2 * (16 * b + j), blk + 2 * v, 2), 0)
+              << "f16 " << v << " r=" << r << " b=" << b;
+        }
         for (int64_t i = 0; i < p; ++i) {
-          ASSERT_EQ(group[nb * 32 + 16 * p * b + 64 * (i / 4) + 4 * j + i % 4], blk[2 + i])
+          ASSERT_EQ(group[nb * 32 * h + 16 * p * b + 64 * (i / 4) + 4 * j + i % 4], blk[2 * h + i])
               << "payload r=" << r << " b=" << b << " i=" << i;
         }
       }
@@ -82,12 +90,12 @@ TEST_P(KernelsR16, LayoutFollowsItsFormulaAndUnpacksExactly) {
 
 TEST_P(KernelsR16, OnlyWholeGroupsAndNeverAFileType) {
   const DType t = GetParam();
-  const size_t block = static_cast<size_t>(2 + payload_bytes(t));
+  const size_t block = static_cast<size_t>(2 * halves(t) + payload_bytes(t));
   std::vector<uint8_t> bytes(17 * block);
   EXPECT_TRUE(can_repack_r16(TensorView{t, {16, 32}, bytes.data(), 16 * block}));
   EXPECT_FALSE(can_repack_r16(TensorView{t, {17, 32}, bytes.data(), 17 * block}));
   EXPECT_FALSE(can_repack_r16(TensorView{t, {16, 32}, bytes.data(), 16 * block - 1}));
-  EXPECT_FALSE(can_repack_r16(TensorView{DType::kQ4_1, {16, 32}, bytes.data(), 16 * 20}));
+  EXPECT_FALSE(can_repack_r16(TensorView{DType::kQ5_0, {16, 32}, bytes.data(), 16 * 22}));
   const DType rt = r16_type_of(t);
   EXPECT_FALSE(dtype_from_name(dtype_name(rt)).has_value()) << "not a type a file or a flag may name";
   EXPECT_FALSE(dtype_info(static_cast<uint32_t>(rt)).has_value());
@@ -177,7 +185,7 @@ TEST(KernelsR16Multi, MixedLayoutsInOneProductEqualSeparateProducts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16, ::testing::Values(DType::kQ8_0, DType::kQ4_0),
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16, ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kQ4_1),
                          [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
 
 }  // namespace

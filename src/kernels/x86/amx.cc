@@ -496,8 +496,8 @@ void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx, fl
 // first pass over a Q8_0 group). kMin (Q4_0, codes 0..15): after each block's fma also
 // acc = fma(-8 d_w, s_x, acc), as every Q4_0 kernel does.
 template <bool kMin>
-void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const uint8_t* scales, const uint8_t* codes,
-                  int64_t nb, __m512 (&out)[kAmxRows], bool pf) {
+void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const uint8_t* scales, const uint8_t* mins,
+                  const uint8_t* codes, int64_t nb, __m512 (&out)[kAmxRows], bool pf) {
   alignas(64) int32_t sums[2][kAmxRows * 16];
   // The weights are one stream (group after group): block b's share of it, far ahead into L2 and
   // near ahead into L1, as the decode kernels do. NOTE: on this machine's 300 MiB L3 no distance
@@ -526,7 +526,10 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
          a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
   auto epilogue = [&](int64_t b, const int32_t* s) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
-    [[maybe_unused]] const __m512 mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+    // the offset (kMin): the group's mins (Q4_1), or Q4_0's m = -8 d (exact)
+    [[maybe_unused]] const __m512 mw =
+        mins != nullptr ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mins + 32 * b)))
+                        : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
     const float* d = dx + b * kAmxRows;
     [[maybe_unused]] const float* sb = sx + b * kAmxRows;
     auto one = [&](__m512& acc, int i) {
@@ -593,7 +596,7 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
       for (int64_t t = t0; t < t1; ++t) {
         __m512 acc[kAmxRows];
         // The first pass streams the weights: they are prefetched during its first tile.
-        amx_r16_unit<false>(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, nullptr, base, base + nb * 32, nb,
+        amx_r16_unit<false>(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, nullptr, base, nullptr, base + nb * 32, nb,
                             acc, t0 == 0 && t == t0);
         const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
         for (int64_t i = 0; i < n_rows; ++i) {
@@ -606,18 +609,20 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   _tile_release();
 }
 
-// DType::kQ4_0R16: each 16-row group's nibbles become byte codes 0..15 in the second operand's layout
-// (once per group and pass, for all its activation tiles), then the unit runs on them with the offset
-// term: the same exact block sums and float operations as every Q4_0 kernel.
+// DType::kQ4_0R16 / kQ4_1R16: each 16-row group's nibbles become byte codes 0..15 in the second
+// operand's layout (once per group and pass, for all its activation tiles), then the unit runs on them
+// with the offset term: the same exact block sums and float operations as every Q4_0 / Q4_1 kernel.
+template <bool kQ41>
 void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.m < kAmxMinRows) {
-    q4r16_rows_vnni(a, r0, r1);
+    q4r16_rows_vnni<kQ41>(a, r0, r1);
     return;
   }
+  constexpr int64_t kGroupBlockBytes = kQ41 ? kR16Q41GroupBlockBytes : kR16Q4GroupBlockBytes;
   load_tile_config();
   const int64_t nb = a.k / kQK8_0;
   const int64_t n_xt = (a.m + kAmxRows - 1) / kAmxRows;
-  const int64_t group_bytes = nb * kR16Q4GroupBlockBytes;
+  const int64_t group_bytes = nb * kGroupBlockBytes;
   thread_local std::vector<uint8_t> xbuf, dbuf, sbuf, wbuf;
   const int64_t per_pass =
       std::max<int64_t>(1, (int64_t{256} << 10) / (nb * static_cast<int64_t>(sizeof(ActTileQ8))));
@@ -636,11 +641,11 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     packed_id = one_pass ? a.xq8_id : 0;
     for (int64_t g = r0 / kAmxRows; g * kAmxRows < r1; ++g) {
       const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
-      const uint8_t* nib = base + nb * 32;
+      const uint8_t* nib = base + nb * 32 * (kQ41 ? 2 : 1);
       for (int64_t b = 0; b < nb; ++b) {
         if (t0 == 0) {  // the first pass streams the weights: the next group's share of this block
-          for (int64_t off = 0; off < kR16Q4GroupBlockBytes; off += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(base + b * kR16Q4GroupBlockBytes + off + kPrefetchBytes),
+          for (int64_t off = 0; off < kGroupBlockBytes; off += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(base + b * kGroupBlockBytes + off + kPrefetchBytes),
                          _MM_HINT_T1);
           }
         }
@@ -656,7 +661,7 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
       for (int64_t t = t0; t < t1; ++t) {
         __m512 acc[kAmxRows];
         amx_r16_unit<true>(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows, base,
-                           reinterpret_cast<const uint8_t*>(wq), nb, acc, false);
+                           kQ41 ? base + nb * 32 : nullptr, reinterpret_cast<const uint8_t*>(wq), nb, acc, false);
         const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
         for (int64_t i = 0; i < n_rows; ++i) {
           const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[i], bias) : acc[i];
@@ -673,7 +678,9 @@ MatmulKernel find_matmul_amx(DType t) {
     case DType::kQ8_0R16:
       return {amx_q8r16_rows, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ4_0R16:
-      return {amx_q4r16_rows, ActForm::kQ8Blocks, kR16Rows, true};
+      return {amx_q4r16_rows<false>, ActForm::kQ8Blocks, kR16Rows, true};
+    case DType::kQ4_1R16:
+      return {amx_q4r16_rows<true>, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ8_0:
       return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
     case DType::kQ4_0:

@@ -1,4 +1,4 @@
-// Q8_0 and Q4_0 weights regrouped by 16 rows (DType::kQ8_0R16 / kQ4_0R16, kernels/repack.h) against
+// Q8_0, Q4_0 and Q4_1 weights regrouped by 16 rows (DType::kQ8_0R16 / kQ4_0R16 / kQ4_1R16, kernels/repack.h) against
 // Q8 activation blocks, AVX-512 + VNNI (included by avx512.cc and amx.cc; the tiles take batches in
 // amx.cc).
 //
@@ -11,9 +11,9 @@
 //     for each block b in order: acc = fma(float(D_b), d_w * d_x, acc);   y = acc (+ bias)
 // so the results are bit-identical to them, for any batch. Q4_0: 64 bytes hold 4 codes (0..15) of
 // each of the 16 rows in their low nibbles and 4 more in their high nibbles, both unsigned already:
-// vpdpbusd takes them as they are against the activation codes, and as in every Q4_0 kernel the
-// offset -8 d_w comes in as a second term: acc = fma(-8 d_w, s_x, acc) (s_x = d_x * sum of the
-// activation block's codes, BlockQ8Act::s).
+// vpdpbusd takes them as they are against the activation codes, and as in every Q4_0 / Q4_1 kernel
+// the offset m_w (Q4_0: -8 d_w) comes in as a second term: acc = fma(m_w, s_x, acc) (s_x = d_x * sum of
+// the activation block's codes, BlockQ8Act::s).
 #pragma once
 
 #include <immintrin.h>
@@ -31,6 +31,7 @@ namespace {
 
 constexpr int64_t kR16GroupBlockBytes = kR16Rows * 34;  // bytes of one block of a 16-row Q8_0 group
 constexpr int64_t kR16Q4GroupBlockBytes = kR16Rows * 18;  // the same for Q4_0
+constexpr int64_t kR16Q41GroupBlockBytes = kR16Rows * 20;  // and Q4_1
 
 // Activation rows [i0, i0 + R) against weight group g: y[i][16 g .. 16 g + 15].
 template <int R>
@@ -82,13 +83,16 @@ inline void q8r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
   }
 }
 
-// Q4_0: activation rows [i0, i0 + R) against weight group g.
-template <int R>
+// Q4_0 (kQ41 false: the offset is -8 d) or Q4_1 (kQ41: the block's own m, the group's mins):
+// activation rows [i0, i0 + R) against weight group g.
+template <int R, bool kQ41>
 inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
   const int64_t nb = a.k / 32;
-  const uint8_t* base = a.w + static_cast<size_t>(g * nb) * kR16Q4GroupBlockBytes;
+  constexpr int64_t kGroupBlockBytes = kQ41 ? kR16Q41GroupBlockBytes : kR16Q4GroupBlockBytes;
+  const uint8_t* base = a.w + static_cast<size_t>(g * nb) * kGroupBlockBytes;
   const uint8_t* scales = base;
-  const uint8_t* nib = base + nb * 32;
+  [[maybe_unused]] const uint8_t* mins = base + nb * 32;
+  const uint8_t* nib = base + nb * 32 * (kQ41 ? 2 : 1);
   const uint8_t* pf = base;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 acc[R];
@@ -96,11 +100,11 @@ inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
   const BlockQ8Act* x[R];
   for (int r = 0; r < R; ++r) x[r] = a.xq + (i0 + r) * nb;
   for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t off = 0; off < kR16Q4GroupBlockBytes; off += 64) {
+    for (int64_t off = 0; off < kGroupBlockBytes; off += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(pf + off + kPrefetchBytes), _MM_HINT_T1);
       _mm_prefetch(reinterpret_cast<const char*>(pf + off + kPrefetchNear), _MM_HINT_T0);
     }
-    pf += kR16Q4GroupBlockBytes;
+    pf += kGroupBlockBytes;
     __m512i s0[R], s1[R];  // low nibbles (codes 0..15 of the block), high nibbles (16..31)
     for (int r = 0; r < R; ++r) s0[r] = s1[r] = _mm512_setzero_si512();
     const uint8_t* c = nib + b * 256;
@@ -116,7 +120,9 @@ inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
       }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
-    const __m512 mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));  // the offset m = -8 d (exact)
+    // the offset: Q4_1's m, or Q4_0's m = -8 d (exact)
+    const __m512 mw = kQ41 ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mins + 32 * b)))
+                           : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
     for (int r = 0; r < R; ++r) {
       const __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(s0[r], s1[r]));
       acc[r] = _mm512_fmadd_ps(v, _mm512_mul_ps(dw, _mm512_set1_ps(x[r][b].d)), acc[r]);
@@ -130,19 +136,20 @@ inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
   }
 }
 
+template <bool kQ41>
 void q4r16_rows_vnni(const MatmulArgs& a, int64_t r0, int64_t r1) {
   for (int64_t g = r0 / kR16Rows; g * kR16Rows < r1; ++g) {
     int64_t i = 0;
-    for (; i + 4 <= a.m; i += 4) q4r16_group<4>(a, g, i);
+    for (; i + 4 <= a.m; i += 4) q4r16_group<4, kQ41>(a, g, i);
     switch (a.m - i) {
       case 3:
-        q4r16_group<3>(a, g, i);
+        q4r16_group<3, kQ41>(a, g, i);
         break;
       case 2:
-        q4r16_group<2>(a, g, i);
+        q4r16_group<2, kQ41>(a, g, i);
         break;
       case 1:
-        q4r16_group<1>(a, g, i);
+        q4r16_group<1, kQ41>(a, g, i);
         break;
       default:
         break;
