@@ -12,7 +12,7 @@
 
 namespace llmopt::cli {
 
-// Re-writes the weights as F16, Q8_0 and Q4_0 (plus the model as loaded) and measures size, speed and,
+// Re-writes the weights as F32, F16, Q8_0 and Q4_0 (plus the model as loaded) and measures size, speed and,
 // when eval_text is not empty, perplexity on it.
 Status demo_types(const Model& model, const std::string& model_path, const std::vector<int32_t>& prompt,
                   int32_t n_predict, const std::string& eval_text, ThreadPool& pool);

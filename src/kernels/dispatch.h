@@ -55,7 +55,7 @@ struct MatmulKernel {
   MatmulRowsFn rows = nullptr;  // nullptr: no fast kernel for this weight type
   ActForm act = ActForm::kF32;  // kQ8Blocks: MatmulArgs::xq; kI8Rows: xi8 / x_scale / w_scale
   // Row ranges handed to `rows` start at multiples of this (weights stored in groups of rows:
-  // kQ8_0R16, kQ4_0R16); kMatmulRowAlign when smaller.
+  // kQ8_0R16, kQ4_0R16, kQ4_1R16); kMatmulRowAlign when smaller.
   int64_t row_align = 0;
   // kQ8Blocks kernels that never read MatmulArgs::xq8 (the regrouped layouts pack xq themselves):
   // a product made only of such kernels skips the interleaving.
