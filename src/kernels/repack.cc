@@ -1,7 +1,9 @@
 // The regrouped Q8_0 / Q4_0 / Q4_1 layouts (repack.h): plain scalar code, run once per tensor at load or write.
 #include "kernels/repack.h"
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "core/check.h"
@@ -26,13 +28,14 @@ struct Geometry {
     return static_cast<size_t>(nb * 32 * h + kR16Rows * p * b + 64 * (i / 4) + 4 * j + i % 4);
   }
   // A plain block's bytes into the group, and back.
+  // (payload bytes move 4 at a time: bytes 4q .. 4q + 3 of a row stay together.)
   void to_group(uint8_t* group, const uint8_t* blk, int64_t b, int64_t j) const {
     for (int64_t v = 0; v < h; ++v) std::memcpy(group + half_at(v, b, j), blk + 2 * v, 2);
-    for (int64_t i = 0; i < p; ++i) group[byte_at(b, j, i)] = blk[2 * h + i];
+    for (int64_t i = 0; i < p; i += 4) std::memcpy(group + byte_at(b, j, i), blk + 2 * h + i, 4);
   }
   void to_block(const uint8_t* group, uint8_t* blk, int64_t b, int64_t j) const {
     for (int64_t v = 0; v < h; ++v) std::memcpy(blk + 2 * v, group + half_at(v, b, j), 2);
-    for (int64_t i = 0; i < p; ++i) blk[2 * h + i] = group[byte_at(b, j, i)];
+    for (int64_t i = 0; i < p; i += 4) std::memcpy(blk + 2 * h + i, group + byte_at(b, j, i), 4);
   }
 };
 
@@ -72,16 +75,32 @@ bool prefers_r16(DType t) {
 void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
   LLMOPT_CHECK(rows % kR16Rows == 0);
   const Geometry g = geometry(t, k);
-  std::vector<uint8_t> plain(g.group_bytes());
-  for (int64_t grp = 0; grp < rows / kR16Rows; ++grp) {
-    uint8_t* base = data + static_cast<size_t>(grp) * g.group_bytes();
-    std::memcpy(plain.data(), base, plain.size());
-    for (int64_t j = 0; j < kR16Rows; ++j) {
-      for (int64_t b = 0; b < g.nb; ++b) {
-        g.to_group(base, plain.data() + static_cast<size_t>(j * g.nb + b) * g.block_bytes(), b, j);
+  const int64_t n_groups = rows / kR16Rows;
+  auto groups = [&](int64_t g0, int64_t g1) {
+    std::vector<uint8_t> plain(g.group_bytes());
+    for (int64_t grp = g0; grp < g1; ++grp) {
+      uint8_t* base = data + static_cast<size_t>(grp) * g.group_bytes();
+      std::memcpy(plain.data(), base, plain.size());
+      for (int64_t j = 0; j < kR16Rows; ++j) {
+        for (int64_t b = 0; b < g.nb; ++b) {
+          g.to_group(base, plain.data() + static_cast<size_t>(j * g.nb + b) * g.block_bytes(), b, j);
+        }
       }
     }
+  };
+  // Large tensors on a few threads (each group is independent): a 1 GB model's load would otherwise
+  // spend seconds here.
+  const int64_t n_threads =
+      std::clamp<int64_t>(static_cast<int64_t>(std::thread::hardware_concurrency()), 1, 8);
+  if (n_threads == 1 || static_cast<size_t>(n_groups) * g.group_bytes() < (size_t{8} << 20)) {
+    groups(0, n_groups);
+    return;
   }
+  std::vector<std::thread> pool;
+  for (int64_t i = 0; i < n_threads; ++i) {
+    pool.emplace_back(groups, n_groups * i / n_threads, n_groups * (i + 1) / n_threads);
+  }
+  for (auto& th : pool) th.join();
 }
 
 void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst) {

@@ -88,6 +88,21 @@ TEST_P(KernelsR16, LayoutFollowsItsFormulaAndUnpacksExactly) {
   }
 }
 
+// Tensors of 8 MB or more are regrouped on several threads: the same bytes as group by group.
+TEST(KernelsR16Large, SeveralThreadsGiveTheSameBytes) {
+  std::mt19937 rng(1617);
+  const int64_t rows = 2048, k = 4096, group = 16 * (k / 32) * 34;
+  const std::vector<uint8_t> plain = random_rows(DType::kQ8_0, rows, k, rng);
+  ASSERT_GE(plain.size(), size_t{8} << 20);
+  std::vector<uint8_t> whole = plain, pieces = plain;
+  repack_r16(DType::kQ8_0, whole.data(), rows, k);
+  for (int64_t g = 0; g < rows / 16; ++g) repack_r16(DType::kQ8_0, pieces.data() + g * group, 16, k);
+  EXPECT_EQ(whole, pieces);
+  std::vector<uint8_t> back(plain.size());
+  unpack_r16(DType::kQ8_0R16, whole.data(), rows, k, back.data());
+  EXPECT_EQ(back, plain);
+}
+
 TEST_P(KernelsR16, OnlyWholeGroupsAndNeverAFileType) {
   const DType t = GetParam();
   const size_t block = static_cast<size_t>(2 * halves(t) + payload_bytes(t));
