@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "cli/common.h"
+#include "kernels/repack.h"
 #include "model/convert.h"
 #include "model/loader.h"
 #include "runtime/chat.h"
@@ -43,10 +44,10 @@ void print_spec_row(const std::string& label, const SpecStats& st, double tps, d
 }
 
 std::string main_type(const Model& model) {
-  // The type holding most weight bytes.
+  // The type holding most weight bytes, as stored in the file (not the layout regrouped at load).
   std::vector<std::pair<size_t, std::string>> by_type;
   for (const auto& t : model.source().tensors()) {
-    const std::string name = dtype_name(t.view.type);
+    const std::string name = dtype_name(kernels::plain_type_of(t.view.type));
     auto it = std::find_if(by_type.begin(), by_type.end(), [&](const auto& p) { return p.second == name; });
     if (it == by_type.end()) by_type.push_back({t.view.nbytes, name}); else it->first += t.view.nbytes;
   }

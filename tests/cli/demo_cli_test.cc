@@ -7,6 +7,20 @@
 namespace llmopt {
 namespace {
 
+// A Q8_0 model is regrouped at load (where the kernels have the layout); the demo names the file's type.
+TEST(DemoCliTest, QuantizedModelIsNamedByItsFileType) {
+  const char* kModel = "models/tinystories-656k/TinyStories-656K-Q8_0.gguf";
+  LLMOPT_REQUIRE_DATA(kModel);
+  const std::string text = test::source_dir() + "/data/demo/eval.txt";
+  auto r = test::run_command(test::llmopt_binary() + " demo -t 2 -n 8 -m '" + test::data_path(kModel) +
+                             "' --text '" + text + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| q8_0 (as loaded)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("The file is already q8_0:"), std::string::npos) << r.out;
+  for (const char* row : {"| f32 ", "| f16 ", "| q4_0 "}) EXPECT_NE(r.out.find(row), std::string::npos) << row;
+  EXPECT_EQ(r.out.find("r16"), std::string::npos) << r.out;
+}
+
 TEST(DemoCliTest, RealModelPrintsEverySection) {
   const char* kModel = "models/stories260K/stories260K.gguf";
   LLMOPT_REQUIRE_DATA(kModel);
