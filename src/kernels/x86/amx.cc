@@ -127,6 +127,34 @@ struct WeightTiles {
   int64_t row_stride = 0;
 };
 
+// One unit's blocks on the two tile sets: block b + 1's product (issue0 / issue1: tiles 0-2 / 3-5)
+// is issued before block b's sums are stored, and each block's sums are read back one step later
+// (epilogue(b, sums); the epilogue of block b - 1 runs in between), so the loads do not wait on the
+// tile store. prefetch(b) runs once per block.
+template <class Issue0, class Issue1, class Prefetch, class Epilogue>
+__attribute__((always_inline)) inline void run_tile_pipeline(int64_t nb, Issue0& issue0, Issue1& issue1,
+                                                             Prefetch& prefetch, Epilogue& epilogue) {
+  alignas(64) int32_t sums[2][kAmxRows * 16];
+  issue0(0);
+  for (int64_t b = 0; b < nb; b += 2) {
+    if (b + 1 < nb) issue1(b + 1);
+    prefetch(b);
+    LLMOPT_TILE_STORE_SUMS(2, sums[0]);
+    if (b > 0) epilogue(b - 1, sums[1]);
+    if (b + 1 < nb) {
+      if (b + 2 < nb) issue0(b + 2);
+      prefetch(b + 1);
+      LLMOPT_TILE_STORE_SUMS(5, sums[1]);
+      epilogue(b, sums[0]);
+    }
+  }
+  if (nb % 2 == 1) {
+    epilogue(nb - 1, sums[0]);
+  } else {
+    epilogue(nb - 1, sums[1]);
+  }
+}
+
 // 16 weight rows (wt: their codes, signed or 0..31) against 16 activation rows (xs, [block]), all
 // blocks. dw, mw: the rows' block scales and offsets as f32, [block][16] (mw only for types with an
 // offset: acc = fma(m_w, s_x, acc) after each block's fma). The tile unit runs its instructions in
@@ -143,7 +171,6 @@ void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const Weig
       _mm_prefetch(reinterpret_cast<const char*>(pf + off), _MM_HINT_T0);
     }
   };
-  alignas(64) int32_t sums[2][kAmxRows * 16];
   // (GCC's tile intrinsics take the tile numbers as literal tokens.)
   auto issue0 = [&](int64_t b) {
     _tile_loadd(0, wt.codes + b * wt.block_step, wt.row_stride);
@@ -175,26 +202,7 @@ void amx_unit(const BlockQ8x16* xs, const float* dw, const float* mw, const Weig
     one(a0, 0), one(a1, 1), one(a2, 2), one(a3, 3), one(a4, 4), one(a5, 5), one(a6, 6), one(a7, 7);
     one(a8, 8), one(a9, 9), one(a10, 10), one(a11, 11), one(a12, 12), one(a13, 13), one(a14, 14), one(a15, 15);
   };
-  // Block b's sums are stored while block b + 1's product runs, and read back one step later (the
-  // epilogue of block b - 1 runs in between), so the loads do not wait on the tile store.
-  issue0(0);
-  for (int64_t b = 0; b < nb; b += 2) {
-    if (b + 1 < nb) issue1(b + 1);
-    prefetch(b);
-    LLMOPT_TILE_STORE_SUMS(2, sums[0]);
-    if (b > 0) epilogue(b - 1, sums[1]);
-    if (b + 1 < nb) {
-      if (b + 2 < nb) issue0(b + 2);
-      prefetch(b + 1);
-      LLMOPT_TILE_STORE_SUMS(5, sums[1]);
-      epilogue(b, sums[0]);
-    }
-  }
-  if (nb % 2 == 1) {
-    epilogue(nb - 1, sums[0]);
-  } else {
-    epilogue(nb - 1, sums[1]);
-  }
+  run_tile_pipeline(nb, issue0, issue1, prefetch, epilogue);
   out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3, out[4] = a4, out[5] = a5, out[6] = a6, out[7] = a7;
   out[8] = a8, out[9] = a9, out[10] = a10, out[11] = a11, out[12] = a12, out[13] = a13, out[14] = a14;
   out[15] = a15;
@@ -498,7 +506,6 @@ void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx, fl
 template <bool kMin>
 void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const uint8_t* scales, const uint8_t* mins,
                   const uint8_t* codes, int64_t nb, __m512 (&out)[kAmxRows], bool pf) {
-  alignas(64) int32_t sums[2][kAmxRows * 16];
   // The weights are one stream (group after group): block b's share of it, far ahead into L2 and
   // near ahead into L1, as the decode kernels do. NOTE: on this machine's 300 MiB L3 no distance
   // (none, 4-16 KiB far, 0.5-2 KiB near) measured apart from the others beyond the noise.
@@ -540,24 +547,7 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
     one(a0, 0), one(a1, 1), one(a2, 2), one(a3, 3), one(a4, 4), one(a5, 5), one(a6, 6), one(a7, 7);
     one(a8, 8), one(a9, 9), one(a10, 10), one(a11, 11), one(a12, 12), one(a13, 13), one(a14, 14), one(a15, 15);
   };
-  issue0(0);
-  for (int64_t b = 0; b < nb; b += 2) {
-    if (b + 1 < nb) issue1(b + 1);
-    prefetch(b);
-    LLMOPT_TILE_STORE_SUMS(2, sums[0]);
-    if (b > 0) epilogue(b - 1, sums[1]);
-    if (b + 1 < nb) {
-      if (b + 2 < nb) issue0(b + 2);
-      prefetch(b + 1);
-      LLMOPT_TILE_STORE_SUMS(5, sums[1]);
-      epilogue(b, sums[0]);
-    }
-  }
-  if (nb % 2 == 1) {
-    epilogue(nb - 1, sums[0]);
-  } else {
-    epilogue(nb - 1, sums[1]);
-  }
+  run_tile_pipeline(nb, issue0, issue1, prefetch, epilogue);
   out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3, out[4] = a4, out[5] = a5, out[6] = a6, out[7] = a7;
   out[8] = a8, out[9] = a9, out[10] = a10, out[11] = a11, out[12] = a12, out[13] = a13, out[14] = a14;
   out[15] = a15;

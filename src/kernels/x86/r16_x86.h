@@ -33,6 +33,24 @@ constexpr int64_t kR16GroupBlockBytes = kR16Rows * 34;  // bytes of one block of
 constexpr int64_t kR16Q4GroupBlockBytes = kR16Rows * 18;  // the same for Q4_0
 constexpr int64_t kR16Q41GroupBlockBytes = kR16Rows * 20;  // and Q4_1
 
+// The decode prefetch of the weight stream: the `bytes` at p, far ahead into L2 and near ahead into L1.
+inline void prefetch_block(const uint8_t* p, int64_t bytes) {
+  for (int64_t off = 0; off < bytes; off += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + off + kPrefetchBytes), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(p + off + kPrefetchNear), _MM_HINT_T0);
+  }
+}
+
+// y[i0 + r][16 g .. 16 g + 15] = acc[r] (+ bias).
+template <int R>
+inline void store_group_rows(const MatmulArgs& a, int64_t g, int64_t i0, const __m512 (&acc)[R]) {
+  const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kR16Rows) : _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r) {
+    const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[r], bias) : acc[r];
+    _mm512_storeu_ps(a.y + (i0 + r) * a.n_out + g * kR16Rows, v);
+  }
+}
+
 // Activation rows [i0, i0 + R) against weight group g: y[i][16 g .. 16 g + 15].
 template <int R>
 inline void q8r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
@@ -47,10 +65,7 @@ inline void q8r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
   const BlockQ8Act* x[R];
   for (int r = 0; r < R; ++r) x[r] = a.xq + (i0 + r) * nb;
   for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t off = 0; off < pf_step; off += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(pf + off + kPrefetchBytes), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(pf + off + kPrefetchNear), _MM_HINT_T0);
-    }
+    prefetch_block(pf, pf_step);
     pf += pf_step;
     // Two partial sums per row (even and odd groups of 4 codes) halve the dependency chains;
     // integer sums, so their order does not matter.
@@ -76,11 +91,7 @@ inline void q8r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
       acc[r] = _mm512_fmadd_ps(v, _mm512_mul_ps(dw, _mm512_set1_ps(x[r][b].d)), acc[r]);
     }
   }
-  const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kR16Rows) : _mm512_setzero_ps();
-  for (int r = 0; r < R; ++r) {
-    const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[r], bias) : acc[r];
-    _mm512_storeu_ps(a.y + (i0 + r) * a.n_out + g * kR16Rows, v);
-  }
+  store_group_rows<R>(a, g, i0, acc);
 }
 
 // Q4_0 (kQ41 false: the offset is -8 d) or Q4_1 (kQ41: the block's own m, the group's mins):
@@ -100,10 +111,7 @@ inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
   const BlockQ8Act* x[R];
   for (int r = 0; r < R; ++r) x[r] = a.xq + (i0 + r) * nb;
   for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t off = 0; off < kGroupBlockBytes; off += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(pf + off + kPrefetchBytes), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(pf + off + kPrefetchNear), _MM_HINT_T0);
-    }
+    prefetch_block(pf, kGroupBlockBytes);
     pf += kGroupBlockBytes;
     __m512i s0[R], s1[R];  // low nibbles (codes 0..15 of the block), high nibbles (16..31)
     for (int r = 0; r < R; ++r) s0[r] = s1[r] = _mm512_setzero_si512();
@@ -129,11 +137,7 @@ inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
       acc[r] = _mm512_fmadd_ps(mw, _mm512_set1_ps(x[r][b].s), acc[r]);
     }
   }
-  const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kR16Rows) : _mm512_setzero_ps();
-  for (int r = 0; r < R; ++r) {
-    const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[r], bias) : acc[r];
-    _mm512_storeu_ps(a.y + (i0 + r) * a.n_out + g * kR16Rows, v);
-  }
+  store_group_rows<R>(a, g, i0, acc);
 }
 
 template <bool kQ41>
