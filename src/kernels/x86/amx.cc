@@ -58,6 +58,11 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
+// ldtilecfg reading all 64 bytes of c. GCC 12's _tile_loadconfig declares a read of only the first 8
+// bytes, so the row and column counts stored after them may be dropped as dead stores (seen: a tile
+// configuration of zeros and an Illegal instruction at the first tile load).
+void apply_tile_config(const TileConfig& c) { __asm__ volatile("ldtilecfg %0" : : "m"(c)); }
+
 void load_tile_config() {
   TileConfig c;
   for (int s : {0, 3}) {
@@ -68,7 +73,7 @@ void load_tile_config() {
     c.rows[s + 2] = 16;
     c.colsb[s + 2] = 64;
   }
-  _tile_loadconfig(&c);
+  apply_tile_config(c);
 }
 
 constexpr int64_t kAmxRows = 16;  // weight rows and activation rows per tile
@@ -368,7 +373,7 @@ void load_i8_tile_config() {
     c.rows[t] = 16;
     c.colsb[t] = 64;
   }
-  _tile_loadconfig(&c);
+  apply_tile_config(c);
 }
 
 // Activation rows [16 t, 16 t + 16) (8-row groups 2t, 2t + 1 of xi8x8) as n_steps tiles; zero past
