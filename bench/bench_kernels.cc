@@ -39,7 +39,7 @@ const int64_t kK = env_or("BENCH_K", 4096);
 // Random weights: values through quantize_row for float types; random payload with small fp16
 // scales (and mins) for block types.
 std::vector<uint8_t> make_weights(DType t) {
-  if (is_r16(t)) {  // the Q8_0 / Q4_0 matrix, regrouped as the loader does (kernels/repack.h)
+  if (is_r16(t)) {  // the file-type matrix, regrouped as the loader does (kernels/repack.h)
     std::vector<uint8_t> w = make_weights(plain_type_of(t));
     repack_r16(plain_type_of(t), w.data(), kNOut, kK);
     return w;
@@ -227,7 +227,7 @@ void register_all() {
     }
   }
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_0R16, DType::kQ4_0, DType::kQ4_0R16,
-                  DType::kQ4_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+                  DType::kQ4_1, DType::kQ4_K, DType::kQ4_KR16, DType::kQ5_K, DType::kQ6_K, DType::kQ6_KR16}) {
     for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
       if (!isa_supported(isa)) continue;
       for (int64_t m : {1, 2, 3, 5, 6, 8, 9, 16, 64, 256}) {

@@ -44,6 +44,8 @@ enum class DType : uint32_t {
   kQ8_0R16 = 1026,
   kQ4_0R16 = 1027,  // the same for Q4_0
   kQ4_1R16 = 1028,  // and Q4_1
+  kQ4_KR16 = 1029,  // and Q4_K (256-element super-blocks)
+  kQ6_KR16 = 1030,  // and Q6_K
 };
 
 struct DTypeInfo {

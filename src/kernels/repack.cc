@@ -1,4 +1,4 @@
-// The regrouped Q8_0 / Q4_0 / Q4_1 layouts (repack.h): plain scalar code, run once per tensor at load or write.
+// The regrouped Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K layouts (repack.h): plain scalar code, run once per tensor at load or write.
 #include "kernels/repack.h"
 
 #include <algorithm>
@@ -14,34 +14,55 @@
 namespace llmopt::kernels {
 namespace {
 
-// f16 values at the head of a block (d; Q4_1: d, m) and payload bytes after them.
-int64_t halves_of(DType plain) { return plain == DType::kQ4_1 ? 2 : 1; }
-int64_t payload_of(DType plain) { return plain == DType::kQ8_0 ? kQK8_0 : kQK4_0 / 2; }
+// A file block (Q8_0 / Q4_0 / Q4_1: 32 elements; Q4_K / Q6_K: 256) is a few fields, each n chunks of w bytes
+// (2: an f16 value; 4: 4 payload bytes) at byte src of the block. In a group, chunk c of a field of
+// row j of block b lies at start + stride * b + 16 w c + w j: each chunk of the 16 rows side by side
+// (repack.h).
+struct Field {
+  int64_t src, w, n, start, stride;
+};
 
 struct Geometry {
-  int64_t nb, h, p;
-  size_t block_bytes() const { return static_cast<size_t>(2 * h + p); }
-  size_t group_bytes() const { return static_cast<size_t>(kR16Rows * nb) * block_bytes(); }
-  // f16 number v (0: d, 1: m) of block b of row j
-  size_t half_at(int64_t v, int64_t b, int64_t j) const { return static_cast<size_t>(nb * 32 * v + 2 * (kR16Rows * b + j)); }
-  size_t byte_at(int64_t b, int64_t j, int64_t i) const {
-    return static_cast<size_t>(nb * 32 * h + kR16Rows * p * b + 64 * (i / 4) + 4 * j + i % 4);
+  int64_t nb = 0, block_bytes = 0, n_fields = 0;
+  Field f[4] = {};
+  size_t group_bytes() const { return static_cast<size_t>(kR16Rows * nb * block_bytes); }
+  size_t at(const Field& x, int64_t b, int64_t j, int64_t c) const {
+    return static_cast<size_t>(x.start + x.stride * b + 16 * x.w * c + x.w * j);
   }
   // A plain block's bytes into the group, and back.
-  // (payload bytes move 4 at a time: bytes 4q .. 4q + 3 of a row stay together.)
   void to_group(uint8_t* group, const uint8_t* blk, int64_t b, int64_t j) const {
-    for (int64_t v = 0; v < h; ++v) std::memcpy(group + half_at(v, b, j), blk + 2 * v, 2);
-    for (int64_t i = 0; i < p; i += 4) std::memcpy(group + byte_at(b, j, i), blk + 2 * h + i, 4);
+    for (int64_t i = 0; i < n_fields; ++i) {
+      for (int64_t c = 0; c < f[i].n; ++c) std::memcpy(group + at(f[i], b, j, c), blk + f[i].src + f[i].w * c, f[i].w);
+    }
   }
   void to_block(const uint8_t* group, uint8_t* blk, int64_t b, int64_t j) const {
-    for (int64_t v = 0; v < h; ++v) std::memcpy(blk + 2 * v, group + half_at(v, b, j), 2);
-    for (int64_t i = 0; i < p; i += 4) std::memcpy(blk + 2 * h + i, group + byte_at(b, j, i), 4);
+    for (int64_t i = 0; i < n_fields; ++i) {
+      for (int64_t c = 0; c < f[i].n; ++c) std::memcpy(blk + f[i].src + f[i].w * c, group + at(f[i], b, j, c), f[i].w);
+    }
   }
 };
 
+bool has_r16(DType plain) {
+  return plain == DType::kQ8_0 || plain == DType::kQ4_0 || plain == DType::kQ4_1 || plain == DType::kQ4_K ||
+         plain == DType::kQ6_K;
+}
+
+// The fields of each type (repack.h has the resulting offsets).
 Geometry geometry(DType plain, int64_t k) {
-  LLMOPT_CHECK((plain == DType::kQ8_0 || plain == DType::kQ4_0 || plain == DType::kQ4_1) && k % 32 == 0);
-  return {k / 32, halves_of(plain), payload_of(plain)};
+  LLMOPT_CHECK(has_r16(plain) && k % dtype_info(plain).block_size == 0);
+  const int64_t nb = k / dtype_info(plain).block_size;
+  switch (plain) {
+    case DType::kQ8_0:
+      return {nb, 34, 2, {{0, 2, 1, 0, 32}, {2, 4, 8, nb * 32, 512}}};
+    case DType::kQ4_0:
+      return {nb, 18, 2, {{0, 2, 1, 0, 32}, {2, 4, 4, nb * 32, 256}}};
+    case DType::kQ4_1:
+      return {nb, 20, 3, {{0, 2, 1, 0, 32}, {2, 2, 1, nb * 32, 32}, {4, 4, 4, nb * 64, 256}}};
+    case DType::kQ4_K:  // d, dmin, the 12 scale bytes, the 128 nibble bytes; each super-block's together
+      return {nb, 144, 4, {{0, 2, 1, 0, 2304}, {2, 2, 1, 32, 2304}, {4, 4, 3, 64, 2304}, {16, 4, 32, 256, 2304}}};
+    default:  // Q6_K: the 16 scales, ql, qh, d; each super-block's together
+      return {nb, 210, 4, {{192, 4, 4, 0, 3360}, {0, 4, 32, 256, 3360}, {128, 4, 16, 2304, 3360}, {208, 2, 1, 3328, 3360}}};
+  }
 }
 
 }  // namespace
@@ -50,6 +71,8 @@ DType r16_type_of(DType t) {
   if (t == DType::kQ8_0) return DType::kQ8_0R16;
   if (t == DType::kQ4_0) return DType::kQ4_0R16;
   if (t == DType::kQ4_1) return DType::kQ4_1R16;
+  if (t == DType::kQ4_K) return DType::kQ4_KR16;
+  if (t == DType::kQ6_K) return DType::kQ6_KR16;
   return t;
 }
 
@@ -57,14 +80,16 @@ DType plain_type_of(DType t) {
   if (t == DType::kQ8_0R16) return DType::kQ8_0;
   if (t == DType::kQ4_0R16) return DType::kQ4_0;
   if (t == DType::kQ4_1R16) return DType::kQ4_1;
+  if (t == DType::kQ4_KR16) return DType::kQ4_K;
+  if (t == DType::kQ6_KR16) return DType::kQ6_K;
   return t;
 }
 
 bool can_repack_r16(const TensorView& w) {
   if (!w.present() || r16_type_of(w.type) == w.type || w.shape.size() != 2) return false;
-  if (w.rows() <= 0 || w.rows() % kR16Rows != 0 || w.cols() <= 0 || w.cols() % 32 != 0) return false;
-  return w.nbytes == static_cast<size_t>(w.rows()) * static_cast<size_t>(w.cols() / 32) *
-                        static_cast<size_t>(2 * halves_of(w.type) + payload_of(w.type));
+  const int64_t be = dtype_info(w.type).block_size;
+  if (w.rows() <= 0 || w.rows() % kR16Rows != 0 || w.cols() <= 0 || w.cols() % be != 0) return false;
+  return w.nbytes == static_cast<size_t>(w.rows()) * static_cast<size_t>(w.cols() / be) * dtype_info(w.type).type_size;
 }
 
 bool prefers_r16(DType t) {
@@ -83,7 +108,7 @@ void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
       std::memcpy(plain.data(), base, plain.size());
       for (int64_t j = 0; j < kR16Rows; ++j) {
         for (int64_t b = 0; b < g.nb; ++b) {
-          g.to_group(base, plain.data() + static_cast<size_t>(j * g.nb + b) * g.block_bytes(), b, j);
+          g.to_group(base, plain.data() + static_cast<size_t>(j * g.nb + b) * static_cast<size_t>(g.block_bytes), b, j);
         }
       }
     }
@@ -111,7 +136,7 @@ void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* d
     uint8_t* out = dst + static_cast<size_t>(grp) * g.group_bytes();
     for (int64_t j = 0; j < kR16Rows; ++j) {
       for (int64_t b = 0; b < g.nb; ++b) {
-        g.to_block(base, out + static_cast<size_t>(j * g.nb + b) * g.block_bytes(), b, j);
+        g.to_block(base, out + static_cast<size_t>(j * g.nb + b) * static_cast<size_t>(g.block_bytes), b, j);
       }
     }
   }
@@ -123,9 +148,9 @@ void dequantize_r16_row(DType rt, const uint8_t* data, int64_t k, int64_t r, flo
   const Geometry g = geometry(plain, k);
   const uint8_t* base = data + static_cast<size_t>(r / kR16Rows) * g.group_bytes();
   const int64_t j = r % kR16Rows;
-  std::vector<uint8_t> row(static_cast<size_t>(g.nb) * g.block_bytes());
+  std::vector<uint8_t> row(static_cast<size_t>(g.nb * g.block_bytes));
   for (int64_t b = 0; b < g.nb; ++b) {
-    g.to_block(base, row.data() + static_cast<size_t>(b) * g.block_bytes(), b, j);
+    g.to_block(base, row.data() + static_cast<size_t>(b) * static_cast<size_t>(g.block_bytes), b, j);
   }
   dequantize_row(plain, row.data(), dst, k);
 }

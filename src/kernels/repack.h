@@ -1,20 +1,32 @@
-// Q8_0, Q4_0 and Q4_1 weights regrouped by 16 rows at load (DType::kQ8_0R16, kQ4_0R16, kQ4_1R16), for the int8 tile
-// (AMX) and VNNI kernels. Not a file format: the loader rewrites such a tensor in place when the
-// selected kernels have a fast product for the layout (LoadOptions::repack), and write_gguf_model
-// turns it back into the file type's bytes, exactly.
+// Q8_0, Q4_0, Q4_1, Q4_K and Q6_K weights regrouped by 16 rows at load (DType::kQ8_0R16, kQ4_0R16,
+// kQ4_1R16, kQ4_KR16, kQ6_KR16), for the int8 tile (AMX) and VNNI kernels. Not a file format: the
+// loader rewrites such a tensor in place when the selected kernels have a fast product for the layout
+// (LoadOptions::repack), and write_gguf_model turns it back into the file type's bytes, exactly.
 //
-// Rows come in groups of 16 (the tensor's row count must be a multiple of 16). A block of these types
-// is H f16 values (d; Q4_1: d, m) and P payload bytes (Q8_0: P = 32 codes; Q4_0 / Q4_1: P = 16 bytes,
-// element i in the low nibble of byte i and element i + 16 in its high nibble). Group g takes the
-// bytes of its 16 rows (16 x nb blocks, nb = k / 32) and holds, in order:
+// Rows come in groups of 16 (the tensor's row count must be a multiple of 16); group g holds the bytes
+// of its 16 rows, nb blocks each, 4 payload bytes of each of the 16 rows side by side per 64 bytes:
+// the layout of the second operand of an int8 tile product, and what one VNNI product against a
+// broadcast group of 4 activation codes reads (the 16 rows' sums in the 16 lanes of one register).
+//
+// Q8_0 / Q4_0 / Q4_1 (blocks of 32: H f16 values (d; Q4_1: d, m) and P payload bytes; Q8_0: P = 32
+// codes; Q4_0 / Q4_1: P = 16 bytes, element i in the low nibble of byte i and element i + 16 in its
+// high nibble), nb = k / 32:
 //   scales:  [nb][16] f16           the d of block b of row j at 2 * (16 b + j)
 //   mins:    [nb][16] f16 (Q4_1)    its m at nb * 32 + 2 * (16 b + j)
 //   payload: [nb][P / 4][16][4]     payload byte i of block b of row j at nb * 32 H + 16 P b + 64 (i / 4) + 4 j + i % 4
-// so one block of the 16 rows is 32 bytes of scales and 16 P contiguous bytes, 4 consecutive payload
-// bytes of each of the 16 rows per 64 bytes: the layout of the second operand of an int8 tile
-// product, and what one VNNI product against a broadcast group of 4 activation codes reads (the 16
-// rows' sums in the 16 lanes of one register). For Q4_0 / Q4_1 the low nibbles of 64 bytes are
-// elements 4q .. 4q + 3 (q = i / 4) of the 16 rows and the high nibbles elements 16 + 4q .. 16 + 4q + 3.
+// so one block of the 16 rows is 32 bytes of scales and 16 P contiguous bytes. For Q4_0 / Q4_1 the low
+// nibbles of 64 bytes are elements 4q .. 4q + 3 (q = i / 4) of the 16 rows and the high nibbles
+// elements 16 + 4q .. 16 + 4q + 3.
+//
+// Q4_K and Q6_K (super-blocks of 256 elements, nb = k / 256): super-block b of the 16 rows is 16 x 144
+// (Q4_K) or 16 x 210 (Q6_K) contiguous bytes at 16 S b (S: the super-block's size), holding, for byte i
+// of a field of the file's super-block of row j:
+//   Q4_K: d at 2 j, dmin at 32 + 2 j, scales[i] at 64 + 64 (i / 4) + 4 j + i % 4,
+//         qs[i] at 256 + 64 (i / 4) + 4 j + i % 4 (sub-blocks 2p and 2p + 1: low and high nibbles of 8 x 64 bytes)
+//   Q6_K: scales[i] at 64 (i / 4) + 4 j + i % 4, ql[i] at 256 + 64 (i / 4) + 4 j + i % 4,
+//         qh[i] at 2304 + 64 (i / 4) + 4 j + i % 4, d at 3328 + 2 j
+// so each field's 4-byte chunks of the 16 rows are one 64-byte vector (the 16 rows' scale words, one
+// row per 32-bit lane: the scale decoding runs on 16 rows at once).
 #pragma once
 
 #include <cstddef>
@@ -27,20 +39,20 @@ namespace llmopt::kernels {
 
 constexpr int64_t kR16Rows = 16;
 
-// The regrouped type of a file type (kQ8_0 -> kQ8_0R16, kQ4_0 -> kQ4_0R16, kQ4_1 -> kQ4_1R16), or t
+// The regrouped type of a file type (kQ8_0 -> kQ8_0R16, ..., kQ6_K -> kQ6_KR16), or t
 // itself when it has none.
 DType r16_type_of(DType t);
 // The file type of a regrouped type (kQ8_0R16 -> kQ8_0, ...), or t itself.
 DType plain_type_of(DType t);
 inline bool is_r16(DType t) { return plain_type_of(t) != t; }
-// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 tensor whose rows can be grouped by 16.
+// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K tensor whose rows can be grouped by 16.
 bool can_repack_r16(const TensorView& w);
 // True if the selected ISA computes products against r16_type_of(t) with a fast kernel (the layout pays).
 bool prefers_r16(DType t);
-// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1) of k elements at data (rows % 16 == 0) into the
+// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K) of k elements at data (rows % 16 == 0) into the
 // regrouped layout, in place.
 void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k);
-// The inverse: regrouped bytes of type r (kQ8_0R16 / kQ4_0R16 / kQ4_1R16) at src -> plain rows at dst (the same
+// The inverse: regrouped bytes of type r (kQ8_0R16 ... kQ6_KR16) at src -> plain rows at dst (the same
 // size; src != dst).
 void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst);
 // Row r of a regrouped tensor (type rt) of k columns, as f32 (the values dequantize_row gives the plain row).

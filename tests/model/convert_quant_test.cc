@@ -13,6 +13,7 @@
 
 #include "formats/gguf.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 #include "loader_test_util.h"
 #include "model/convert.h"
 #include "model/loader.h"
@@ -173,6 +174,58 @@ TEST(ConvertQuant, LlamaTinyLoadsAndComputesForEveryType) {
     float worst = 0;
     for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
     EXPECT_LE(worst, (t == DType::kQ8_0 ? 0.05f : 0.3f) * amax);
+  }
+}
+
+// A llama whose rows fit the K-quant super-blocks (256 columns; the tiny preset's 64 do not), as Q4_K
+// and Q6_K: regrouped at load where the kernels have a product for the layout, the logits equal the
+// file layout's bit for bit, and writing the loaded model back gives the file's bytes.
+TEST(ConvertQuant, KQuantsRegroupedAtLoadGiveTheSameLogitsAndWriteTheFileBack) {
+  SynthOptions so;
+  so.config = *find_synth_preset("llama-tiny");
+  so.config.n_embd = 256;
+  so.config.n_ff = 512;
+  so.config.head_dim = so.config.n_embd / so.config.n_head;
+  so.config.n_rot = so.config.head_dim;
+  so.seed = 5;
+  auto made = synth_model(so);
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  std::shared_ptr<const WeightSource> src(std::move(made).value());
+  ThreadPool pool(2);
+  const std::vector<int32_t> ids = {1, 2, 3, 100, 200, 300, 7, 9, 11};
+  for (DType t : {DType::kQ4_K, DType::kQ6_K}) {
+    SCOPED_TRACE(dtype_name(t));
+    const std::string path = test::temp_dir() + "/k256-" + dtype_name(t) + ".gguf";
+    ASSERT_NE(convert_to(*src, t, path), nullptr);
+    LoadOptions ro;
+    ro.repack = true;
+    auto plain = load_model(path);
+    auto packed = load_model(path, ro);
+    ASSERT_TRUE(plain.ok() && packed.ok());
+    int n_packed = 0;
+    for (const auto& nt : (*packed)->source().tensors()) n_packed += nt.view.type == kernels::r16_type_of(t);
+    if (!kernels::prefers_r16(t)) {
+      EXPECT_EQ(n_packed, 0);
+      continue;
+    }
+    // attention (4) and FFN (3) matrices of each layer, and the tied embedding
+    EXPECT_EQ(n_packed, 1 + 7 * so.config.n_layer);
+    EXPECT_EQ(test::all_logits(**plain, ids, pool), test::all_logits(**packed, ids, pool));
+    const std::string out = test::temp_dir() + "/k256-" + dtype_name(t) + "-back.gguf";
+    ConvertOptions copts;
+    copts.outtype = t;
+    ASSERT_TRUE(write_gguf_model((*packed)->source(), out, copts).ok());
+    auto a = GgufFile::open(path);
+    auto b = GgufFile::open(out);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ((*a)->tensors().size(), (*b)->tensors().size());
+    for (size_t i = 0; i < (*a)->tensors().size(); ++i) {
+      const TensorView& x = (*a)->tensors()[i].view;
+      const TensorView& y = (*b)->tensors()[i].view;
+      ASSERT_EQ(x.type, y.type) << (*a)->tensors()[i].name;
+      ASSERT_EQ(x.nbytes, y.nbytes) << (*a)->tensors()[i].name;
+      ASSERT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << (*a)->tensors()[i].name;
+    }
   }
 }
 

@@ -676,6 +676,10 @@ MatmulKernel find_matmul_amx(DType t) {
       return {amx_q4r16_rows<false>, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ4_1R16:
       return {amx_q4r16_rows<true>, ActForm::kQ8Blocks, kR16Rows, true};
+    case DType::kQ4_KR16:  // no tile kernels for the K-quants: VNNI at every batch size
+      return {q4kr16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
+    case DType::kQ6_KR16:
+      return {q6kr16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ8_0:
       return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
     case DType::kQ4_0:

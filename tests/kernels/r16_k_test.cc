@@ -1,0 +1,188 @@
+// Q4_K and Q6_K weights regrouped by 16 rows (DType::kQ4_KR16 / kQ6_KR16, kernels/repack.h): the layout
+// against its documented byte formula, the exact inverse, and the products on every ISA against the
+// file-layout kernels of AVX2 (another layout and other code: the same exact integer sub-block sums and the
+// same float operations, so equal bits).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "kernels/isa_test_util.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/blocks.h"
+#include "kernels/ref/ref.h"
+#include "kernels/repack.h"
+
+namespace llmopt::kernels {
+namespace {
+
+using test::IsaGuard;
+using test::supported_isas;
+
+int64_t k_super_bytes(DType t) { return t == DType::kQ4_K ? 144 : 210; }  // per 256 elements
+
+// Random Q4_K / Q6_K rows: every scale and code byte value; the f16 scales (Q4_K: d, dmin; Q6_K: d)
+// of either sign.
+std::vector<uint8_t> random_k_rows(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
+  const int64_t sup = k_super_bytes(t);
+  std::vector<uint8_t> out(static_cast<size_t>(rows * (k / 256) * sup));
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(0.0005f, 0.01f);
+  for (auto& b : out) b = static_cast<uint8_t>(byte(rng));
+  for (size_t off = 0; off < out.size(); off += static_cast<size_t>(sup)) {
+    for (int v = 0; v < (t == DType::kQ4_K ? 2 : 1); ++v) {
+      const uint16_t d = fp32_to_fp16(byte(rng) < 128 ? -scale(rng) : scale(rng));
+      std::memcpy(out.data() + off + (t == DType::kQ4_K ? 2 * v : 208), &d, 2);
+    }
+  }
+  return out;
+}
+
+// Where byte i of a plain super-block of row j goes in its 16-row super-block (repack.h).
+int64_t k_packed_offset(DType t, int64_t i, int64_t j) {
+  auto chunked = [&](int64_t start, int64_t src) { return start + 64 * ((i - src) / 4) + 4 * j + (i - src) % 4; };
+  if (t == DType::kQ4_K) {  // d, dmin, scales[12], qs[128]
+    if (i < 2) return 2 * j + i;
+    if (i < 4) return 32 + 2 * j + (i - 2);
+    if (i < 16) return chunked(64, 4);
+    return chunked(256, 16);
+  }
+  // Q6_K: ql[128], qh[64], scales[16], d -> scales at 0, ql at 256, qh at 2304, d at 3328
+  if (i < 128) return chunked(256, 0);
+  if (i < 192) return chunked(2304, 128);
+  if (i < 208) return chunked(0, 192);
+  return 3328 + 2 * j + (i - 208);
+}
+
+class KernelsR16K : public ::testing::TestWithParam<DType> {};
+
+TEST_P(KernelsR16K, LayoutFollowsItsFormulaAndUnpacksExactly) {
+  const DType t = GetParam(), rt = r16_type_of(t);
+  const int64_t kSuper = k_super_bytes(t);
+  ASSERT_NE(rt, t);
+  EXPECT_EQ(plain_type_of(rt), t);
+  std::mt19937 rng(4);
+  for (int64_t k : {256, 768}) {
+    const int64_t rows = 48, nsb = k / 256;
+    const std::vector<uint8_t> plain = random_k_rows(t, rows, k, rng);
+    std::vector<uint8_t> packed = plain;
+    repack_r16(t, packed.data(), rows, k);
+    ASSERT_NE(packed, plain);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t j = r % 16;
+      for (int64_t b = 0; b < nsb; ++b) {
+        const uint8_t* sup = packed.data() + (r / 16) * 16 * nsb * kSuper + 16 * kSuper * b;
+        const uint8_t* blk = plain.data() + (r * nsb + b) * kSuper;
+        for (int64_t i = 0; i < kSuper; ++i) {
+          ASSERT_EQ(sup[k_packed_offset(t, i, j)], blk[i]) << "byte " << i << " r=" << r << " b=" << b;
+        }
+      }
+      std::vector<float> want(static_cast<size_t>(k)), got(want.size());
+      dequantize_row(t, plain.data() + r * nsb * kSuper, want.data(), k);
+      dequantize_r16_row(rt, packed.data(), k, r, got.data());
+      ASSERT_EQ(want, got) << "row " << r;
+      const TensorView v{rt, {rows, k}, packed.data(), packed.size()};
+      dequantize_view_row(v, r, got.data());
+      ASSERT_EQ(want, got) << "view row " << r;
+    }
+    std::vector<uint8_t> back(plain.size());
+    unpack_r16(rt, packed.data(), rows, k, back.data());
+    EXPECT_EQ(back, plain);
+  }
+  std::vector<uint8_t> bytes(17 * kSuper);
+  EXPECT_TRUE(can_repack_r16(TensorView{t, {16, 256}, bytes.data(), static_cast<size_t>(16 * kSuper)}));
+  EXPECT_FALSE(can_repack_r16(TensorView{t, {17, 256}, bytes.data(), static_cast<size_t>(17 * kSuper)}));
+  EXPECT_FALSE(can_repack_r16(TensorView{t, {16, 256}, bytes.data(), static_cast<size_t>(16 * kSuper - 1)}));
+  EXPECT_FALSE(dtype_from_name(dtype_name(rt)).has_value()) << "not a type a file or a flag may name";
+  EXPECT_FALSE(dtype_info(static_cast<uint32_t>(rt)).has_value());
+}
+
+// Products against the regrouped weights equal, bit for bit, those against the file layout on AVX2
+// (the reference path against the reference path on ISAs without a kernel for the layout), for 1 to
+// 33 activation rows, 1 and 3 threads; each row also equals its one-row call (batch invariance).
+TEST_P(KernelsR16K, ProductsEqualThePlainLayoutOnEveryIsa) {
+  IsaGuard guard;
+  const DType t = GetParam(), rt = r16_type_of(t);
+  std::mt19937 rng(4416);
+  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
+  ThreadPool pool1(1), pool3(3);
+  for (int64_t k : {256, 768}) {
+    for (int64_t n_out : {16, 80}) {
+      const std::vector<uint8_t> plain = random_k_rows(t, n_out, k, rng);
+      std::vector<uint8_t> packed = plain;
+      repack_r16(t, packed.data(), n_out, k);
+      const TensorView wq{t, {n_out, k}, plain.data(), plain.size()};
+      const TensorView wr{rt, {n_out, k}, packed.data(), packed.size()};
+      std::vector<float> bias(static_cast<size_t>(n_out));
+      for (auto& v : bias) v = val(rng);
+      for (int64_t m : {1, 2, 3, 4, 5, 9, 16, 33}) {
+        std::vector<float> x(static_cast<size_t>(m * k));
+        for (auto& v : x) v = val(rng);
+        for (Isa isa : supported_isas()) {
+          SCOPED_TRACE(std::string(dtype_name(rt)) + " " + isa_name(isa) + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
+                       " n_out=" + std::to_string(n_out));
+          set_isa(isa);
+          set_isa(prefers_r16(t) ? Isa::kAvx2 : Isa::kRef);
+          std::vector<float> want(static_cast<size_t>(m * n_out)), got(want.size()), got3(want.size());
+          matmul_bias(wq, bias.data(), x.data(), m, want.data(), pool1);
+          set_isa(isa);
+          matmul_bias(wr, bias.data(), x.data(), m, got.data(), pool1);
+          matmul_bias(wr, bias.data(), x.data(), m, got3.data(), pool3);
+          for (size_t i = 0; i < want.size(); ++i) {
+            ASSERT_EQ(got[i], want[i]) << "element " << i;
+            ASSERT_EQ(got3[i], want[i]) << "3 threads, element " << i;
+          }
+          std::vector<float> y1(static_cast<size_t>(n_out));
+          for (int64_t i = 0; i < m; ++i) {
+            matmul_bias(wr, bias.data(), x.data() + i * k, 1, y1.data(), pool3);
+            for (int64_t j = 0; j < n_out; ++j) ASSERT_EQ(y1[j], got[i * n_out + j]) << "row " << i << " col " << j;
+          }
+        }
+      }
+    }
+  }
+}
+
+// One input, three products (as Q, K, V): regrouped Q4_K and Q6_K weights and Q4_K rows in the file
+// layout; each output equals its own matmul_bias on every ISA.
+TEST(KernelsR16KMulti, MixedLayoutsInOneProductEqualSeparateProducts) {
+  IsaGuard guard;
+  ThreadPool pool(2);
+  std::mt19937 rng(4417);
+  const int64_t k = 512;
+  std::vector<uint8_t> a = random_k_rows(DType::kQ4_K, 32, k, rng), b = random_k_rows(DType::kQ4_K, 48, k, rng),
+                       c = random_k_rows(DType::kQ6_K, 16, k, rng);
+  repack_r16(DType::kQ4_K, a.data(), 32, k);
+  repack_r16(DType::kQ6_K, c.data(), 16, k);
+  const TensorView wa{DType::kQ4_KR16, {32, k}, a.data(), a.size()};
+  const TensorView wb{DType::kQ4_K, {48, k}, b.data(), b.size()};
+  const TensorView wc{DType::kQ6_KR16, {16, k}, c.data(), c.size()};
+  const TensorView* ws[3] = {&wa, &wb, &wc};
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    for (int64_t m : {1, 6, 17}) {
+      std::vector<float> x(static_cast<size_t>(m * k));
+      for (auto& v : x) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+      std::vector<std::vector<float>> want(3), got(3);
+      std::vector<MatmulJob> jobs;
+      for (int j = 0; j < 3; ++j) {
+        want[j].assign(static_cast<size_t>(m * ws[j]->rows()), 0.0f);
+        got[j].assign(want[j].size(), -1.0f);
+        matmul_bias(*ws[j], nullptr, x.data(), m, want[j].data(), pool);
+        jobs.push_back({ws[j], nullptr, got[j].data()});
+      }
+      matmul_multi(jobs, x.data(), m, pool);
+      for (int j = 0; j < 3; ++j) EXPECT_EQ(got[j], want[j]) << isa_name(isa) << " m=" << m << " job " << j;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16K, ::testing::Values(DType::kQ4_K, DType::kQ6_K),
+                         [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace llmopt::kernels
