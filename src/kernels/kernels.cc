@@ -42,7 +42,7 @@ void dequantize_view_row(const TensorView& w, int64_t r, float* dst) {
     return;
   }
   if (is_r16(w.type)) {
-    dequantize_r16_row(w.type, w.data, n, r, dst);
+    dequantize_r16_row(w.type, w.data, w.rows(), n, r, dst);
     return;
   }
   dequantize_row(w.type, w.row(r), dst, n);

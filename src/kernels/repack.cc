@@ -88,7 +88,7 @@ DType plain_type_of(DType t) {
 bool can_repack_r16(const TensorView& w) {
   if (!w.present() || r16_type_of(w.type) == w.type || w.shape.size() != 2) return false;
   const int64_t be = dtype_info(w.type).block_size;
-  if (w.rows() <= 0 || w.rows() % kR16Rows != 0 || w.cols() <= 0 || w.cols() % be != 0) return false;
+  if (w.rows() < kR16Rows || w.cols() <= 0 || w.cols() % be != 0) return false;
   return w.nbytes == static_cast<size_t>(w.rows()) * static_cast<size_t>(w.cols() / be) * dtype_info(w.type).type_size;
 }
 
@@ -98,7 +98,7 @@ bool prefers_r16(DType t) {
 }
 
 void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
-  LLMOPT_CHECK(rows % kR16Rows == 0);
+  LLMOPT_CHECK(rows >= 0);
   const Geometry g = geometry(t, k);
   const int64_t n_groups = rows / kR16Rows;
   auto groups = [&](int64_t g0, int64_t g1) {
@@ -129,8 +129,11 @@ void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
 }
 
 void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst) {
-  LLMOPT_CHECK(rows % kR16Rows == 0 && src != dst && is_r16(r));
+  LLMOPT_CHECK(rows >= 0 && src != dst && is_r16(r));
   const Geometry g = geometry(plain_type_of(r), k);
+  // rows past the last whole group are in the file layout already
+  const size_t grouped = static_cast<size_t>(rows / kR16Rows) * g.group_bytes();
+  std::memcpy(dst + grouped, src + grouped, static_cast<size_t>(rows % kR16Rows * g.nb * g.block_bytes));
   for (int64_t grp = 0; grp < rows / kR16Rows; ++grp) {
     const uint8_t* base = src + static_cast<size_t>(grp) * g.group_bytes();
     uint8_t* out = dst + static_cast<size_t>(grp) * g.group_bytes();
@@ -142,10 +145,14 @@ void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* d
   }
 }
 
-void dequantize_r16_row(DType rt, const uint8_t* data, int64_t k, int64_t r, float* dst) {
-  LLMOPT_CHECK(r >= 0 && is_r16(rt));
+void dequantize_r16_row(DType rt, const uint8_t* data, int64_t rows, int64_t k, int64_t r, float* dst) {
+  LLMOPT_CHECK(r >= 0 && r < rows && is_r16(rt));
   const DType plain = plain_type_of(rt);
   const Geometry g = geometry(plain, k);
+  if (r >= rows / kR16Rows * kR16Rows) {  // past the last whole group: the file layout
+    dequantize_row(plain, data + static_cast<size_t>(r * g.nb * g.block_bytes), dst, k);
+    return;
+  }
   const uint8_t* base = data + static_cast<size_t>(r / kR16Rows) * g.group_bytes();
   const int64_t j = r % kR16Rows;
   std::vector<uint8_t> row(static_cast<size_t>(g.nb * g.block_bytes));

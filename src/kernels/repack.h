@@ -3,8 +3,9 @@
 // loader rewrites such a tensor in place when the selected kernels have a fast product for the layout
 // (LoadOptions::repack), and write_gguf_model turns it back into the file type's bytes, exactly.
 //
-// Rows come in groups of 16 (the tensor's row count must be a multiple of 16); group g holds the bytes
-// of its 16 rows, nb blocks each, 4 payload bytes of each of the 16 rows side by side per 64 bytes:
+// Rows come in groups of 16; the last rows % 16 rows of a tensor stay in the file layout after the
+// groups (the kernels give them to the type's file-layout decode kernel). Group g holds the bytes of
+// its 16 rows, nb blocks each, 4 payload bytes of each of the 16 rows side by side per 64 bytes:
 // the layout of the second operand of an int8 tile product, and what one VNNI product against a
 // broadcast group of 4 activation codes reads (the 16 rows' sums in the 16 lanes of one register).
 //
@@ -45,17 +46,17 @@ DType r16_type_of(DType t);
 // The file type of a regrouped type (kQ8_0R16 -> kQ8_0, ...), or t itself.
 DType plain_type_of(DType t);
 inline bool is_r16(DType t) { return plain_type_of(t) != t; }
-// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K tensor whose rows can be grouped by 16.
+// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K tensor of at least 16 rows.
 bool can_repack_r16(const TensorView& w);
 // True if the selected ISA computes products against r16_type_of(t) with a fast kernel (the layout pays).
 bool prefers_r16(DType t);
-// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K) of k elements at data (rows % 16 == 0) into the
+// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K) of k elements at data into the
 // regrouped layout, in place.
 void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k);
 // The inverse: regrouped bytes of type r (kQ8_0R16 ... kQ6_KR16) at src -> plain rows at dst (the same
 // size; src != dst).
 void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst);
-// Row r of a regrouped tensor (type rt) of k columns, as f32 (the values dequantize_row gives the plain row).
-void dequantize_r16_row(DType rt, const uint8_t* data, int64_t k, int64_t r, float* dst);
+// Row r of a regrouped tensor (type rt) of `rows` rows and k columns, as f32 (the values dequantize_row gives the plain row).
+void dequantize_r16_row(DType rt, const uint8_t* data, int64_t rows, int64_t k, int64_t r, float* dst);
 
 }  // namespace llmopt::kernels

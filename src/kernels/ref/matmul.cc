@@ -46,7 +46,7 @@ void matmul_bias(const TensorView& w, const float* bias, const float* x, int64_t
         if (f32_direct) {
           rows[t] = reinterpret_cast<const float*>(src);
         } else if (r16) {
-          dequantize_r16_row(w.type, w.data, k, r0 + t, buf.data() + t * k);
+          dequantize_r16_row(w.type, w.data, w.rows(), k, r0 + t, buf.data() + t * k);
           rows[t] = buf.data() + t * k;
         } else {
           traits->dequantize_row(src, buf.data() + t * k, k);

@@ -585,7 +585,7 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
       for (int64_t t = t0; t < t1; ++t) pack_act_tiles(a, t, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows);
     }
     packed_id = one_pass ? a.xq8_id : 0;
-    for (int64_t g = r0 / kAmxRows; g * kAmxRows < r1; ++g) {
+    for (int64_t g = r0 / kAmxRows; g * kAmxRows < r16_groups_end(a, r1); ++g) {
       const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
       const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kAmxRows) : _mm512_setzero_ps();
       for (int64_t t = t0; t < t1; ++t) {
@@ -602,6 +602,7 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     }
   }
   _tile_release();
+  r16_tail_rows<WQ8_0>(a, r0, r1);
 }
 
 // DType::kQ4_0R16 / kQ4_1R16: each 16-row group's nibbles become byte codes 0..15 in the second
@@ -634,7 +635,7 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
       for (int64_t t = t0; t < t1; ++t) pack_act_tiles(a, t, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows);
     }
     packed_id = one_pass ? a.xq8_id : 0;
-    for (int64_t g = r0 / kAmxRows; g * kAmxRows < r1; ++g) {
+    for (int64_t g = r0 / kAmxRows; g * kAmxRows < r16_groups_end(a, r1); ++g) {
       const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
       const uint8_t* nib = base + nb * 32 * (kQ41 ? 2 : 1);
       for (int64_t b = 0; b < nb; ++b) {
@@ -666,6 +667,7 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     }
   }
   _tile_release();
+  r16_tail_rows<std::conditional_t<kQ41, WQ4_1, WQ4_0>>(a, r0, r1);
 }
 
 MatmulKernel find_matmul_amx(DType t) {

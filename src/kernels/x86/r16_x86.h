@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/dispatch.h"
@@ -40,6 +41,23 @@ inline void prefetch_block(const uint8_t* p, int64_t bytes) {
   for (int64_t off = 0; off < bytes; off += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(p + off + kPrefetchBytes), _MM_HINT_T1);
     _mm_prefetch(reinterpret_cast<const char*>(p + off + kPrefetchNear), _MM_HINT_T0);
+  }
+}
+
+// A tensor whose row count is not a multiple of 16 keeps its last n_out % 16 rows in the file layout
+// after the groups (repack.h). Rows below r16_groups_end(a, r1) come in whole groups; r16_tail_rows
+// computes the rest of [r0, r1) with the file-layout decode kernel of the type (W: WQ8_0, WQ4_K, ...;
+// the same operations as every kernel of the type: bit-identical, for any batch).
+inline int64_t r16_groups_end(const MatmulArgs& a, int64_t r1) {
+  return std::min(r1, a.n_out / kR16Rows * kR16Rows);
+}
+struct R16TailOps {
+  static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+};
+template <class W>
+inline void r16_tail_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  for (int64_t r = std::max(r0, r16_groups_end(a, r1)); r < r1; ++r) {
+    for (int64_t i = 0; i < a.m; ++i) BlockDotRows<W, R16TailOps>::template by_rows<1>(a, r, i);
   }
 }
 
@@ -297,19 +315,22 @@ void q6kr16_rows_vnni(const MatmulArgs& a, int64_t r0, int64_t r1) {
       xoff[static_cast<size_t>(2 * i + t)] = 32 * sum;
     }
   }
-  for (int64_t g = r0 / kR16Rows; g * kR16Rows < r1; ++g) {
+  const int64_t end = r16_groups_end(a, r1);
+  for (int64_t g = r0 / kR16Rows; g * kR16Rows < end; ++g) {
     int64_t i = 0;
     for (; i + 2 <= a.m; i += 2) q6kr16_group<2>(a, g, i, xoff.data());
     if (i < a.m) q6kr16_group<1>(a, g, i, xoff.data());
   }
+  r16_tail_rows<WQ6_K>(a, r0, r1);
 }
 
 // Weight rows [r0, r1) (whole groups of 16: MatmulKernel::row_align) against all activation rows,
 // up to 4 at a time (each group's bytes are read once per 4 rows): group.template operator()<R>(g, i)
 // takes rows [i, i + R) against group g.
-template <class Group>
+template <class W, class Group>
 inline void r16_rows_by4(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group) {
-  for (int64_t g = r0 / kR16Rows; g * kR16Rows < r1; ++g) {
+  const int64_t end = r16_groups_end(a, r1);
+  for (int64_t g = r0 / kR16Rows; g * kR16Rows < end; ++g) {
     int64_t i = 0;
     for (; i + 4 <= a.m; i += 4) group.template operator()<4>(g, i);
     switch (a.m - i) {
@@ -326,19 +347,20 @@ inline void r16_rows_by4(const MatmulArgs& a, int64_t r0, int64_t r1, const Grou
         break;
     }
   }
+  r16_tail_rows<W>(a, r0, r1);
 }
 
 template <bool kQ41>
 void q4r16_rows_vnni(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  r16_rows_by4(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4r16_group<R, kQ41>(a, g, i); });
+  r16_rows_by4<std::conditional_t<kQ41, WQ4_1, WQ4_0>>(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4r16_group<R, kQ41>(a, g, i); });
 }
 
 void q8r16_rows_vnni(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  r16_rows_by4(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q8r16_group<R>(a, g, i); });
+  r16_rows_by4<WQ8_0>(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q8r16_group<R>(a, g, i); });
 }
 
 void q4kr16_rows_vnni(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  r16_rows_by4(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4kr16_group<R>(a, g, i); });
+  r16_rows_by4<WQ4_K>(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4kr16_group<R>(a, g, i); });
 }
 
 }  // namespace
