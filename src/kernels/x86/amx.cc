@@ -508,7 +508,8 @@ void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx, fl
 // out[i]: activation row i against the 16 weight rows. pf: prefetch the weight stream ahead (the
 // first pass over a Q8_0 group). kMin (Q4_0, codes 0..15): after each block's fma also
 // acc = fma(-8 d_w, s_x, acc), as every Q4_0 kernel does.
-template <bool kMin>
+// kF32Scales (Q4_K): scales and mins are f32 [block][16] (the sub-blocks' d sc_j and -(dmin m_j)).
+template <bool kMin, bool kF32Scales = false>
 void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const uint8_t* scales, const uint8_t* mins,
                   const uint8_t* codes, int64_t nb, __m512 (&out)[kAmxRows], bool pf) {
   // The weights are one stream (group after group): block b's share of it, far ahead into L2 and
@@ -537,11 +538,16 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
          a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
   auto epilogue = [&](int64_t b, const int32_t* s) {
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
-    // the offset (kMin): the group's mins (Q4_1), or Q4_0's m = -8 d (exact)
-    [[maybe_unused]] const __m512 mw =
-        mins != nullptr ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mins + 32 * b)))
-                        : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+    __m512 dw, mw;
+    if constexpr (kF32Scales) {
+      dw = _mm512_load_ps(reinterpret_cast<const float*>(scales) + 16 * b);
+      mw = _mm512_load_ps(reinterpret_cast<const float*>(mins) + 16 * b);
+    } else {
+      dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
+      // the offset (kMin): the group's mins (Q4_1), or Q4_0's m = -8 d (exact)
+      mw = mins != nullptr ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mins + 32 * b)))
+                           : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+    }
     const float* d = dx + b * kAmxRows;
     [[maybe_unused]] const float* sb = sx + b * kAmxRows;
     auto one = [&](__m512& acc, int i) {
@@ -558,19 +564,18 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
   out[15] = a15;
 }
 
-// Weight rows [r0, r1) (whole groups of 16) against batches of kAmxMinRows activation rows or more;
-// smaller batches take the VNNI kernel.
-void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  if (a.m < kAmxMinRows) {
-    q8r16_rows_vnni(a, r0, r1);
-    return;
-  }
+// The regrouped types' driver: weight rows [r0, r1) against batches of kAmxMinRows activation rows or
+// more (smaller batches take the VNNI kernels). Per pass over about 256 KiB of activation tiles (they
+// stay in L2 while the weight groups go by) and per whole group g: prepare(g, first_pass) readies
+// the group (the 4-bit types spread its codes to bytes), then unit(g, xs, dx, sx, acc, stream) runs
+// one activation tile against it (stream: the first tile of the first pass, which reads the group
+// from memory). The rows past the last whole group take the file-layout kernel of W.
+template <class W, class Prepare, class Unit>
+void amx_r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1, Prepare&& prepare, Unit&& unit) {
   load_tile_config();
   const int64_t nb = a.k / kQK8_0;
   const int64_t n_xt = (a.m + kAmxRows - 1) / kAmxRows;
-  const int64_t group_bytes = nb * kR16GroupBlockBytes;
   thread_local std::vector<uint8_t> xbuf, dbuf, sbuf;
-  // Passes over about 256 KiB of activations (they stay in L2 while the weight groups go by).
   const int64_t per_pass =
       std::max<int64_t>(1, (int64_t{256} << 10) / (nb * static_cast<int64_t>(sizeof(ActTileQ8))));
   ActTileQ8* xs = aligned64<ActTileQ8>(xbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb));
@@ -586,13 +591,12 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     }
     packed_id = one_pass ? a.xq8_id : 0;
     for (int64_t g = r0 / kAmxRows; g * kAmxRows < r16_groups_end(a, r1); ++g) {
-      const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
+      prepare(g, t0 == 0);
       const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kAmxRows) : _mm512_setzero_ps();
       for (int64_t t = t0; t < t1; ++t) {
         __m512 acc[kAmxRows];
-        // The first pass streams the weights: they are prefetched during its first tile.
-        amx_r16_unit<false>(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, nullptr, base, nullptr, base + nb * 32, nb,
-                            acc, t0 == 0 && t == t0);
+        unit(g, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows, acc,
+             t0 == 0 && t == t0);
         const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
         for (int64_t i = 0; i < n_rows; ++i) {
           const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[i], bias) : acc[i];
@@ -602,7 +606,41 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     }
   }
   _tile_release();
-  r16_tail_rows<WQ8_0>(a, r0, r1);
+  r16_tail_rows<W>(a, r0, r1);
+}
+
+// DType::kQ8_0R16: the group's codes are the second tile operand as they lie in memory.
+void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.m < kAmxMinRows) {
+    q8r16_rows_vnni(a, r0, r1);
+    return;
+  }
+  const int64_t nb = a.k / kQK8_0;
+  const int64_t group_bytes = nb * kR16GroupBlockBytes;
+  amx_r16_rows<WQ8_0>(
+      a, r0, r1, [](int64_t, bool) {},
+      [&](int64_t g, const ActTileQ8* xs, const float* dx, const float*, __m512(&acc)[kAmxRows], bool stream) {
+        const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
+        amx_r16_unit<false>(xs, dx, nullptr, base, nullptr, base + nb * 32, nb, acc, stream);
+      });
+}
+
+// Nibbles (low: elements 4p .. 4p + 3 of one block, high: of another, for the 16 rows; 4 x 64 bytes at
+// nib) spread to byte codes 0..15 in the second operand's layout: 8 x 64 bytes at lo_out and hi_out.
+inline void spread_nibbles(const uint8_t* nib, int8_t* lo_out, int8_t* hi_out, int n) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int p = 0; p < n; ++p) {
+    const __m512i w = _mm512_loadu_si512(nib + 64 * p);
+    _mm512_store_si512(lo_out + 64 * p, _mm512_and_si512(w, low4));
+    _mm512_store_si512(hi_out + 64 * p, _mm512_and_si512(_mm512_srli_epi16(w, 4), low4));
+  }
+}
+
+// The first pass streams the weights: prefetch the next group's share of these `bytes` at p.
+inline void prefetch_next_group(const uint8_t* p, int64_t bytes) {
+  for (int64_t off = 0; off < bytes; off += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + off + kPrefetchBytes), _MM_HINT_T1);
+  }
 }
 
 // DType::kQ4_0R16 / kQ4_1R16: each 16-row group's nibbles become byte codes 0..15 in the second
@@ -615,59 +653,66 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
     return;
   }
   constexpr int64_t kGroupBlockBytes = kQ41 ? kR16Q41GroupBlockBytes : kR16Q4GroupBlockBytes;
-  load_tile_config();
   const int64_t nb = a.k / kQK8_0;
-  const int64_t n_xt = (a.m + kAmxRows - 1) / kAmxRows;
   const int64_t group_bytes = nb * kGroupBlockBytes;
-  thread_local std::vector<uint8_t> xbuf, dbuf, sbuf, wbuf;
-  const int64_t per_pass =
-      std::max<int64_t>(1, (int64_t{256} << 10) / (nb * static_cast<int64_t>(sizeof(ActTileQ8))));
-  ActTileQ8* xs = aligned64<ActTileQ8>(xbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb));
-  float* dx = aligned64<float>(dbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb * kAmxRows));
-  float* sx = aligned64<float>(sbuf, static_cast<size_t>(std::min(per_pass, n_xt) * nb * kAmxRows));
+  thread_local std::vector<uint8_t> wbuf;
   int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * 512));
-  thread_local uint64_t packed_id = 0;
-  const bool one_pass = n_xt <= per_pass;
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  for (int64_t t0 = 0; t0 < n_xt; t0 += per_pass) {
-    const int64_t t1 = std::min(n_xt, t0 + per_pass);
-    if (!one_pass || a.xq8_id == 0 || packed_id != a.xq8_id) {
-      for (int64_t t = t0; t < t1; ++t) pack_act_tiles(a, t, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows);
+  auto prepare = [&](int64_t g, bool first_pass) {
+    const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
+    const uint8_t* nib = base + nb * 32 * (kQ41 ? 2 : 1);
+    for (int64_t b = 0; b < nb; ++b) {
+      if (first_pass) prefetch_next_group(base + b * kGroupBlockBytes, kGroupBlockBytes);
+      // block b's codes 4p .. 4p + 3 (low nibbles) and 16 + 4p .. (high)
+      spread_nibbles(nib + b * 256, wq + b * 512, wq + b * 512 + 256, 4);
     }
-    packed_id = one_pass ? a.xq8_id : 0;
-    for (int64_t g = r0 / kAmxRows; g * kAmxRows < r16_groups_end(a, r1); ++g) {
-      const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
-      const uint8_t* nib = base + nb * 32 * (kQ41 ? 2 : 1);
-      for (int64_t b = 0; b < nb; ++b) {
-        if (t0 == 0) {  // the first pass streams the weights: the next group's share of this block
-          for (int64_t off = 0; off < kGroupBlockBytes; off += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(base + b * kGroupBlockBytes + off + kPrefetchBytes),
-                         _MM_HINT_T1);
-          }
-        }
-        for (int p = 0; p < 4; ++p) {
-          const __m512i w = _mm512_loadu_si512(nib + b * 256 + 64 * p);
-          const __m512i lo = _mm512_and_si512(w, low4);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
-          _mm512_store_si512(wq + b * 512 + 64 * p, lo);        // codes 4p .. 4p + 3
-          _mm512_store_si512(wq + b * 512 + 64 * (p + 4), hi);  // codes 16 + 4p ..
-        }
-      }
-      const __m512 bias = a.bias != nullptr ? _mm512_loadu_ps(a.bias + g * kAmxRows) : _mm512_setzero_ps();
-      for (int64_t t = t0; t < t1; ++t) {
-        __m512 acc[kAmxRows];
-        amx_r16_unit<true>(xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows, base,
-                           kQ41 ? base + nb * 32 : nullptr, reinterpret_cast<const uint8_t*>(wq), nb, acc, false);
-        const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
-        for (int64_t i = 0; i < n_rows; ++i) {
-          const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[i], bias) : acc[i];
-          _mm512_storeu_ps(a.y + (i0 + i) * a.n_out + g * kAmxRows, v);
-        }
-      }
-    }
+  };
+  amx_r16_rows<std::conditional_t<kQ41, WQ4_1, WQ4_0>>(
+      a, r0, r1, prepare,
+      [&](int64_t g, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool) {
+        const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
+        amx_r16_unit<true>(xs, dx, sx, base, kQ41 ? base + nb * 32 : nullptr, reinterpret_cast<const uint8_t*>(wq),
+                           nb, acc, false);
+      });
+}
+
+// DType::kQ4_KR16: per group and pass, each sub-block's scales d sc_j and offsets -(dmin m_j) of the 16
+// rows (f32, [sub-block][16]) and its codes spread to bytes, then the unit with f32 scales: the
+// operations of every Q4_K kernel, a sub-block being one 32-code block.
+void amx_q4kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.m < kAmxMinRows) {
+    q4kr16_rows_vnni(a, r0, r1);
+    return;
   }
-  _tile_release();
-  r16_tail_rows<std::conditional_t<kQ41, WQ4_1, WQ4_0>>(a, r0, r1);
+  const int64_t nb = a.k / kQK8_0, nsb = a.k / 256;
+  thread_local std::vector<uint8_t> wbuf, sbuf, mbuf;
+  int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * 512));
+  float* ds = aligned64<float>(sbuf, static_cast<size_t>(nb * kAmxRows));
+  float* dm = aligned64<float>(mbuf, static_cast<size_t>(nb * kAmxRows));
+  auto prepare = [&](int64_t g, bool first_pass) {
+    const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q4KSuperBytes;
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* sp = base + sb * kR16Q4KSuperBytes;
+      if (first_pass) prefetch_next_group(sp, kR16Q4KSuperBytes);
+      __m512 s[8], m[8];
+      q4k_r16_scales(sp, s, m);
+      for (int j = 0; j < 8; ++j) {
+        _mm512_store_ps(ds + (8 * sb + j) * kAmxRows, s[j]);
+        _mm512_store_ps(dm + (8 * sb + j) * kAmxRows, m[j]);
+      }
+      // sub-blocks 2 jp (low nibbles) and 2 jp + 1 (high) share 8 x 64 bytes
+      for (int jp = 0; jp < 4; ++jp) {
+        int8_t* out = wq + (8 * sb + 2 * jp) * 512;
+        spread_nibbles(sp + 256 + 512 * jp, out, out + 512, 8);
+      }
+    }
+  };
+  amx_r16_rows<WQ4_K>(
+      a, r0, r1, prepare,
+      [&](int64_t, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool) {
+        amx_r16_unit<true, true>(xs, dx, sx, reinterpret_cast<const uint8_t*>(ds),
+                                 reinterpret_cast<const uint8_t*>(dm), reinterpret_cast<const uint8_t*>(wq), nb,
+                                 acc, false);
+      });
 }
 
 MatmulKernel find_matmul_amx(DType t) {
@@ -678,9 +723,9 @@ MatmulKernel find_matmul_amx(DType t) {
       return {amx_q4r16_rows<false>, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ4_1R16:
       return {amx_q4r16_rows<true>, ActForm::kQ8Blocks, kR16Rows, true};
-    case DType::kQ4_KR16:  // no tile kernels for the K-quants: VNNI at every batch size
-      return {q4kr16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
-    case DType::kQ6_KR16:
+    case DType::kQ4_KR16:
+      return {amx_q4kr16_rows, ActForm::kQ8Blocks, kR16Rows, true};
+    case DType::kQ6_KR16:  // no tile kernel: VNNI at every batch size
       return {q6kr16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ8_0:
       return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
