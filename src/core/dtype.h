@@ -46,6 +46,7 @@ enum class DType : uint32_t {
   kQ4_1R16 = 1028,  // and Q4_1
   kQ4_KR16 = 1029,  // and Q4_K (256-element super-blocks)
   kQ6_KR16 = 1030,  // and Q6_K
+  kQ5_KR16 = 1031,  // and Q5_K
 };
 
 struct DTypeInfo {

@@ -1,4 +1,4 @@
-// The regrouped Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K layouts (repack.h): plain scalar code, run once per tensor at load or write.
+// The regrouped Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K layouts (repack.h): plain scalar code, run once per tensor at load or write.
 #include "kernels/repack.h"
 
 #include <algorithm>
@@ -14,7 +14,7 @@
 namespace llmopt::kernels {
 namespace {
 
-// A file block (Q8_0 / Q4_0 / Q4_1: 32 elements; Q4_K / Q6_K: 256) is a few fields, each n chunks of w bytes
+// A file block (Q8_0 / Q4_0 / Q4_1: 32 elements; Q4_K / Q5_K / Q6_K: 256) is a few fields, each n chunks of w bytes
 // (2: an f16 value; 4: 4 payload bytes) at byte src of the block. In a group, chunk c of a field of
 // row j of block b lies at start + stride * b + 16 w c + w j: each chunk of the 16 rows side by side
 // (repack.h).
@@ -24,7 +24,7 @@ struct Field {
 
 struct Geometry {
   int64_t nb = 0, block_bytes = 0, n_fields = 0;
-  Field f[4] = {};
+  Field f[5] = {};
   size_t group_bytes() const { return static_cast<size_t>(kR16Rows * nb * block_bytes); }
   size_t at(const Field& x, int64_t b, int64_t j, int64_t c) const {
     return static_cast<size_t>(x.start + x.stride * b + 16 * x.w * c + x.w * j);
@@ -44,7 +44,7 @@ struct Geometry {
 
 bool has_r16(DType plain) {
   return plain == DType::kQ8_0 || plain == DType::kQ4_0 || plain == DType::kQ4_1 || plain == DType::kQ4_K ||
-         plain == DType::kQ6_K;
+         plain == DType::kQ5_K || plain == DType::kQ6_K;
 }
 
 // The fields of each type (repack.h has the resulting offsets).
@@ -60,6 +60,9 @@ Geometry geometry(DType plain, int64_t k) {
       return {nb, 20, 3, {{0, 2, 1, 0, 32}, {2, 2, 1, nb * 32, 32}, {4, 4, 4, nb * 64, 256}}};
     case DType::kQ4_K:  // d, dmin, the 12 scale bytes, the 128 nibble bytes; each super-block's together
       return {nb, 144, 4, {{0, 2, 1, 0, 2304}, {2, 2, 1, 32, 2304}, {4, 4, 3, 64, 2304}, {16, 4, 32, 256, 2304}}};
+    case DType::kQ5_K:  // as Q4_K, with the 32 qh bytes before the nibbles
+      return {nb, 176, 5,
+              {{0, 2, 1, 0, 2816}, {2, 2, 1, 32, 2816}, {4, 4, 3, 64, 2816}, {16, 4, 8, 256, 2816}, {48, 4, 32, 768, 2816}}};
     default:  // Q6_K: the 16 scales, ql, qh, d; each super-block's together
       return {nb, 210, 4, {{192, 4, 4, 0, 3360}, {0, 4, 32, 256, 3360}, {128, 4, 16, 2304, 3360}, {208, 2, 1, 3328, 3360}}};
   }
@@ -72,6 +75,7 @@ DType r16_type_of(DType t) {
   if (t == DType::kQ4_0) return DType::kQ4_0R16;
   if (t == DType::kQ4_1) return DType::kQ4_1R16;
   if (t == DType::kQ4_K) return DType::kQ4_KR16;
+  if (t == DType::kQ5_K) return DType::kQ5_KR16;
   if (t == DType::kQ6_K) return DType::kQ6_KR16;
   return t;
 }
@@ -81,6 +85,7 @@ DType plain_type_of(DType t) {
   if (t == DType::kQ4_0R16) return DType::kQ4_0;
   if (t == DType::kQ4_1R16) return DType::kQ4_1;
   if (t == DType::kQ4_KR16) return DType::kQ4_K;
+  if (t == DType::kQ5_KR16) return DType::kQ5_K;
   if (t == DType::kQ6_KR16) return DType::kQ6_K;
   return t;
 }

@@ -1,5 +1,5 @@
-// Q8_0, Q4_0, Q4_1, Q4_K and Q6_K weights regrouped by 16 rows at load (DType::kQ8_0R16, kQ4_0R16,
-// kQ4_1R16, kQ4_KR16, kQ6_KR16), for the int8 tile (AMX) and VNNI kernels. Not a file format: the
+// Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K weights regrouped by 16 rows at load (DType::kQ8_0R16, kQ4_0R16,
+// kQ4_1R16, kQ4_KR16, kQ5_KR16, kQ6_KR16), for the int8 tile (AMX) and VNNI kernels. Not a file format: the
 // loader rewrites such a tensor in place when the selected kernels have a fast product for the layout
 // (LoadOptions::repack), and write_gguf_model turns it back into the file type's bytes, exactly.
 //
@@ -19,11 +19,12 @@
 // nibbles of 64 bytes are elements 4q .. 4q + 3 (q = i / 4) of the 16 rows and the high nibbles
 // elements 16 + 4q .. 16 + 4q + 3.
 //
-// Q4_K and Q6_K (super-blocks of 256 elements, nb = k / 256): super-block b of the 16 rows is 16 x 144
-// (Q4_K) or 16 x 210 (Q6_K) contiguous bytes at 16 S b (S: the super-block's size), holding, for byte i
-// of a field of the file's super-block of row j:
+// Q4_K, Q5_K and Q6_K (super-blocks of 256 elements, nb = k / 256): super-block b of the 16 rows is 16 S
+// contiguous bytes at 16 S b (S: the super-block's size, 144 / 176 / 210), holding, for byte i of a
+// field of the file's super-block of row j:
 //   Q4_K: d at 2 j, dmin at 32 + 2 j, scales[i] at 64 + 64 (i / 4) + 4 j + i % 4,
 //         qs[i] at 256 + 64 (i / 4) + 4 j + i % 4 (sub-blocks 2p and 2p + 1: low and high nibbles of 8 x 64 bytes)
+//   Q5_K: as Q4_K, with qh[i] at 256 + 64 (i / 4) + 4 j + i % 4 and qs[i] at 768 + 64 (i / 4) + 4 j + i % 4
 //   Q6_K: scales[i] at 64 (i / 4) + 4 j + i % 4, ql[i] at 256 + 64 (i / 4) + 4 j + i % 4,
 //         qh[i] at 2304 + 64 (i / 4) + 4 j + i % 4, d at 3328 + 2 j
 // so each field's 4-byte chunks of the 16 rows are one 64-byte vector (the 16 rows' scale words, one
@@ -46,11 +47,11 @@ DType r16_type_of(DType t);
 // The file type of a regrouped type (kQ8_0R16 -> kQ8_0, ...), or t itself.
 DType plain_type_of(DType t);
 inline bool is_r16(DType t) { return plain_type_of(t) != t; }
-// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K tensor of at least 16 rows.
+// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K tensor of at least 16 rows.
 bool can_repack_r16(const TensorView& w);
 // True if the selected ISA computes products against r16_type_of(t) with a fast kernel (the layout pays).
 bool prefers_r16(DType t);
-// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K) of k elements at data into the
+// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K) of k elements at data into the
 // regrouped layout, in place.
 void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k);
 // The inverse: regrouped bytes of type r (kQ8_0R16 ... kQ6_KR16) at src -> plain rows at dst (the same

@@ -114,7 +114,7 @@ class Binder {
       return error("tensor '" + name + "' has type " + dtype_name(t.type) +
                    "; norm and bias tensors must be f32");
     }
-    // Q8_0 / Q4_0 / Q4_1 / Q4_K / Q6_K rows regrouped at load (LoadOptions::repack) are read through dequantize_view_row.
+    // Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K rows regrouped at load (LoadOptions::repack) are read through dequantize_view_row.
     if (t.type != DType::kI8Ch && !kernels::is_r16(t.type) && !kernels::can_dequantize(t.type)) {
       return error("tensor '" + name + "' has type " + dtype_name(t.type) + ", which llmopt cannot compute with");
     }

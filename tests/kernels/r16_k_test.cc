@@ -1,4 +1,4 @@
-// Q4_K and Q6_K weights regrouped by 16 rows (DType::kQ4_KR16 / kQ6_KR16, kernels/repack.h): the layout
+// Q4_K, Q5_K and Q6_K weights regrouped by 16 rows (DType::kQ4_KR16 / kQ5_KR16 / kQ6_KR16, kernels/repack.h): the layout
 // against its documented byte formula, the exact inverse, and the products on every ISA against the
 // file-layout kernels of AVX2 (another layout and other code: the same exact integer sub-block sums and the
 // same float operations, so equal bits).
@@ -23,9 +23,9 @@ namespace {
 using test::IsaGuard;
 using test::supported_isas;
 
-int64_t k_super_bytes(DType t) { return t == DType::kQ4_K ? 144 : 210; }  // per 256 elements
+int64_t k_super_bytes(DType t) { return t == DType::kQ4_K ? 144 : t == DType::kQ5_K ? 176 : 210; }  // per 256
 
-// Random Q4_K / Q6_K rows: every scale and code byte value; the f16 scales (Q4_K: d, dmin; Q6_K: d)
+// Random Q4_K / Q5_K / Q6_K rows: every scale and code byte value; the f16 scales (Q4_K: d, dmin; Q6_K: d)
 // of either sign.
 std::vector<uint8_t> random_k_rows(DType t, int64_t rows, int64_t k, std::mt19937& rng) {
   const int64_t sup = k_super_bytes(t);
@@ -34,9 +34,10 @@ std::vector<uint8_t> random_k_rows(DType t, int64_t rows, int64_t k, std::mt1993
   std::uniform_real_distribution<float> scale(0.0005f, 0.01f);
   for (auto& b : out) b = static_cast<uint8_t>(byte(rng));
   for (size_t off = 0; off < out.size(); off += static_cast<size_t>(sup)) {
-    for (int v = 0; v < (t == DType::kQ4_K ? 2 : 1); ++v) {
+    const bool q6 = t == DType::kQ6_K;  // d at 208; Q4_K / Q5_K: d, dmin at 0, 2
+    for (int v = 0; v < (q6 ? 1 : 2); ++v) {
       const uint16_t d = fp32_to_fp16(byte(rng) < 128 ? -scale(rng) : scale(rng));
-      std::memcpy(out.data() + off + (t == DType::kQ4_K ? 2 * v : 208), &d, 2);
+      std::memcpy(out.data() + off + (q6 ? 208 : 2 * v), &d, 2);
     }
   }
   return out;
@@ -45,11 +46,13 @@ std::vector<uint8_t> random_k_rows(DType t, int64_t rows, int64_t k, std::mt1993
 // Where byte i of a plain super-block of row j goes in its 16-row super-block (repack.h).
 int64_t k_packed_offset(DType t, int64_t i, int64_t j) {
   auto chunked = [&](int64_t start, int64_t src) { return start + 64 * ((i - src) / 4) + 4 * j + (i - src) % 4; };
-  if (t == DType::kQ4_K) {  // d, dmin, scales[12], qs[128]
+  if (t == DType::kQ4_K || t == DType::kQ5_K) {  // d, dmin, scales[12], (Q5_K: qh[32]), qs[128]
     if (i < 2) return 2 * j + i;
     if (i < 4) return 32 + 2 * j + (i - 2);
     if (i < 16) return chunked(64, 4);
-    return chunked(256, 16);
+    if (t == DType::kQ4_K) return chunked(256, 16);
+    if (i < 48) return chunked(256, 16);  // qh -> 256 .. 767
+    return chunked(768, 48);
   }
   // Q6_K: ql[128], qh[64], scales[16], d -> scales at 0, ql at 256, qh at 2304, d at 3328
   if (i < 128) return chunked(256, 0);
@@ -187,7 +190,7 @@ TEST(KernelsR16KMulti, MixedLayoutsInOneProductEqualSeparateProducts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16K, ::testing::Values(DType::kQ4_K, DType::kQ6_K),
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16K, ::testing::Values(DType::kQ4_K, DType::kQ5_K, DType::kQ6_K),
                          [](const ::testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); });
 
 }  // namespace

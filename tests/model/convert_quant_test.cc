@@ -177,8 +177,8 @@ TEST(ConvertQuant, LlamaTinyLoadsAndComputesForEveryType) {
   }
 }
 
-// A llama whose rows fit the K-quant super-blocks (256 columns; the tiny preset's 64 do not), as Q4_K
-// and Q6_K: regrouped at load where the kernels have a product for the layout, the logits equal the
+// A llama whose rows fit the K-quant super-blocks (256 columns; the tiny preset's 64 do not), as Q4_K,
+// Q5_K and Q6_K: regrouped at load where the kernels have a product for the layout, the logits equal the
 // file layout's bit for bit, and writing the loaded model back gives the file's bytes.
 TEST(ConvertQuant, KQuantsRegroupedAtLoadGiveTheSameLogitsAndWriteTheFileBack) {
   SynthOptions so;
@@ -193,7 +193,7 @@ TEST(ConvertQuant, KQuantsRegroupedAtLoadGiveTheSameLogitsAndWriteTheFileBack) {
   std::shared_ptr<const WeightSource> src(std::move(made).value());
   ThreadPool pool(2);
   const std::vector<int32_t> ids = {1, 2, 3, 100, 200, 300, 7, 9, 11};
-  for (DType t : {DType::kQ4_K, DType::kQ6_K}) {
+  for (DType t : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     SCOPED_TRACE(dtype_name(t));
     const std::string path = test::temp_dir() + "/k256-" + dtype_name(t) + ".gguf";
     ASSERT_NE(convert_to(*src, t, path), nullptr);

@@ -63,12 +63,14 @@ struct alignas(64) TileConfig {
 // configuration of zeros and an Illegal instruction at the first tile load).
 void apply_tile_config(const TileConfig& c) { __asm__ volatile("ldtilecfg %0" : : "m"(c)); }
 
-void load_tile_config() {
+// codes: the codes per block of one tile product, 32, or 16 for Q6_K's half blocks (each with its own
+// scale): tiles 0 / 3 then hold 16 rows x 16 codes and tiles 1 / 4 4 rows of 64 bytes.
+void load_tile_config(int codes = 32) {
   TileConfig c;
   for (int s : {0, 3}) {
     c.rows[s] = 16;
-    c.colsb[s] = 32;
-    c.rows[s + 1] = 8;
+    c.colsb[s] = static_cast<uint16_t>(codes);
+    c.rows[s + 1] = static_cast<uint8_t>(codes / 4);
     c.colsb[s + 1] = 64;
     c.rows[s + 2] = 16;
     c.colsb[s + 2] = 64;
@@ -508,8 +510,10 @@ void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx, fl
 // out[i]: activation row i against the 16 weight rows. pf: prefetch the weight stream ahead (the
 // first pass over a Q8_0 group). kMin (Q4_0, codes 0..15): after each block's fma also
 // acc = fma(-8 d_w, s_x, acc), as every Q4_0 kernel does.
-// kF32Scales (Q4_K): scales and mins are f32 [block][16] (the sub-blocks' d sc_j and -(dmin m_j)).
-template <bool kMin, bool kF32Scales = false>
+// kF32Scales (Q4_K, Q6_K): scales and mins are f32 [block][16] (the sub-blocks' d sc_j and -(dmin m_j)).
+// kHalf (Q6_K; the tiles configured for 16 codes): nb counts half blocks of 16 codes, half h of block
+// b / 2 of the activations, each with its own weight scale; codes holds 4 x 64 bytes per half block.
+template <bool kMin, bool kF32Scales = false, bool kHalf = false>
 void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const uint8_t* scales, const uint8_t* mins,
                   const uint8_t* codes, int64_t nb, __m512 (&out)[kAmxRows], bool pf) {
   // The weights are one stream (group after group): block b's share of it, far ahead into L2 and
@@ -523,33 +527,36 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
       _mm_prefetch(reinterpret_cast<const char*>(p + off + 1024), _MM_HINT_T0);
     }
   };
+  // block b's activation codes (kHalf: the half b % 2 of block b / 2, rows 32 bytes apart) and codes
+  auto act = [&](int64_t b) { return kHalf ? &xs[b / 2].qs[0][16 * (b % 2)] : &xs[b].qs[0][0]; };
+  constexpr int64_t kCodeBytes = kHalf ? 256 : 512;
   auto issue0 = [&](int64_t b) {
-    _tile_loadd(0, xs[b].qs, 32);
-    _tile_loadd(1, codes + 512 * b, 64);
+    _tile_loadd(0, act(b), 32);
+    _tile_loadd(1, codes + kCodeBytes * b, 64);
     _tile_zero(2);
     _tile_dpbssd(2, 0, 1);
   };
   auto issue1 = [&](int64_t b) {
-    _tile_loadd(3, xs[b].qs, 32);
-    _tile_loadd(4, codes + 512 * b, 64);
+    _tile_loadd(3, act(b), 32);
+    _tile_loadd(4, codes + kCodeBytes * b, 64);
     _tile_zero(5);
     _tile_dpbssd(5, 3, 4);
   };
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
          a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
   auto epilogue = [&](int64_t b, const int32_t* s) {
-    __m512 dw, mw;
+    __m512 dw, mw = _mm512_setzero_ps();
     if constexpr (kF32Scales) {
       dw = _mm512_load_ps(reinterpret_cast<const float*>(scales) + 16 * b);
-      mw = _mm512_load_ps(reinterpret_cast<const float*>(mins) + 16 * b);
+      if constexpr (kMin) mw = _mm512_load_ps(reinterpret_cast<const float*>(mins) + 16 * b);
     } else {
       dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
       // the offset (kMin): the group's mins (Q4_1), or Q4_0's m = -8 d (exact)
       mw = mins != nullptr ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mins + 32 * b)))
                            : _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
     }
-    const float* d = dx + b * kAmxRows;
-    [[maybe_unused]] const float* sb = sx + b * kAmxRows;
+    const float* d = dx + (kHalf ? b / 2 : b) * kAmxRows;
+    [[maybe_unused]] const float* sb = sx + (kHalf ? b / 2 : b) * kAmxRows;
     auto one = [&](__m512& acc, int i) {
       const __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * i));
       acc = _mm512_fmadd_ps(v, _mm512_mul_ps(dw, _mm512_set1_ps(d[i])), acc);
@@ -570,9 +577,9 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
 // the group (the 4-bit types spread its codes to bytes), then unit(g, xs, dx, sx, acc, stream) runs
 // one activation tile against it (stream: the first tile of the first pass, which reads the group
 // from memory). The rows past the last whole group take the file-layout kernel of W.
-template <class W, class Prepare, class Unit>
+template <class W, int kCodes = 32, class Prepare, class Unit>
 void amx_r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1, Prepare&& prepare, Unit&& unit) {
-  load_tile_config();
+  load_tile_config(kCodes);
   const int64_t nb = a.k / kQK8_0;
   const int64_t n_xt = (a.m + kAmxRows - 1) / kAmxRows;
   thread_local std::vector<uint8_t> xbuf, dbuf, sbuf;
@@ -675,24 +682,28 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
       });
 }
 
-// DType::kQ4_KR16: per group and pass, each sub-block's scales d sc_j and offsets -(dmin m_j) of the 16
-// rows (f32, [sub-block][16]) and its codes spread to bytes, then the unit with f32 scales: the
-// operations of every Q4_K kernel, a sub-block being one 32-code block.
+// DType::kQ4_KR16 (kQ5: kQ5_KR16): per group and pass, each sub-block's scales d sc_j and offsets
+// -(dmin m_j) of the 16 rows (f32, [sub-block][16]) and its codes spread to bytes (Q5_K: with their
+// fifth bits), then the unit with f32 scales: the operations of every Q4_K / Q5_K kernel, a sub-block
+// being one 32-code block.
+template <bool kQ5>
 void amx_q4kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   if (a.m < kAmxMinRows) {
-    q4kr16_rows_vnni(a, r0, r1);
+    q4kr16_rows_vnni<kQ5>(a, r0, r1);
     return;
   }
+  constexpr int64_t kSuper = kQ5 ? kR16Q5KSuperBytes : kR16Q4KSuperBytes;
+  constexpr int64_t kNibbles = kQ5 ? 768 : 256;
   const int64_t nb = a.k / kQK8_0, nsb = a.k / 256;
   thread_local std::vector<uint8_t> wbuf, sbuf, mbuf;
   int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * 512));
   float* ds = aligned64<float>(sbuf, static_cast<size_t>(nb * kAmxRows));
   float* dm = aligned64<float>(mbuf, static_cast<size_t>(nb * kAmxRows));
   auto prepare = [&](int64_t g, bool first_pass) {
-    const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q4KSuperBytes;
+    const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kSuper;
     for (int64_t sb = 0; sb < nsb; ++sb) {
-      const uint8_t* sp = base + sb * kR16Q4KSuperBytes;
-      if (first_pass) prefetch_next_group(sp, kR16Q4KSuperBytes);
+      const uint8_t* sp = base + sb * kSuper;
+      if (first_pass) prefetch_next_group(sp, kSuper);
       __m512 s[8], m[8];
       q4k_r16_scales(sp, s, m);
       for (int j = 0; j < 8; ++j) {
@@ -702,16 +713,79 @@ void amx_q4kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
       // sub-blocks 2 jp (low nibbles) and 2 jp + 1 (high) share 8 x 64 bytes
       for (int jp = 0; jp < 4; ++jp) {
         int8_t* out = wq + (8 * sb + 2 * jp) * 512;
-        spread_nibbles(sp + 256 + 512 * jp, out, out + 512, 8);
+        spread_nibbles(sp + kNibbles + 512 * jp, out, out + 512, 8);
+        if constexpr (kQ5) {  // bit j of qh[l] as bit 4 of sub-block j's code l
+          for (int q = 0; q < 8; ++q) {
+            const __m512i qh = _mm512_loadu_si512(sp + 256 + 64 * q);
+            for (int h = 0; h < 2; ++h) {
+              __m512i* p = reinterpret_cast<__m512i*>(out + 512 * h + 64 * q);
+              _mm512_store_si512(p, _mm512_or_si512(_mm512_load_si512(p), q5_high_bits(qh, 2 * jp + h)));
+            }
+          }
+        }
       }
     }
   };
-  amx_r16_rows<WQ4_K>(
+  amx_r16_rows<std::conditional_t<kQ5, WQ5_K, WQ4_K>>(
       a, r0, r1, prepare,
       [&](int64_t, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool) {
         amx_r16_unit<true, true>(xs, dx, sx, reinterpret_cast<const uint8_t*>(ds),
                                  reinterpret_cast<const uint8_t*>(dm), reinterpret_cast<const uint8_t*>(wq), nb,
                                  acc, false);
+      });
+}
+
+// DType::kQ6_KR16: per group and pass, the 16 rows' scales d sc_k of each half block (f32,
+// [half block][16]) and their codes q - 32 as signed bytes, 16 per half block; then the unit on tiles of
+// 16 codes: each half block's exact sum and the operations of every Q6_K kernel, in order
+// (acc = fma(float(D_{b,h}), (d sc_{2b+h}) * d_x, acc)).
+void amx_q6kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  if (a.m < kAmxMinRows) {
+    q6kr16_rows_vnni(a, r0, r1);
+    return;
+  }
+  const int64_t nb = a.k / kQK8_0, nsb = a.k / 256;
+  thread_local std::vector<uint8_t> wbuf, sbuf;
+  int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * 512));
+  float* ds = aligned64<float>(sbuf, static_cast<size_t>(2 * nb * kAmxRows));
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
+  auto prepare = [&](int64_t g, bool first_pass) {
+    const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q6KSuperBytes;
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const uint8_t* sp = base + sb * kR16Q6KSuperBytes;
+      if (first_pass) prefetch_next_group(sp, kR16Q6KSuperBytes);
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 3328)));
+      for (int k = 0; k < 16; ++k) {  // scale k of the 16 rows: byte k % 4 of their dwords k / 4
+        const __m512i w = _mm512_loadu_si512(sp + 64 * (k / 4));
+        const __m512i sc = _mm512_srai_epi32(_mm512_sllv_epi32(w, _mm512_set1_epi32(24 - 8 * (k % 4))), 24);
+        _mm512_store_ps(ds + (16 * sb + k) * kAmxRows, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
+      }
+      const uint8_t* ql = sp + 256;
+      const uint8_t* qh = sp + 2304;
+      for (int h = 0; h < 2; ++h) {
+        for (int q = 0; q < 8; ++q) {  // elements 4q .. 4q + 3 of blocks 4h .. 4h + 3
+          const __m512i lo = _mm512_loadu_si512(ql + 64 * (16 * h + q));
+          const __m512i hi = _mm512_loadu_si512(ql + 64 * (16 * h + 8 + q));
+          const __m512i qhv = _mm512_loadu_si512(qh + 64 * (8 * h + q));
+          const __m512i u[4] = {
+              _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(_mm512_slli_epi16(qhv, 4), bits45)),
+              _mm512_or_si512(_mm512_and_si512(hi, low4), _mm512_and_si512(_mm512_slli_epi16(qhv, 2), bits45)),
+              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), low4), _mm512_and_si512(qhv, bits45)),
+              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(hi, 4), low4),
+                              _mm512_and_si512(_mm512_srli_epi16(qhv, 2), bits45))};
+          for (int c = 0; c < 4; ++c) {
+            const int64_t hb = 2 * (8 * sb + 4 * h + c) + q / 4;  // half block
+            _mm512_store_si512(wq + hb * 256 + 64 * (q % 4), _mm512_sub_epi8(u[c], c32));
+          }
+        }
+      }
+    }
+  };
+  amx_r16_rows<WQ6_K, 16>(
+      a, r0, r1, prepare,
+      [&](int64_t, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool) {
+        amx_r16_unit<false, true, true>(xs, dx, sx, reinterpret_cast<const uint8_t*>(ds), nullptr,
+                                        reinterpret_cast<const uint8_t*>(wq), 2 * nb, acc, false);
       });
 }
 
@@ -724,9 +798,11 @@ MatmulKernel find_matmul_amx(DType t) {
     case DType::kQ4_1R16:
       return {amx_q4r16_rows<true>, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ4_KR16:
-      return {amx_q4kr16_rows, ActForm::kQ8Blocks, kR16Rows, true};
-    case DType::kQ6_KR16:  // no tile kernel: VNNI at every batch size
-      return {q6kr16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
+      return {amx_q4kr16_rows<false>, ActForm::kQ8Blocks, kR16Rows, true};
+    case DType::kQ5_KR16:
+      return {amx_q4kr16_rows<true>, ActForm::kQ8Blocks, kR16Rows, true};
+    case DType::kQ6_KR16:
+      return {amx_q6kr16_rows, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kQ8_0:
       return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
     case DType::kQ4_0:

@@ -24,7 +24,8 @@ MatmulKernel find_matmul_avx512(DType t) {
   if (t == DType::kQ8_0R16) return {q8r16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
   if (t == DType::kQ4_0R16) return {q4r16_rows_vnni<false>, ActForm::kQ8Blocks, kR16Rows, true};
   if (t == DType::kQ4_1R16) return {q4r16_rows_vnni<true>, ActForm::kQ8Blocks, kR16Rows, true};
-  if (t == DType::kQ4_KR16) return {q4kr16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
+  if (t == DType::kQ4_KR16) return {q4kr16_rows_vnni<false>, ActForm::kQ8Blocks, kR16Rows, true};
+  if (t == DType::kQ5_KR16) return {q4kr16_rows_vnni<true>, ActForm::kQ8Blocks, kR16Rows, true};
   if (t == DType::kQ6_KR16) return {q6kr16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
   return find_matmul_x86<Avx512VnniOps>(t);
 }

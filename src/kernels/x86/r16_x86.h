@@ -1,4 +1,4 @@
-// Q8_0, Q4_0, Q4_1, Q4_K and Q6_K weights regrouped by 16 rows (DType::kQ8_0R16 ... kQ6_KR16,
+// Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K weights regrouped by 16 rows (DType::kQ8_0R16 ... kQ5_KR16,
 // kernels/repack.h) against
 // Q8 activation blocks, AVX-512 + VNNI (included by avx512.cc and amx.cc; the tiles take batches in
 // amx.cc).
@@ -161,6 +161,13 @@ inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
 }
 
 constexpr int64_t kR16Q4KSuperBytes = kR16Rows * 144;  // one super-block of a 16-row Q4_K group
+constexpr int64_t kR16Q5KSuperBytes = kR16Rows * 176;  // and of a Q5_K group
+
+// The 5th bits of Q5_K sub-block j for 4 elements of the 16 rows (qh: the 64 bytes of qh[4q .. 4q + 3]),
+// at bit 4 of each byte, to be or-ed into the nibbles (ref: bit j of qh[l] for element l).
+inline __m512i q5_high_bits(__m512i qh, int j) {
+  return _mm512_and_si512(_mm512_slli_epi16(_mm512_srl_epi16(qh, _mm_cvtsi32_si128(j)), 4), _mm512_set1_epi8(0x10));
+}
 
 // The 16 rows' sub-block scales d * sc_j and offsets -(dmin * m_j) of one Q4_K super-block, row n in
 // lane n (h: the super-block's header in the group, repack.h): k4_super_scales's bit and float
@@ -189,32 +196,40 @@ inline void q4k_r16_scales(const uint8_t* h, __m512 (&ds)[8], __m512 (&dm)[8]) {
   }
 }
 
-// Q4_K: activation rows [i0, i0 + R) against weight group g. Sub-blocks 2 jp and 2 jp + 1 of a
-// super-block are the low and high nibbles of the same 8 x 64 bytes; each sub-block then takes the
-// operations of every Q4_K kernel (blockdot_rows_x86.h):
+// Q4_K (kQ5: Q5_K): activation rows [i0, i0 + R) against weight group g. Sub-blocks 2 jp and 2 jp + 1
+// of a super-block are the low and high nibbles of the same 8 x 64 bytes (Q5_K: plus bit j of the qh
+// byte of the element as bit 4); each sub-block then takes the operations of every Q4_K / Q5_K kernel
+// (blockdot_rows_x86.h):
 //     acc = fma(float(D_j), (d sc_j) * d_x, acc);  acc = fma(-(dmin m_j), s_x, acc)
-template <int R>
+template <int R, bool kQ5 = false>
 inline void q4kr16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
+  constexpr int64_t kSuper = kQ5 ? kR16Q5KSuperBytes : kR16Q4KSuperBytes;
+  constexpr int64_t kNibbles = kQ5 ? 768 : 256;  // offset of the nibbles in a super-block (Q5_K: qh at 256)
   const int64_t nsb = a.k / 256;
-  const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q4KSuperBytes;
+  const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kSuper;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   const BlockQ8Act* x[R];
   for (int r = 0; r < R; ++r) x[r] = a.xq + (i0 + r) * (a.k / 32);
   for (int64_t sb = 0; sb < nsb; ++sb) {
-    const uint8_t* sp = base + sb * kR16Q4KSuperBytes;
-    prefetch_block(sp, kR16Q4KSuperBytes);
+    const uint8_t* sp = base + sb * kSuper;
+    prefetch_block(sp, kSuper);
     __m512 ds[8], dm[8];
     q4k_r16_scales(sp, ds, dm);
     for (int jp = 0; jp < 4; ++jp) {
-      const uint8_t* c = sp + 256 + 512 * jp;
+      const uint8_t* c = sp + kNibbles + 512 * jp;
       // per row: sub-block 2 jp (low nibbles) and 2 jp + 1 (high), each over even and odd 64-byte steps
       __m512i s[R][4];
       for (int r = 0; r < R; ++r) s[r][0] = s[r][1] = s[r][2] = s[r][3] = _mm512_setzero_si512();
       for (int q = 0; q < 8; ++q) {
         const __m512i w = _mm512_loadu_si512(c + 64 * q);
-        const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        if constexpr (kQ5) {
+          const __m512i qh = _mm512_loadu_si512(sp + 256 + 64 * q);
+          lo = _mm512_or_si512(lo, q5_high_bits(qh, 2 * jp));
+          hi = _mm512_or_si512(hi, q5_high_bits(qh, 2 * jp + 1));
+        }
         for (int r = 0; r < R; ++r) {
           int32_t g0, g1;
           std::memcpy(&g0, x[r][sb * 8 + 2 * jp].qs + 4 * q, 4);
@@ -359,8 +374,10 @@ void q8r16_rows_vnni(const MatmulArgs& a, int64_t r0, int64_t r1) {
   r16_rows_by4<WQ8_0>(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q8r16_group<R>(a, g, i); });
 }
 
+template <bool kQ5>
 void q4kr16_rows_vnni(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  r16_rows_by4<WQ4_K>(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4kr16_group<R>(a, g, i); });
+  r16_rows_by4<std::conditional_t<kQ5, WQ5_K, WQ4_K>>(
+      a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4kr16_group<R, kQ5>(a, g, i); });
 }
 
 }  // namespace
