@@ -230,7 +230,7 @@ void register_all() {
                   DType::kQ4_1, DType::kQ4_K, DType::kQ4_KR16, DType::kQ5_K, DType::kQ5_KR16, DType::kQ6_K, DType::kQ6_KR16}) {
     for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
       if (!isa_supported(isa)) continue;
-      for (int64_t m : {1, 2, 3, 5, 6, 8, 9, 16, 64, 256}) {
+      for (int64_t m : {1, 2, 3, 5, 6, 7, 8, 9, 16, 64, 256}) {
         for (int n_threads : {1, 2}) {
           const std::string name = std::string("matmul/") + dtype_name(t) + "/" + isa_name(isa) +
                                    "/m:" + std::to_string(m) + "/threads:" + std::to_string(n_threads);

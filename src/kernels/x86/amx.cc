@@ -90,6 +90,9 @@ constexpr int64_t kAmxRows = 16;  // weight rows and activation rows per tile
 // From this many activation rows on (where the column layout MatmulArgs::xq8 exists) the tiles, even
 // mostly empty, are at least as fast as avx512.cc's kernels (bench_kernels, Q8_0 / Q4_1, m = 5..9).
 constexpr int64_t kAmxMinRows = 5;
+// The regrouped K-quants prepare each group (scales, codes spread to bytes) before the tiles run, so
+// their tiles pay from 8 rows on (bench_kernels, 4096 x 4096, m = 5..8: VNNI faster at 5-6, even at 7-8).
+constexpr int64_t kAmxMinRowsKQuant = 8;
 
 // One block of 16 activation rows in the layout of the second tile operand (from two BlockQ8x8, the
 // second all zero past the batch).
@@ -571,7 +574,7 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
   out[15] = a15;
 }
 
-// The regrouped types' driver: weight rows [r0, r1) against batches of kAmxMinRows activation rows or
+// The regrouped types' driver: weight rows [r0, r1) against batches of kAmxMinRows (K-quants: kAmxMinRowsKQuant) rows or
 // more (smaller batches take the VNNI kernels). Per pass over about 256 KiB of activation tiles (they
 // stay in L2 while the weight groups go by) and per whole group g: prepare(g, first_pass) readies
 // the group (the 4-bit types spread its codes to bytes), then unit(g, xs, dx, sx, acc, stream) runs
@@ -688,7 +691,7 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
 // being one 32-code block.
 template <bool kQ5>
 void amx_q4kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  if (a.m < kAmxMinRows) {
+  if (a.m < kAmxMinRowsKQuant) {
     q4kr16_rows_vnni<kQ5>(a, r0, r1);
     return;
   }
@@ -740,7 +743,7 @@ void amx_q4kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
 // 16 codes: each half block's exact sum and the operations of every Q6_K kernel, in order
 // (acc = fma(float(D_{b,h}), (d sc_{2b+h}) * d_x, acc)).
 void amx_q6kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  if (a.m < kAmxMinRows) {
+  if (a.m < kAmxMinRowsKQuant) {
     q6kr16_rows_vnni(a, r0, r1);
     return;
   }
