@@ -574,12 +574,13 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
   out[15] = a15;
 }
 
-// The regrouped types' driver: weight rows [r0, r1) against batches of kAmxMinRows (K-quants: kAmxMinRowsKQuant) rows or
-// more (smaller batches take the VNNI kernels). Per pass over about 256 KiB of activation tiles (they
-// stay in L2 while the weight groups go by) and per whole group g: prepare(g, first_pass) readies
-// the group (the 4-bit types spread its codes to bytes), then unit(g, xs, dx, sx, acc, stream) runs
-// one activation tile against it (stream: the first tile of the first pass, which reads the group
-// from memory). The rows past the last whole group take the file-layout kernel of W.
+// The regrouped types' driver: weight rows [r0, r1) against batches of kAmxMinRows activation rows
+// or more (K-quants: kAmxMinRowsKQuant; smaller batches take the VNNI kernels). Per pass over about
+// 256 KiB of activation tiles (they stay in L2 while the weight groups go by) and per whole group g:
+// prepare(g, first_pass) readies the group (the 4-bit types spread its codes to bytes), then
+// unit(g, xs, dx, sx, acc, stream) runs one activation tile against it (stream: the first tile of the
+// first pass, which reads the group from memory). The rows past the last whole group take the
+// file-layout kernel of W.
 template <class W, int kCodes = 32, class Prepare, class Unit>
 void amx_r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1, Prepare&& prepare, Unit&& unit) {
   load_tile_config(kCodes);
