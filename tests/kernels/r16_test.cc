@@ -17,6 +17,7 @@
 #include "kernels/ref/blocks.h"
 #include "kernels/ref/ref.h"
 #include "kernels/repack.h"
+#include "kernels/r16_test_util.h"
 
 namespace llmopt::kernels {
 namespace {
@@ -123,51 +124,17 @@ TEST_P(KernelsR16, AtLeastOneGroupAndNeverAFileType) {
   EXPECT_FALSE(dtype_info(static_cast<uint32_t>(rt)).has_value());
 }
 
-// Products against the regrouped weights equal, bit for bit, those against the same rows in the file
-// layout on the AVX2 kernels (another layout and other code) on the ISAs with a kernel for the layout
-// (AVX-512, AMX), with and without rows past the last group, one row to several 16-row activation tiles, 1 and 3 threads, odd and even block
-// counts; elsewhere the reference path against the reference path. Each row also equals its one-row
-// call (batch invariance).
+// Products against the regrouped weights equal, bit for bit, those against the file layout
+// (r16_test_util.h), with and without rows past the last group, one row to several 16-row activation
+// tiles, odd and even block counts.
 TEST_P(KernelsR16, ProductsEqualThePlainLayoutOnEveryIsa) {
   IsaGuard guard;
-  const DType t = GetParam(), rt = r16_type_of(t);
+  const DType t = GetParam();
   std::mt19937 rng(1616);
-  std::uniform_real_distribution<float> val(-1.0f, 1.0f);
-  ThreadPool pool1(1), pool3(3);
   for (int64_t k : {32, 288, 1024}) {
     for (int64_t n_out : {16, 48, 160, 37}) {  // 37: two groups and 5 rows in the file layout
-      const std::vector<uint8_t> plain = random_rows(t, n_out, k, rng);
-      std::vector<uint8_t> packed = plain;
-      repack_r16(t, packed.data(), n_out, k);
-      const TensorView wq{t, {n_out, k}, plain.data(), plain.size()};
-      const TensorView wr{rt, {n_out, k}, packed.data(), packed.size()};
-      std::vector<float> bias(static_cast<size_t>(n_out));
-      for (auto& v : bias) v = val(rng);
-      for (int64_t m : {1, 2, 3, 4, 5, 7, 15, 16, 17, 33}) {
-        std::vector<float> x(static_cast<size_t>(m * k));
-        for (auto& v : x) v = val(rng);
-        for (Isa isa : supported_isas()) {
-          SCOPED_TRACE(std::string(dtype_name(rt)) + " " + isa_name(isa) + " m=" + std::to_string(m) +
-                       " k=" + std::to_string(k) + " n_out=" + std::to_string(n_out));
-          // ISAs without a kernel for the layout take the reference path: compare with it there.
-          set_isa(isa);
-          set_isa(prefers_r16(t) ? Isa::kAvx2 : Isa::kRef);
-          std::vector<float> want(static_cast<size_t>(m * n_out)), got(want.size()), got3(want.size());
-          matmul_bias(wq, bias.data(), x.data(), m, want.data(), pool1);
-          set_isa(isa);
-          matmul_bias(wr, bias.data(), x.data(), m, got.data(), pool1);
-          matmul_bias(wr, bias.data(), x.data(), m, got3.data(), pool3);
-          for (size_t i = 0; i < want.size(); ++i) {
-            ASSERT_EQ(got[i], want[i]) << "element " << i;
-            ASSERT_EQ(got3[i], want[i]) << "3 threads, element " << i;
-          }
-          std::vector<float> y1(static_cast<size_t>(n_out));
-          for (int64_t i = 0; i < m; ++i) {
-            matmul_bias(wr, bias.data(), x.data() + i * k, 1, y1.data(), pool3);
-            for (int64_t j = 0; j < n_out; ++j) ASSERT_EQ(y1[j], got[i * n_out + j]) << "row " << i << " col " << j;
-          }
-        }
-      }
+      test::expect_r16_products_equal_plain(t, random_rows(t, n_out, k, rng), n_out, k,
+                                            {1, 2, 3, 4, 5, 7, 15, 16, 17, 33}, rng);
     }
   }
 }
@@ -177,7 +144,6 @@ TEST_P(KernelsR16, ProductsEqualThePlainLayoutOnEveryIsa) {
 // every output equals its own matmul_bias, on every ISA, below and above the interleaving threshold.
 TEST(KernelsR16Multi, MixedLayoutsInOneProductEqualSeparateProducts) {
   IsaGuard guard;
-  ThreadPool pool(2);
   std::mt19937 rng(161);
   const int64_t k = 288;
   std::vector<uint8_t> a = random_rows(DType::kQ8_0, 48, k, rng), b = random_rows(DType::kQ8_0, 40, k, rng),
@@ -187,24 +153,7 @@ TEST(KernelsR16Multi, MixedLayoutsInOneProductEqualSeparateProducts) {
   const TensorView wa{DType::kQ8_0R16, {48, k}, a.data(), a.size()};
   const TensorView wb{DType::kQ8_0, {40, k}, b.data(), b.size()};
   const TensorView wc{DType::kQ4_0R16, {32, k}, c.data(), c.size()};
-  const TensorView* ws[3] = {&wa, &wb, &wc};
-  for (Isa isa : supported_isas()) {
-    set_isa(isa);
-    for (int64_t m : {1, 5, 17, 40}) {
-      std::vector<float> x(static_cast<size_t>(m * k));
-      for (auto& v : x) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
-      std::vector<std::vector<float>> want(3), got(3);
-      std::vector<MatmulJob> jobs;
-      for (int j = 0; j < 3; ++j) {
-        want[j].assign(static_cast<size_t>(m * ws[j]->rows()), 0.0f);
-        got[j].assign(want[j].size(), -1.0f);
-        matmul_bias(*ws[j], nullptr, x.data(), m, want[j].data(), pool);
-        jobs.push_back({ws[j], nullptr, got[j].data()});
-      }
-      matmul_multi(jobs, x.data(), m, pool);
-      for (int j = 0; j < 3; ++j) EXPECT_EQ(got[j], want[j]) << isa_name(isa) << " m=" << m << " job " << j;
-    }
-  }
+  test::expect_multi_equals_separate({&wa, &wb, &wc}, k, {1, 5, 17, 40}, rng);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16, ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kQ4_1),

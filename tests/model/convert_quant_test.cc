@@ -211,21 +211,8 @@ TEST(ConvertQuant, KQuantsRegroupedAtLoadGiveTheSameLogitsAndWriteTheFileBack) {
     // attention (4) and FFN (3) matrices of each layer, and the tied embedding
     EXPECT_EQ(n_packed, 1 + 7 * so.config.n_layer);
     EXPECT_EQ(test::all_logits(**plain, ids, pool), test::all_logits(**packed, ids, pool));
-    const std::string out = test::temp_dir() + "/k256-" + dtype_name(t) + "-back.gguf";
-    ConvertOptions copts;
-    copts.outtype = t;
-    ASSERT_TRUE(write_gguf_model((*packed)->source(), out, copts).ok());
-    auto a = GgufFile::open(path);
-    auto b = GgufFile::open(out);
-    ASSERT_TRUE(a.ok() && b.ok());
-    ASSERT_EQ((*a)->tensors().size(), (*b)->tensors().size());
-    for (size_t i = 0; i < (*a)->tensors().size(); ++i) {
-      const TensorView& x = (*a)->tensors()[i].view;
-      const TensorView& y = (*b)->tensors()[i].view;
-      ASSERT_EQ(x.type, y.type) << (*a)->tensors()[i].name;
-      ASSERT_EQ(x.nbytes, y.nbytes) << (*a)->tensors()[i].name;
-      ASSERT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << (*a)->tensors()[i].name;
-    }
+    test::expect_writes_back_the_file(**packed, path, t,
+                                      test::temp_dir() + "/k256-" + dtype_name(t) + "-back.gguf");
   }
 }
 

@@ -142,21 +142,8 @@ TEST(LoaderTinyStories, RepackedQ8GgufGivesTheSameLogitsAndWritesTheFileBack) {
   EXPECT_EQ(all_logits(**plain, kTinyStoriesIds, pool), all_logits(**packed, kTinyStoriesIds, pool));
   std::vector<int32_t> ids = greedy(**packed, {1}, 59, pool);
   EXPECT_EQ(ids, std::vector<int32_t>(kTinyStoriesIds.begin(), kTinyStoriesIds.begin() + 60));
-  const std::string out = test::temp_dir() + "/tinystories-q8-repacked.gguf";
-  ConvertOptions copts;
-  copts.outtype = DType::kQ8_0;
-  ASSERT_TRUE(write_gguf_model((*packed)->source(), out, copts).ok());
-  auto a = GgufFile::open(path);
-  auto b = GgufFile::open(out);
-  ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_EQ((*a)->tensors().size(), (*b)->tensors().size());
-  for (size_t i = 0; i < (*a)->tensors().size(); ++i) {
-    const TensorView& x = (*a)->tensors()[i].view;
-    const TensorView& y = (*b)->tensors()[i].view;
-    ASSERT_EQ(x.type, y.type) << (*a)->tensors()[i].name;
-    ASSERT_EQ(x.nbytes, y.nbytes) << (*a)->tensors()[i].name;
-    ASSERT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << (*a)->tensors()[i].name;
-  }
+  test::expect_writes_back_the_file(**packed, path, DType::kQ8_0,
+                                    test::temp_dir() + "/tinystories-q8-repacked.gguf");
 }
 
 TEST(LoaderTinyStories, HfToGgufRoundTripKeepsLogitsExactly) {

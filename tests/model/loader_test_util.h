@@ -9,7 +9,13 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include <cstring>
+
 #include "core/thread_pool.h"
+#include "formats/gguf.h"
+#include "model/convert.h"
 #include "model/kv_store.h"
 #include "model/model.h"
 
@@ -63,6 +69,27 @@ inline std::vector<float> all_logits(const Model& m, const std::vector<int32_t>&
   ForwardOutput out;
   m.forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
   return out.logits;
+}
+
+// Writes the weights of `m` (loaded from the GGUF file at `path`, perhaps regrouped in memory) back as
+// `outtype` to `out` and expects the file's tensors, type and bytes: what a load rearranged in memory
+// must come back exactly.
+inline void expect_writes_back_the_file(const Model& m, const std::string& path, DType outtype,
+                                        const std::string& out) {
+  ConvertOptions copts;
+  copts.outtype = outtype;
+  ASSERT_TRUE(write_gguf_model(m.source(), out, copts).ok());
+  auto a = GgufFile::open(path);
+  auto b = GgufFile::open(out);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ((*a)->tensors().size(), (*b)->tensors().size());
+  for (size_t i = 0; i < (*a)->tensors().size(); ++i) {
+    const TensorView& x = (*a)->tensors()[i].view;
+    const TensorView& y = (*b)->tensors()[i].view;
+    ASSERT_EQ(x.type, y.type) << (*a)->tensors()[i].name;
+    ASSERT_EQ(x.nbytes, y.nbytes) << (*a)->tensors()[i].name;
+    ASSERT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << (*a)->tensors()[i].name;
+  }
 }
 
 }  // namespace llmopt::test

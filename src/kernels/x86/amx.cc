@@ -752,31 +752,18 @@ void amx_q6kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   thread_local std::vector<uint8_t> wbuf, sbuf;
   int8_t* wq = aligned64<int8_t>(wbuf, static_cast<size_t>(nb * 512));
   float* ds = aligned64<float>(sbuf, static_cast<size_t>(2 * nb * kAmxRows));
-  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
+  const __m512i c32 = _mm512_set1_epi8(32);
   auto prepare = [&](int64_t g, bool first_pass) {
     const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q6KSuperBytes;
     for (int64_t sb = 0; sb < nsb; ++sb) {
       const uint8_t* sp = base + sb * kR16Q6KSuperBytes;
       if (first_pass) prefetch_next_group(sp, kR16Q6KSuperBytes);
       const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 3328)));
-      for (int k = 0; k < 16; ++k) {  // scale k of the 16 rows: byte k % 4 of their dwords k / 4
-        const __m512i w = _mm512_loadu_si512(sp + 64 * (k / 4));
-        const __m512i sc = _mm512_srai_epi32(_mm512_sllv_epi32(w, _mm512_set1_epi32(24 - 8 * (k % 4))), 24);
-        _mm512_store_ps(ds + (16 * sb + k) * kAmxRows, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc)));
-      }
-      const uint8_t* ql = sp + 256;
-      const uint8_t* qh = sp + 2304;
+      for (int k = 0; k < 16; ++k) _mm512_store_ps(ds + (16 * sb + k) * kAmxRows, q6k_r16_scale(sp, d, k));
       for (int h = 0; h < 2; ++h) {
         for (int q = 0; q < 8; ++q) {  // elements 4q .. 4q + 3 of blocks 4h .. 4h + 3
-          const __m512i lo = _mm512_loadu_si512(ql + 64 * (16 * h + q));
-          const __m512i hi = _mm512_loadu_si512(ql + 64 * (16 * h + 8 + q));
-          const __m512i qhv = _mm512_loadu_si512(qh + 64 * (8 * h + q));
-          const __m512i u[4] = {
-              _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(_mm512_slli_epi16(qhv, 4), bits45)),
-              _mm512_or_si512(_mm512_and_si512(hi, low4), _mm512_and_si512(_mm512_slli_epi16(qhv, 2), bits45)),
-              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), low4), _mm512_and_si512(qhv, bits45)),
-              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(hi, 4), low4),
-                              _mm512_and_si512(_mm512_srli_epi16(qhv, 2), bits45))};
+          __m512i u[4];
+          q6k_r16_codes(sp, h, q, u);
           for (int c = 0; c < 4; ++c) {
             const int64_t hb = 2 * (8 * sb + 4 * h + c) + q / 4;  // half block
             _mm512_store_si512(wq + hb * 256 + 64 * (q % 4), _mm512_sub_epi8(u[c], c32));

@@ -254,6 +254,30 @@ inline void q4kr16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
 
 constexpr int64_t kR16Q6KSuperBytes = kR16Rows * 210;  // one super-block of a 16-row Q6_K group
 
+// Elements 4q .. 4q + 3 of blocks 4h .. 4h + 3 of a Q6_K super-block of 16 rows (sp: its place in the
+// group, repack.h) as unsigned codes q + 32 (0..63): u[c] for block 4h + c. ql (64 h + 4 q) holds blocks
+// 4h and 4h + 2 in its low and high nibbles, ql (64 h + 32 + 4 q) blocks 4h + 1 and 4h + 3, and bits
+// 2c, 2c + 1 of qh (32 h + 4 q) are block 4h + c's high bits.
+inline void q6k_r16_codes(const uint8_t* sp, int h, int q, __m512i (&u)[4]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+  const __m512i lo = _mm512_loadu_si512(sp + 256 + 64 * (16 * h + q));
+  const __m512i hi = _mm512_loadu_si512(sp + 256 + 64 * (16 * h + 8 + q));
+  const __m512i qh = _mm512_loadu_si512(sp + 2304 + 64 * (8 * h + q));
+  u[0] = _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(_mm512_slli_epi16(qh, 4), bits45));
+  u[1] = _mm512_or_si512(_mm512_and_si512(hi, low4), _mm512_and_si512(_mm512_slli_epi16(qh, 2), bits45));
+  u[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), low4), _mm512_and_si512(qh, bits45));
+  u[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(hi, 4), low4),
+                         _mm512_and_si512(_mm512_srli_epi16(qh, 2), bits45));
+}
+
+// Scale k (0..15) of a Q6_K super-block of 16 rows times their d: byte k % 4 of the rows' dwords k / 4,
+// sign-extended (the same float product as every Q6_K kernel).
+inline __m512 q6k_r16_scale(const uint8_t* sp, __m512 d, int k) {
+  const __m512i w = _mm512_loadu_si512(sp + 64 * (k / 4));
+  const __m512i sc = _mm512_srai_epi32(_mm512_sllv_epi32(w, _mm512_set1_epi32(24 - 8 * (k % 4))), 24);
+  return _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+}
+
 // Q6_K: activation rows [i0, i0 + R) against weight group g (repack.h: per super-block the scales,
 // ql, qh and d of the 16 rows). 64 bytes at ql (64 h + 4 q) and ql (64 h + 32 + 4 q) and 64 at qh (32 h +
 // 4 q) give elements 4q .. 4q + 3 of blocks 4h .. 4h + 3 of the 16 rows as unsigned codes q + 32; the
@@ -265,7 +289,6 @@ template <int R>
 inline void q6kr16_group(const MatmulArgs& a, int64_t g, int64_t i0, const int32_t* xoff) {
   const int64_t nsb = a.k / 256, nb = a.k / 32;
   const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q6KSuperBytes;
-  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   const BlockQ8Act* x[R];
@@ -273,8 +296,6 @@ inline void q6kr16_group(const MatmulArgs& a, int64_t g, int64_t i0, const int32
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* sp = base + sb * kR16Q6KSuperBytes;
     prefetch_block(sp, kR16Q6KSuperBytes);
-    const uint8_t* ql = sp + 256;
-    const uint8_t* qh = sp + 2304;
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 3328)));
     for (int h = 0; h < 2; ++h) {
       __m512i s[R][4][2];  // [row][block 4h + c][half]
@@ -282,15 +303,8 @@ inline void q6kr16_group(const MatmulArgs& a, int64_t g, int64_t i0, const int32
         for (int c = 0; c < 4; ++c) s[r][c][0] = s[r][c][1] = _mm512_setzero_si512();
       }
       for (int q = 0; q < 8; ++q) {
-        const __m512i lo = _mm512_loadu_si512(ql + 64 * (16 * h + q));
-        const __m512i hi = _mm512_loadu_si512(ql + 64 * (16 * h + 8 + q));
-        const __m512i qhv = _mm512_loadu_si512(qh + 64 * (8 * h + q));
-        const __m512i u[4] = {
-            _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(_mm512_slli_epi16(qhv, 4), bits45)),
-            _mm512_or_si512(_mm512_and_si512(hi, low4), _mm512_and_si512(_mm512_slli_epi16(qhv, 2), bits45)),
-            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), low4), _mm512_and_si512(qhv, bits45)),
-            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(hi, 4), low4),
-                            _mm512_and_si512(_mm512_srli_epi16(qhv, 2), bits45))};
+        __m512i u[4];
+        q6k_r16_codes(sp, h, q, u);
         for (int r = 0; r < R; ++r) {
           for (int c = 0; c < 4; ++c) {
             int32_t x4;
@@ -302,10 +316,7 @@ inline void q6kr16_group(const MatmulArgs& a, int64_t g, int64_t i0, const int32
       for (int c = 0; c < 4; ++c) {
         for (int t = 0; t < 2; ++t) {
           // scale k = 8 h + 2 c + t of the 16 rows: byte k % 4 of their dwords k / 4, sign-extended
-          const int k = 8 * h + 2 * c + t;
-          const __m512i w = _mm512_loadu_si512(sp + 64 * (k / 4));
-          const __m512i sc = _mm512_srai_epi32(_mm512_sllv_epi32(w, _mm512_set1_epi32(24 - 8 * (k % 4))), 24);
-          const __m512 scale = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+          const __m512 scale = q6k_r16_scale(sp, d, 8 * h + 2 * c + t);
           for (int r = 0; r < R; ++r) {
             const int64_t b = sb * 8 + 4 * h + c;
             const __m512i v = _mm512_sub_epi32(s[r][c][t], _mm512_set1_epi32(xoff[((i0 + r) * nb + b) * 2 + t]));
