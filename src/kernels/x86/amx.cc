@@ -65,14 +65,16 @@ void apply_tile_config(const TileConfig& c) { __asm__ volatile("ldtilecfg %0" : 
 
 // codes: the codes per block of one tile product, 32, or 16 for Q6_K's half blocks (each with its own
 // scale): tiles 0 / 3 then hold 16 rows x 16 codes and tiles 1 / 4 4 rows of 64 bytes.
-void load_tile_config(int codes = 32) {
+// act_rows (the regrouped kernels, whose tiles 0 / 3 and 2 / 5 have a row per activation row): a batch
+// of fewer than 16 rows configures only those, so the products, stores and sums cost what it uses.
+void load_tile_config(int codes = 32, int act_rows = 16) {
   TileConfig c;
   for (int s : {0, 3}) {
-    c.rows[s] = 16;
+    c.rows[s] = static_cast<uint8_t>(act_rows);
     c.colsb[s] = static_cast<uint16_t>(codes);
     c.rows[s + 1] = static_cast<uint8_t>(codes / 4);
     c.colsb[s + 1] = 64;
-    c.rows[s + 2] = 16;
+    c.rows[s + 2] = static_cast<uint8_t>(act_rows);
     c.colsb[s + 2] = 64;
   }
   apply_tile_config(c);
@@ -516,9 +518,10 @@ void pack_act_tiles(const MatmulArgs& a, int64_t t, ActTileQ8* xs, float* dx, fl
 // kF32Scales (Q4_K, Q6_K): scales and mins are f32 [block][16] (the sub-blocks' d sc_j and -(dmin m_j)).
 // kHalf (Q6_K; the tiles configured for 16 codes): nb counts half blocks of 16 codes, half h of block
 // b / 2 of the activations, each with its own weight scale; codes holds 4 x 64 bytes per half block.
+// rows: the activation rows the tiles are configured for (load_tile_config); out[rows..] are not computed.
 template <bool kMin, bool kF32Scales = false, bool kHalf = false>
 void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const uint8_t* scales, const uint8_t* mins,
-                  const uint8_t* codes, int64_t nb, __m512 (&out)[kAmxRows], bool pf) {
+                  const uint8_t* codes, int64_t nb, __m512 (&out)[kAmxRows], bool pf, int rows) {
   // The weights are one stream (group after group): block b's share of it, far ahead into L2 and
   // near ahead into L1, as the decode kernels do. NOTE: on this machine's 300 MiB L3 no distance
   // (none, 4-16 KiB far, 0.5-2 KiB near) measured apart from the others beyond the noise.
@@ -561,6 +564,7 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
     const float* d = dx + (kHalf ? b / 2 : b) * kAmxRows;
     [[maybe_unused]] const float* sb = sx + (kHalf ? b / 2 : b) * kAmxRows;
     auto one = [&](__m512& acc, int i) {
+      if (i >= rows) return;  // not stored by the tiles
       const __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(s + 16 * i));
       acc = _mm512_fmadd_ps(v, _mm512_mul_ps(dw, _mm512_set1_ps(d[i])), acc);
       if constexpr (kMin) acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(sb[i]), acc);
@@ -578,14 +582,16 @@ void amx_r16_unit(const ActTileQ8* xs, const float* dx, const float* sx, const u
 // or more (K-quants: kAmxMinRowsKQuant; smaller batches take the VNNI kernels). Per pass over about
 // 256 KiB of activation tiles (they stay in L2 while the weight groups go by) and per whole group g:
 // prepare(g, first_pass) readies the group (the 4-bit types spread its codes to bytes), then
-// unit(g, xs, dx, sx, acc, stream) runs one activation tile against it (stream: the first tile of the
-// first pass, which reads the group from memory). The rows past the last whole group take the
+// unit(g, xs, dx, sx, acc, stream, rows) runs one activation tile against it (stream: the first tile of
+// the first pass, which reads the group from memory; rows: the activation rows the tiles hold, fewer
+// than 16 for a batch of fewer). The rows past the last whole group take the
 // file-layout kernel of W.
 template <class W, int kCodes = 32, class Prepare, class Unit>
 void amx_r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1, Prepare&& prepare, Unit&& unit) {
-  load_tile_config(kCodes);
-  const int64_t nb = a.k / kQK8_0;
   const int64_t n_xt = (a.m + kAmxRows - 1) / kAmxRows;
+  const int act_rows = n_xt == 1 ? static_cast<int>(a.m) : static_cast<int>(kAmxRows);
+  load_tile_config(kCodes, act_rows);
+  const int64_t nb = a.k / kQK8_0;
   thread_local std::vector<uint8_t> xbuf, dbuf, sbuf;
   const int64_t per_pass =
       std::max<int64_t>(1, (int64_t{256} << 10) / (nb * static_cast<int64_t>(sizeof(ActTileQ8))));
@@ -607,7 +613,7 @@ void amx_r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1, Prepare&& prepare
       for (int64_t t = t0; t < t1; ++t) {
         __m512 acc[kAmxRows];
         unit(g, xs + (t - t0) * nb, dx + (t - t0) * nb * kAmxRows, sx + (t - t0) * nb * kAmxRows, acc,
-             t0 == 0 && t == t0);
+             t0 == 0 && t == t0, act_rows);
         const int64_t i0 = t * kAmxRows, n_rows = std::min<int64_t>(kAmxRows, a.m - i0);
         for (int64_t i = 0; i < n_rows; ++i) {
           const __m512 v = a.bias != nullptr ? _mm512_add_ps(acc[i], bias) : acc[i];
@@ -630,9 +636,10 @@ void amx_q8r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   const int64_t group_bytes = nb * kR16GroupBlockBytes;
   amx_r16_rows<WQ8_0>(
       a, r0, r1, [](int64_t, bool) {},
-      [&](int64_t g, const ActTileQ8* xs, const float* dx, const float*, __m512(&acc)[kAmxRows], bool stream) {
+      [&](int64_t g, const ActTileQ8* xs, const float* dx, const float*, __m512(&acc)[kAmxRows], bool stream,
+          int rows) {
         const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
-        amx_r16_unit<false>(xs, dx, nullptr, base, nullptr, base + nb * 32, nb, acc, stream);
+        amx_r16_unit<false>(xs, dx, nullptr, base, nullptr, base + nb * 32, nb, acc, stream, rows);
       });
 }
 
@@ -679,10 +686,11 @@ void amx_q4r16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   };
   amx_r16_rows<std::conditional_t<kQ41, WQ4_1, WQ4_0>>(
       a, r0, r1, prepare,
-      [&](int64_t g, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool) {
+      [&](int64_t g, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool,
+          int rows) {
         const uint8_t* base = a.w + static_cast<size_t>(g * group_bytes);
         amx_r16_unit<true>(xs, dx, sx, base, kQ41 ? base + nb * 32 : nullptr, reinterpret_cast<const uint8_t*>(wq),
-                           nb, acc, false);
+                           nb, acc, false, rows);
       });
 }
 
@@ -732,10 +740,11 @@ void amx_q4kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   };
   amx_r16_rows<std::conditional_t<kQ5, WQ5_K, WQ4_K>>(
       a, r0, r1, prepare,
-      [&](int64_t, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool) {
+      [&](int64_t, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool,
+          int rows) {
         amx_r16_unit<true, true>(xs, dx, sx, reinterpret_cast<const uint8_t*>(ds),
                                  reinterpret_cast<const uint8_t*>(dm), reinterpret_cast<const uint8_t*>(wq), nb,
-                                 acc, false);
+                                 acc, false, rows);
       });
 }
 
@@ -774,9 +783,10 @@ void amx_q6kr16_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
   };
   amx_r16_rows<WQ6_K, 16>(
       a, r0, r1, prepare,
-      [&](int64_t, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool) {
+      [&](int64_t, const ActTileQ8* xs, const float* dx, const float* sx, __m512(&acc)[kAmxRows], bool,
+          int rows) {
         amx_r16_unit<false, true, true>(xs, dx, sx, reinterpret_cast<const uint8_t*>(ds), nullptr,
-                                        reinterpret_cast<const uint8_t*>(wq), 2 * nb, acc, false);
+                                        reinterpret_cast<const uint8_t*>(wq), 2 * nb, acc, false, rows);
       });
 }
 
