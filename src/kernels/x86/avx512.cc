@@ -7,7 +7,7 @@
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
-#include "kernels/x86/r16_x86.h"
+#include "kernels/x86/r16k_x86.h"
 #include "kernels/x86/rows512_x86.h"
 #include "kernels/x86/vec_x86.h"
 
