@@ -133,6 +133,7 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
   }
   const size_t eb = cache.elem_bytes();
   const size_t row_bytes = static_cast<size_t>(hd) * eb;
+  const size_t slot_bytes = static_cast<size_t>(cache.head_dim()) * eb;  // one KV head's rows of a block
   const size_t gather_bytes = 2 * kernels::kAttnChunk * row_bytes;  // K then V rows of one chunk
   if (act.attn_gather.size() < gather_bytes * static_cast<size_t>(n_threads)) {
     act.attn_gather.resize(gather_bytes * static_cast<size_t>(n_threads));
@@ -204,13 +205,18 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
         // The next chunk's K and V rows of this head are fetched while this chunk is computed: they
         // sit in another block wherever the pool put it, where the hardware prefetchers cannot
         // follow, and decode waited on them.
-        for (int32_t p = c + cn; p < std::min(n_ctx, c + cn + kernels::kAttnChunk); ++p) {
-          const uint8_t* kr = cache.k(il, table[p / bs], p % bs, col);
-          const uint8_t* vr = cache.v(il, table[p / bs], p % bs, col);
-          for (size_t off = 0; off < row_bytes; off += 64) {
+        // One address per block of the next chunk: the head's rows of a block follow each other
+        // (slot_bytes apart), so the bytes from the first row to the end of the last are one range.
+        for (int32_t p = c + cn, p_end = std::min(n_ctx, c + cn + kernels::kAttnChunk); p < p_end;) {
+          const int32_t slot = p % bs, n_rows = std::min(bs - slot, p_end - p);
+          const uint8_t* kr = cache.k(il, table[p / bs], slot, col);
+          const uint8_t* vr = cache.v(il, table[p / bs], slot, col);
+          const size_t span = static_cast<size_t>(n_rows - 1) * slot_bytes + row_bytes;
+          for (size_t off = 0; off < span; off += 64) {
             __builtin_prefetch(kr + off);
             __builtin_prefetch(vr + off);
           }
+          p += n_rows;
         }
         for (int32_t t = 0; t < n_tok; ++t) n_vis[t] = std::clamp(batch.pos[t0 + t] + 1 - c, 0, cn);
         const int32_t b0 = c / bs;

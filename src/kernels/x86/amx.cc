@@ -34,6 +34,7 @@
 #include "kernels/x86/amx_i8_x86.h"
 #include "kernels/x86/amx_r16_x86.h"
 #include "kernels/x86/amx_tiles_x86.h"
+#include "kernels/x86/attn512_x86.h"
 #include "kernels/x86/attn_x86.h"
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
@@ -307,7 +308,7 @@ bool usable() {
 
 const IsaKernels& kernels() {
   static constexpr IsaKernels k{Isa::kAmx, quantize_act_row_x86, find_matmul_amx, dot_f32_x86, axpy_f32_x86,
-                                attn_block_x86, gelu_x86, swiglu_x86, softmax_x86,
+                                attn_block512_x86, gelu_x86, swiglu_x86, softmax_x86,
                                 rms_norm_x86, layer_norm_x86, f32_to_f16_row_x86, quantize_act_i8_x86};
   return k;
 }

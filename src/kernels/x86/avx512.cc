@@ -3,6 +3,7 @@
 // vpdpbusd (u8 x s8, 4 products summed into each int32 lane, no int16 saturation step).
 #if defined(__x86_64__) || defined(__i386__)
 #include "kernels/x86/act_x86.h"
+#include "kernels/x86/attn512_x86.h"
 #include "kernels/x86/attn_x86.h"
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
@@ -35,7 +36,7 @@ MatmulKernel find_matmul_avx512(DType t) {
 namespace avx512 {
 const IsaKernels& kernels() {
   static constexpr IsaKernels k{Isa::kAvx512, quantize_act_row_x86, find_matmul_avx512, dot_f32_x86, axpy_f32_x86,
-                                attn_block_x86, gelu_x86, swiglu_x86, softmax_x86,
+                                attn_block512_x86, gelu_x86, swiglu_x86, softmax_x86,
                                 rms_norm_x86, layer_norm_x86, f32_to_f16_row_x86, quantize_act_i8_x86};
   return k;
 }
