@@ -36,7 +36,9 @@ Command register_bench(CLI::App& app) {
       ->delimiter(',');
   sub->add_option("-r,--repetitions", args->reps, "Timed runs per test, after one warm-up")->capture_default_str();
   sub->add_option("-o,--output", args->output, "Output format: md, json or csv")->capture_default_str();
-  sub->add_flag("--roofline", args->roofline, "Measure read bandwidth and show tg as % of its limit");
+  sub->add_flag("--roofline", args->roofline,
+                "Measure read bandwidth and show tg as % of its limit: against the best of 5 probe passes, and "
+                "paired (each tg test run again, every run between two probe passes)");
   sub->add_option("--isa", args->isa, "Kernel ISA: ref, avx2, avx512 or amx (default: the one LLMOPT_ISA names, else the CPU's default)");
   return {sub, [args]() -> int {
             BenchFormat format;

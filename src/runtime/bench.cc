@@ -233,6 +233,29 @@ Status validate_bench_options(const ModelConfig& cfg, const BenchOptions& opts) 
   return Status();
 }
 
+namespace {
+
+BandwidthResult probe_passes(ThreadPool& pool, ReadProbe& probe, int32_t passes) {
+  BandwidthResult r;
+  r.threads = pool.n_threads();
+  r.buffer_bytes = probe.bytes();
+  r.passes = std::max(passes, 1);
+  if (probe.bytes() == 0) return r;
+  std::vector<double> gbs;
+  for (int32_t k = 0; k < r.passes; ++k) {
+    const double g = probe.pass(pool);
+    if (g > 0) gbs.push_back(g);
+  }
+  if (!gbs.empty()) {
+    double mean = 0, sd = 0;
+    summarize(gbs, mean, sd, r.median_gbs);
+    r.best_gbs = *std::max_element(gbs.begin(), gbs.end());
+  }
+  return r;
+}
+
+}  // namespace
+
 Result<BenchReport> run_bench(const Model& model, const BenchOptions& opts) {
   const ModelConfig& cfg = model.config();
   LLMOPT_RETURN_IF_ERROR(validate_bench_options(cfg, opts));
@@ -287,17 +310,31 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& opts) {
   if (opts.roofline) {
     const size_t bytes = opts.roofline_buffer_bytes > 0 ? opts.roofline_buffer_bytes : default_bandwidth_buffer_bytes();
     for (int32_t threads : opts.threads) {
+      const std::string on = " @ " + std::to_string(threads) + " thread" + (threads == 1 ? "" : "s");
       if (opts.on_progress) {
-        opts.on_progress("read bandwidth @ " + std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") +
-                         ": " + std::to_string(opts.roofline_passes) + " passes over " +
+        opts.on_progress("read bandwidth" + on + ": " + std::to_string(opts.roofline_passes) + " passes over " +
                          std::to_string(bytes >> 20) + " MiB");
       }
       ThreadPool pool(threads);
-      BandwidthResult bw = measure_read_bandwidth(pool, bytes, opts.roofline_passes);
+      ReadProbe probe(pool, bytes);
+      const BandwidthResult bw = probe_passes(pool, probe, opts.roofline_passes);
       for (BenchRow& row : rep.rows) {
-        if (row.threads == threads && row.n_gen > 0 && row.bytes_per_token > 0) {
-          row.limit_tps = bw.best_gbs * 1e9 / row.bytes_per_token;
+        if (row.threads != threads || row.n_gen == 0 || row.bytes_per_token <= 0) continue;
+        row.limit_tps = bw.best_gbs * 1e9 / row.bytes_per_token;
+        if (opts.on_progress) {
+          opts.on_progress(row.test + on + ", each run between two probe passes: " +
+                           std::to_string(opts.repetitions) + " runs");
         }
+        const std::vector<int32_t> ids =
+            random_tokens(row.n_gen, cfg.n_vocab, opts.seed + static_cast<uint64_t>(row.n_gen));
+        for (int32_t r = 0; r < opts.repetitions; ++r) {
+          const double g0 = probe.pass(pool);
+          const double tps = time_decode(model, start_token, ids, opts.block_size, pool, out);
+          const double g1 = probe.pass(pool);
+          if (g0 + g1 > 0) row.paired_pct.push_back(100.0 * tps * row.bytes_per_token / (0.5 * (g0 + g1) * 1e9));
+        }
+        double mean = 0, sd = 0;
+        summarize(row.paired_pct, mean, sd, row.paired_pct_median);
       }
       rep.bandwidth.push_back(bw);
     }
@@ -311,36 +348,33 @@ size_t default_bandwidth_buffer_bytes() {
   return l3 > 0 ? std::min(gib, 4 * l3) : gib;
 }
 
-BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int32_t passes) {
-  BandwidthResult r;
-  r.threads = pool.n_threads();
-  const int64_t n_words = static_cast<int64_t>(bytes / 64) * 8;
-  r.buffer_bytes = static_cast<size_t>(n_words) * sizeof(uint64_t);
-  r.passes = std::max(passes, 1);
-  if (n_words == 0) return r;
-  std::unique_ptr<uint64_t[]> buf(new uint64_t[static_cast<size_t>(n_words)]);
-  uint64_t* p = buf.get();
+ReadProbe::ReadProbe(ThreadPool& pool, size_t bytes) : n_words_(bytes / 64 * 8) {
+  if (n_words_ == 0) return;
+  buf_.reset(new uint64_t[n_words_]);
+  uint64_t* p = buf_.get();
   // First touch on the threads that will read (pages land near them).
-  pool.parallel_for(n_words, [&](int64_t b, int64_t e, int) {
+  pool.parallel_for(static_cast<int64_t>(n_words_), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) p[i] = static_cast<uint64_t>(i);
   });
+}
+
+double ReadProbe::pass(ThreadPool& pool) {
+  if (n_words_ == 0) return 0.0;
   std::vector<uint64_t> sums(static_cast<size_t>(pool.n_threads()), 0);
-  std::vector<double> gbs;
-  for (int32_t k = 0; k < r.passes; ++k) {
-    const auto t0 = Clock::now();
-    pool.parallel_for(n_words, [&](int64_t b, int64_t e, int t) { sums[static_cast<size_t>(t)] = read_words(p + b, e - b); });
-    const double s = seconds_since(t0);
-    uint64_t x = 0;
-    for (uint64_t v : sums) x ^= v;
-    g_sink = g_sink ^ x;
-    if (s > 0) gbs.push_back(static_cast<double>(r.buffer_bytes) / s / 1e9);
-  }
-  if (!gbs.empty()) {
-    double mean = 0, sd = 0;
-    summarize(gbs, mean, sd, r.median_gbs);
-    r.best_gbs = *std::max_element(gbs.begin(), gbs.end());
-  }
-  return r;
+  const uint64_t* p = buf_.get();
+  const auto t0 = Clock::now();
+  pool.parallel_for(static_cast<int64_t>(n_words_),
+                    [&](int64_t b, int64_t e, int t) { sums[static_cast<size_t>(t)] = read_words(p + b, e - b); });
+  const double s = seconds_since(t0);
+  uint64_t x = 0;
+  for (uint64_t v : sums) x ^= v;
+  g_sink = g_sink ^ x;
+  return s > 0 ? static_cast<double>(bytes()) / s / 1e9 : 0.0;
+}
+
+BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int32_t passes) {
+  ReadProbe probe(pool, bytes);
+  return probe_passes(pool, probe, passes);
 }
 
 uint64_t peak_rss_bytes() {
@@ -456,13 +490,22 @@ std::string to_markdown(const BenchReport& rep) {
     for (const auto& r : rep.rows) {
       if (r.n_gen == 0 || r.limit_tps <= 0) continue;
       const BandwidthResult* b = bandwidth_for(rep, r.threads);
+      std::string paired;
+      if (!r.paired_pct.empty()) {
+        const auto [lo, hi] = std::minmax_element(r.paired_pct.begin(), r.paired_pct.end());
+        paired = fmt("%.1f%%", r.paired_pct_median) + " (" + fmt("%.1f", *lo) + "-" + fmt("%.1f", *hi) + ")";
+      }
       rr.push_back({std::to_string(r.threads), r.test, b ? fmt("%.2f", b->best_gbs) : "", fmt("%.3f", r.bytes_per_token / 1e6),
-                    fmt("%.2f", r.limit_tps), fmt("%.2f", r.median), fmt("%.1f%%", 100.0 * r.median / r.limit_tps)});
+                    fmt("%.2f", r.limit_tps), fmt("%.2f", r.median), fmt("%.1f%%", 100.0 * r.median / r.limit_tps),
+                    paired});
     }
-    out += "\n" + md_table({"threads", "test", "GB/s", "MB/token", "limit t/s", "median t/s", "% of limit"},
-                           {true, true, true, true, true, true, true}, rr);
+    out += "\n" + md_table({"threads", "test", "GB/s", "MB/token", "limit t/s", "median t/s", "% of limit",
+                            "paired % of limit (range)"},
+                           {true, true, true, true, true, true, true, true}, rr);
     out += "\nMB/token: weights read per decoded token + K/V at the mean context (n + 3) / 2; limit = GB/s / "
-           "MB/token.\n";
+           "MB/token. % of limit: the median run against the best probe pass. Paired: the test run again, each "
+           "run against the mean of a probe pass right before and right after it; the median run (and the "
+           "range).\n";
   }
   return out;
 }
@@ -495,6 +538,10 @@ std::string to_json(const BenchReport& rep) {
       o["limit_tps"] = r.limit_tps;
       o["pct_of_limit"] = 100.0 * r.median / r.limit_tps;
     }
+    if (!r.paired_pct.empty()) {
+      o["pct_of_limit_paired"] = r.paired_pct_median;
+      o["paired_pct_samples"] = r.paired_pct;
+    }
     j["results"].push_back(o);
   }
   if (!rep.bandwidth.empty()) {
@@ -513,7 +560,7 @@ std::string to_json(const BenchReport& rep) {
 std::string to_csv(const BenchReport& rep) {
   std::ostringstream o;
   o << "model,size_bytes,params,backend,file_bytes,peak_rss_bytes,threads,test,n_prompt,n_gen,tps_mean,tps_stddev,"
-       "tps_median,tps_samples,bytes_per_token,bandwidth_gbs,limit_tps,pct_of_limit\n";
+       "tps_median,tps_samples,bytes_per_token,bandwidth_gbs,limit_tps,pct_of_limit,pct_of_limit_paired\n";
   for (const auto& r : rep.rows) {
     std::string samples;
     for (size_t i = 0; i < r.tps.size(); ++i) {
@@ -526,7 +573,8 @@ std::string to_csv(const BenchReport& rep) {
       << r.n_gen << ',' << fmt("%.4f", r.mean) << ',' << fmt("%.4f", r.stddev) << ',' << fmt("%.4f", r.median) << ','
       << samples << ',' << (r.n_gen > 0 ? fmt("%.0f", r.bytes_per_token) : "") << ','
       << (b ? fmt("%.4f", b->best_gbs) : "") << ',' << (r.limit_tps > 0 ? fmt("%.4f", r.limit_tps) : "") << ','
-      << (r.limit_tps > 0 ? fmt("%.2f", 100.0 * r.median / r.limit_tps) : "") << '\n';
+      << (r.limit_tps > 0 ? fmt("%.2f", 100.0 * r.median / r.limit_tps) : "") << ','
+      << (r.paired_pct.empty() ? "" : fmt("%.2f", r.paired_pct_median)) << '\n';
   }
   return o.str();
 }

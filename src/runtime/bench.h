@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,11 @@ struct BenchRow {
   // tg rows with roofline: bytes read per decoded token and the bandwidth-bound tokens/s.
   double bytes_per_token = 0.0;
   double limit_tps = 0.0;
+  // tg rows with roofline: the same test run again `repetitions` times, each run between two probe
+  // passes; tokens/s as % of the limit at the mean of those two passes (the bandwidth of that moment:
+  // on a shared machine it drifts by a third between minutes), one value per run, and their median.
+  std::vector<double> paired_pct;
+  double paired_pct_median = 0.0;
 };
 
 struct BenchReport {
@@ -79,6 +85,18 @@ Status validate_bench_options(const ModelConfig& cfg, const BenchOptions& opts);
 // Runs every test at each thread count (threads outer, pp then tg). Validates first.
 Result<BenchReport> run_bench(const Model& model, const BenchOptions& opts);
 
+// A buffer of `bytes` (rounded down to 64 bytes), first touched by the pool's threads, that pass()
+// streams over once on the pool and reports in GB/s.
+class ReadProbe {
+ public:
+  ReadProbe(ThreadPool& pool, size_t bytes);
+  size_t bytes() const { return n_words_ * sizeof(uint64_t); }
+  double pass(ThreadPool& pool);
+
+ private:
+  size_t n_words_ = 0;
+  std::unique_ptr<uint64_t[]> buf_;
+};
 // Streams over `bytes` of memory (rounded down to 64 bytes) `passes` times on the pool.
 BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int32_t passes);
 // The buffer size used when none is given: 1 GiB, or 4x the L3 cache when that is smaller.

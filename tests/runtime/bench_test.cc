@@ -87,6 +87,10 @@ TEST(BenchTest, JsonParsesAndCarriesTheFields) {
   const auto& tg = j["results"][2];
   EXPECT_EQ(tg["test"], "tg4");
   EXPECT_GT(tg["limit_tps"].get<double>(), 0.0);
+  // One paired value per repetition, each tokens/s x bytes/token over the probe's GB/s of that moment.
+  ASSERT_EQ(tg["paired_pct_samples"].size(), 2u);
+  EXPECT_GT(tg["pct_of_limit_paired"].get<double>(), 0.0);
+  for (const auto& r : j["results"]) EXPECT_EQ(r.contains("paired_pct_samples"), r["test"] == "tg4");
   ASSERT_EQ(j["bandwidth"].size(), 1u);
   EXPECT_GT(j["bandwidth"][0]["best_gbs"].get<double>(), 0.0);
   EXPECT_EQ(j["bandwidth"][0]["buffer_bytes"], size_t{8} << 20);
@@ -97,6 +101,8 @@ TEST(BenchTest, JsonParsesAndCarriesTheFields) {
   EXPECT_NE(md.find("| model"), std::string::npos);
   EXPECT_NE(md.find("pp16"), std::string::npos);
   EXPECT_NE(md.find("% of limit"), std::string::npos);
+  EXPECT_NE(md.find("paired % of limit"), std::string::npos);
+  EXPECT_NE(csv.find("pct_of_limit_paired"), std::string::npos);
 }
 
 // Hand count for f32 gpt2-tiny: per layer LN (2E) + qkv (3E*E + 3E) + proj (E*E + E) + LN (2E)
