@@ -20,6 +20,10 @@ double token_nll(const float* logits, int32_t n_vocab, int32_t target) {
   return std::log(sum) - (static_cast<double>(logits[target]) - mx);
 }
 
+}  // namespace
+
+// Named (not internal) because ChunkScorer::State, a member type of a public class, holds one.
+namespace perplexity_detail {
 struct NllAccumulator {
   double sum = 0.0, sum2 = 0.0;
   int64_t n = 0;
@@ -41,6 +45,10 @@ struct NllAccumulator {
     return r;
   }
 };
+}  // namespace perplexity_detail
+
+namespace {
+using perplexity_detail::NllAccumulator;
 
 std::string strip(const std::string& s) {
   const char* ws = " \t\n\r\f\v";
@@ -129,6 +137,8 @@ Result<PerplexityResult> perplexity_chunks(const Model& model, const std::string
 }
 
 }  // namespace
+
+using perplexity_detail::NllAccumulator;
 
 struct ChunkScorer::State {
   State(const ModelConfig& cfg, int32_t n_ctx)
