@@ -99,7 +99,8 @@ void attention(const ModelConfig& cfg, int32_t il, const TokenBatch& batch, cons
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   // Query tiles: up to kTile consecutive tokens of one sequence (a prefill), so that each K/V chunk is
   // read once for all of them; a decode token is a tile of one.
-  const int32_t kTile = std::max(1, std::min(4, kernels::kAttnMaxRows / group));
+  constexpr int32_t kAttnTileTokens = 16;
+  const int32_t kTile = std::max(1, std::min(kAttnTileTokens, kernels::kAttnMaxRows / group));
   std::vector<int64_t>& tiles = act.attn_tiles;  // tile i: tokens [tiles[i], tiles[i + 1])
   tiles.clear();
   for (int64_t t = 0; t < batch.n_tok(); ++t) {
