@@ -226,7 +226,8 @@ void register_all() {
           ->Unit(benchmark::kMicrosecond);
     }
   }
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ8_0R16, DType::kQ4_0, DType::kQ4_0R16,
+  for (DType t : {DType::kF32, DType::kF32R16, DType::kF16, DType::kF16R16, DType::kBF16, DType::kQ8_0, DType::kQ8_0R16,
+                  DType::kQ4_0, DType::kQ4_0R16,
                   DType::kQ4_1, DType::kQ4_K, DType::kQ4_KR16, DType::kQ5_K, DType::kQ5_KR16, DType::kQ6_K, DType::kQ6_KR16}) {
     for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
       if (!isa_supported(isa)) continue;

@@ -19,9 +19,10 @@ void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads, bool with
                 "in on demand; the default read into huge pages decodes faster)");
   if (with_repack) {
     app->add_flag("--no-repack", args.no_repack,
-                "Keep the model's Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K weight matrices in their file layout (by default, where the CPU has "
-                "AVX-512 VNNI, they are regrouped by 16 rows in memory at load for faster int8 products: same "
-                "memory, same results, bit for bit)");
+                "Keep the model's Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 weight matrices in their file layout (by default, "
+                "where the CPU has AVX-512, they are regrouped by 16 rows in memory at load for faster products: same "
+                "memory; the quantized types give the same results bit for bit, F32 / F16 one fma chain per output "
+                "instead of 16 lane sums, within rounding of them)");
   }
   if (with_threads) {
     app->add_option("-t,--threads", args.threads, "Threads (default: number of physical cores)")

@@ -18,7 +18,7 @@ struct ModelArgs {
   int threads = 0;         // -t (0: physical cores)
   std::string kv_type = "f16";  // --kv-type (commands that run the model)
   bool mmap = false;            // --mmap: map a GGUF file instead of reading it into memory
-  bool no_repack = false;       // --no-repack: keep Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K matrices in their file layout
+  bool no_repack = false;       // --no-repack: keep Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 matrices in their file layout
 };
 
 // -m, --tokenizer, --mmap, with_threads -t and --kv-type, with_repack --no-repack.
@@ -29,7 +29,7 @@ int resolve_threads(int requested);
 // quantizers (vectors stay f32).
 void add_outtype_arg(CLI::App* app, std::string& outtype);
 // Loads the model; on failure prints "error: <message>" and returns nullptr.
-// repack: LoadOptions::repack (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K matrices regrouped for the int8 kernels), for commands that only
+// repack: LoadOptions::repack (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 matrices regrouped by 16 rows), for commands that only
 // run the model; off where a command reads or shows the weights as stored.
 std::unique_ptr<Model> load_or_report(const ModelArgs& args, bool require_tokenizer = true, bool repack = true);
 // Prints "error: <message>" to stderr and returns 1.

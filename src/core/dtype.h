@@ -41,12 +41,15 @@ enum class DType : uint32_t {
   kQ4_1G128 = 1025,
   // kQ8_0R16: not a file type (never read from or written to a file): Q8_0 rows regrouped by 16 in
   // memory at load for the int8 kernels (kernels/repack.h). Same bytes per row as Q8_0.
+  // kF32R16 / kF16R16 below: the same for F32 / F16 (the float kernels).
   kQ8_0R16 = 1026,
   kQ4_0R16 = 1027,  // the same for Q4_0
   kQ4_1R16 = 1028,  // and Q4_1
   kQ4_KR16 = 1029,  // and Q4_K (256-element super-blocks)
   kQ6_KR16 = 1030,  // and Q6_K
   kQ5_KR16 = 1031,  // and Q5_K
+  kF32R16 = 1032,   // and F32 (element k of 16 rows side by side)
+  kF16R16 = 1033,   // and F16
 };
 
 struct DTypeInfo {

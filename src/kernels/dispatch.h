@@ -26,8 +26,9 @@ struct MatmulArgs {
   // The same, interleaved by 8 rows ([ceil(m / 8)][k / 32]), for batches of kMinInterleaveRows rows or more.
   const BlockQ8x8* xq8 = nullptr;
   // Names the activations of this product (a new number for each product of kMinInterleaveRows rows
-  // or more, 0: unnamed), so that a kernel that repacks them for itself (the AMX tiles) does it once
-  // per product rather than once per row range.
+  // or more, and of f32 activations of 2 rows or more; 0: unnamed), so that a kernel that repacks them
+  // for itself (the AMX tiles, the regrouped float tiles) does it once per product rather than once per
+  // row range.
   uint64_t xq8_id = 0;
   // DType::kI8Ch: activation codes [m][k_pad] (k_pad = k rounded up to 32, zero-padded), one scale per
   // activation row, one scale per weight row.

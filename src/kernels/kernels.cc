@@ -358,6 +358,9 @@ void multi_products(std::span<const MatmulJob> jobs, const float* x, int64_t m, 
       a[j].xq8_id = xq8_id;
     } else if (kernel[j].act == ActForm::kI8Rows) {
       quantize_i8_rows(*jobs[j].w, x, m, &a[j], pool);
+    } else if (m >= 2) {  // f32 activations: named too, for kernels that pack them once per product
+      if (xq8_id == 0) xq8_id = next_xq8_id.fetch_add(1, std::memory_order_relaxed) + 1;
+      a[j].xq8_id = xq8_id;
     }
     macs += m * a[j].n_out * a[j].k;
   }

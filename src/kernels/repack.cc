@@ -1,4 +1,4 @@
-// The regrouped Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K layouts (repack.h): plain scalar code, run once per tensor at load or write.
+// The regrouped Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 layouts (repack.h): plain scalar code, run once per tensor at load or write.
 #include "kernels/repack.h"
 
 #include <algorithm>
@@ -44,7 +44,7 @@ struct Geometry {
 
 bool has_r16(DType plain) {
   return plain == DType::kQ8_0 || plain == DType::kQ4_0 || plain == DType::kQ4_1 || plain == DType::kQ4_K ||
-         plain == DType::kQ5_K || plain == DType::kQ6_K;
+         plain == DType::kQ5_K || plain == DType::kQ6_K || plain == DType::kF32 || plain == DType::kF16;
 }
 
 // The fields of each type (repack.h has the resulting offsets).
@@ -63,8 +63,20 @@ Geometry geometry(DType plain, int64_t k) {
     case DType::kQ5_K:  // as Q4_K, with the 32 qh bytes before the nibbles
       return {nb, 176, 5,
               {{0, 2, 1, 0, 2816}, {2, 2, 1, 32, 2816}, {4, 4, 3, 64, 2816}, {16, 4, 8, 256, 2816}, {48, 4, 32, 768, 2816}}};
+    case DType::kF32:  // one element per "block": element k of row j at 64 k + 4 j
+      return {nb, 4, 1, {{0, 4, 1, 0, 64}}};
+    case DType::kF16:  // at 32 k + 2 j
+      return {nb, 2, 1, {{0, 2, 1, 0, 32}}};
     default:  // Q6_K: the 16 scales, ql, qh, d; each super-block's together
       return {nb, 210, 4, {{192, 4, 4, 0, 3360}, {0, 4, 32, 256, 3360}, {128, 4, 16, 2304, 3360}, {208, 2, 1, 3328, 3360}}};
+  }
+}
+
+// dst[16 c + j] = src[j * n + c] for the 16 rows j of n elements (the float layouts).
+template <class T>
+void transpose16(const T* src, T* dst, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    for (int64_t j = 0; j < kR16Rows; ++j) dst[kR16Rows * c + j] = src[j * n + c];
   }
 }
 
@@ -77,6 +89,8 @@ DType r16_type_of(DType t) {
   if (t == DType::kQ4_K) return DType::kQ4_KR16;
   if (t == DType::kQ5_K) return DType::kQ5_KR16;
   if (t == DType::kQ6_K) return DType::kQ6_KR16;
+  if (t == DType::kF32) return DType::kF32R16;
+  if (t == DType::kF16) return DType::kF16R16;
   return t;
 }
 
@@ -87,6 +101,8 @@ DType plain_type_of(DType t) {
   if (t == DType::kQ4_KR16) return DType::kQ4_K;
   if (t == DType::kQ5_KR16) return DType::kQ5_K;
   if (t == DType::kQ6_KR16) return DType::kQ6_K;
+  if (t == DType::kF32R16) return DType::kF32;
+  if (t == DType::kF16R16) return DType::kF16;
   return t;
 }
 
@@ -111,6 +127,14 @@ void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
     for (int64_t grp = g0; grp < g1; ++grp) {
       uint8_t* base = data + static_cast<size_t>(grp) * g.group_bytes();
       std::memcpy(plain.data(), base, plain.size());
+      if (t == DType::kF32 || t == DType::kF16) {  // a transpose of 16 rows: element k of row j at 16 k + j
+        if (t == DType::kF32) {
+          transpose16(reinterpret_cast<const uint32_t*>(plain.data()), reinterpret_cast<uint32_t*>(base), k);
+        } else {
+          transpose16(reinterpret_cast<const uint16_t*>(plain.data()), reinterpret_cast<uint16_t*>(base), k);
+        }
+        continue;
+      }
       for (int64_t j = 0; j < kR16Rows; ++j) {
         for (int64_t b = 0; b < g.nb; ++b) {
           g.to_group(base, plain.data() + static_cast<size_t>(j * g.nb + b) * static_cast<size_t>(g.block_bytes), b, j);

@@ -1,5 +1,6 @@
-// Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K weights regrouped by 16 rows at load (DType::kQ8_0R16, kQ4_0R16,
-// kQ4_1R16, kQ4_KR16, kQ5_KR16, kQ6_KR16), for the int8 tile (AMX) and VNNI kernels. Not a file format: the
+// Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, F32 and F16 weights regrouped by 16 rows at load (DType::kQ8_0R16, kQ4_0R16,
+// kQ4_1R16, kQ4_KR16, kQ5_KR16, kQ6_KR16, kF32R16, kF16R16), for the int8 tile (AMX) and VNNI kernels and the
+// float kernels. Not a file format: the
 // loader rewrites such a tensor in place when the selected kernels have a fast product for the layout
 // (LoadOptions::repack), and write_gguf_model turns it back into the file type's bytes, exactly.
 //
@@ -29,6 +30,10 @@
 //         qh[i] at 2304 + 64 (i / 4) + 4 j + i % 4, d at 3328 + 2 j
 // so each field's 4-byte chunks of the 16 rows are one 64-byte vector (the 16 rows' scale words, one
 // row per 32-bit lane: the scale decoding runs on 16 rows at once).
+//
+// F32 / F16 (4 / 2 bytes per element): element c of row j at 16 e c + e j (e: the element size), so
+// element c of the 16 rows is one 64- (32-) byte vector: the float kernels broadcast x[c] and add
+// x[c] * w[c] into the 16 rows' sums in one fma (x86/r16f_x86.h).
 #pragma once
 
 #include <cstddef>
@@ -47,14 +52,14 @@ DType r16_type_of(DType t);
 // The file type of a regrouped type (kQ8_0R16 -> kQ8_0, ...), or t itself.
 DType plain_type_of(DType t);
 inline bool is_r16(DType t) { return plain_type_of(t) != t; }
-// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K tensor of at least 16 rows.
+// True if w is a 2-D Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 tensor of at least 16 rows.
 bool can_repack_r16(const TensorView& w);
 // True if the selected ISA computes products against r16_type_of(t) with a fast kernel (the layout pays).
 bool prefers_r16(DType t);
-// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K) of k elements at data into the
+// Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16) of k elements at data into the
 // regrouped layout, in place.
 void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k);
-// The inverse: regrouped bytes of type r (kQ8_0R16 ... kQ6_KR16) at src -> plain rows at dst (the same
+// The inverse: regrouped bytes of type r (kQ8_0R16 ... kF16R16) at src -> plain rows at dst (the same
 // size; src != dst).
 void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst);
 // Row r of a regrouped tensor (type rt) of `rows` rows and k columns, as f32 (the values dequantize_row gives the plain row).

@@ -120,7 +120,7 @@ Result<std::shared_ptr<const WeightSource>> open_hf(const std::string& dir, cons
   return std::shared_ptr<const WeightSource>(std::move(src));
 }
 
-// LoadOptions::repack: Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K matrices of whole 16-row groups, in place (the bytes are this
+// LoadOptions::repack: Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 matrices of whole 16-row groups, in place (the bytes are this
 // process's own copy of the file).
 void repack_weights(GgufFile& file) {
   std::vector<NamedTensor>* tensors = file.tensors_in_private_memory();
@@ -132,7 +132,7 @@ void repack_weights(GgufFile& file) {
     t.view.type = kernels::r16_type_of(t.view.type);
     ++n;
   }
-  if (n > 0) log_debug("load: " + std::to_string(n) + " matrices regrouped by 16 rows for the int8 kernels");
+  if (n > 0) log_debug("load: " + std::to_string(n) + " matrices regrouped by 16 rows");
 }
 
 Result<std::shared_ptr<const WeightSource>> open_gguf(const std::string& path, const LoadOptions& opts) {

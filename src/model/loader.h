@@ -22,8 +22,8 @@ struct LoadOptions {
   bool require_tokenizer = true;
   // GGUF files: read into huge-page memory (default) or mapped (`--mmap`). Other formats are mapped.
   FileLoad gguf_load = FileLoad::kRead;
-  // Rewrite Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K weight matrices in place into the row-grouped layout of the int8 tile / VNNI
-  // kernels (DType::kQ8_0R16 / kQ4_0R16 / kQ4_1R16, kernels/repack.h) when the selected kernels have one and the file was
+  // Rewrite Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 weight matrices in place into the row-grouped layouts of the
+  // int8 tile / VNNI and float kernels (DType::kQ8_0R16 ... kF16R16, kernels/repack.h) when the selected kernels have one and the file was
   // read into private memory; the same memory, faster batched products. For commands that run the
   // model; tools that read the weights as Q8_0 rows leave it off (write_gguf_model converts back).
   bool repack = false;
