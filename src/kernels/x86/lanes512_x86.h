@@ -1,5 +1,5 @@
 // The 512-bit lanes of the float-weight tiles (tiles_float_x86.h's lane policy, Lanes8's counterpart):
-// 16 lane sums per output element. Included only by the AVX-512 translation units (avx512.cc, amx.cc),
+// 16 lane sums per output element; and a 16 x 16 float transpose. Included only by the AVX-512 translation units (avx512.cc, amx.cc),
 // whose Ops name it as their FloatLanes; internal linkage like matmul_x86.h.
 #pragma once
 
@@ -35,6 +35,34 @@ struct Lanes16 {
   }
   static float hsum(V v) { return _mm512_reduce_add_ps(v); }
 };
+
+// In place: r[i][j] <- r[j][i] for a 16 x 16 block of floats.
+inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // u[4k + e], 128-bit lane L: element 4L + e of rows 4k .. 4k + 3.
+  __m512 u[16];
+  for (int k = 0; k < 4; ++k) {
+    const __m512d a0 = _mm512_castps_pd(t[4 * k]), a1 = _mm512_castps_pd(t[4 * k + 1]);
+    const __m512d b0 = _mm512_castps_pd(t[4 * k + 2]), b1 = _mm512_castps_pd(t[4 * k + 3]);
+    u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, b0));
+    u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, b0));
+    u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, b1));
+    u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, b1));
+  }
+  for (int e = 0; e < 4; ++e) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88), v1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xdd);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xdd);
+    r[e] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+    r[8 + e] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+    r[4 + e] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+    r[12 + e] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+  }
+}
 
 }  // namespace
 }  // namespace llmopt::kernels

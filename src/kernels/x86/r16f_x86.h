@@ -131,11 +131,19 @@ inline const float* pack_r16f_rows(const MatmulArgs& a) {
   const size_t need = static_cast<size_t>(n_tiles * a.k * kR16fTileRows);
   if (buf.size() < need) buf.resize(need);
   float* out = buf.data();
+  constexpr __mmask16 kTileLanes = (1u << kR16fTileRows) - 1;
   for (int64_t t = 0; t < n_tiles; ++t, out += a.k * kR16fTileRows) {
-    for (int i = 0; i < kR16fTileRows; ++i) {
-      const int64_t row = t * kR16fTileRows + i;
-      const float* x = a.x + row * a.k;
-      for (int64_t k = 0; k < a.k; ++k) out[k * kR16fTileRows + i] = row < a.m ? x[k] : 0.0f;
+    const int64_t rows = std::min<int64_t>(kR16fTileRows, a.m - t * kR16fTileRows);
+    const float* x = a.x + t * kR16fTileRows * a.k;
+    int64_t k0 = 0;
+    for (; k0 + 16 <= a.k; k0 += 16) {  // 16 columns of the tile's rows at a time, transposed
+      __m512 v[16];
+      for (int i = 0; i < 16; ++i) v[i] = i < rows ? _mm512_loadu_ps(x + i * a.k + k0) : _mm512_setzero_ps();
+      transpose16(v);
+      for (int c = 0; c < 16; ++c) _mm512_mask_storeu_ps(out + (k0 + c) * kR16fTileRows, kTileLanes, v[c]);
+    }
+    for (; k0 < a.k; ++k0) {
+      for (int i = 0; i < kR16fTileRows; ++i) out[k0 * kR16fTileRows + i] = i < rows ? x[i * a.k + k0] : 0.0f;
     }
   }
   packed_id = a.xq8_id;
