@@ -197,21 +197,17 @@ TEST(ConvertQuant, KQuantsRegroupedAtLoadGiveTheSameLogitsAndWriteTheFileBack) {
     SCOPED_TRACE(dtype_name(t));
     const std::string path = test::temp_dir() + "/k256-" + dtype_name(t) + ".gguf";
     ASSERT_NE(convert_to(*src, t, path), nullptr);
-    LoadOptions ro;
-    ro.repack = true;
-    auto plain = load_model(path);
-    auto packed = load_model(path, ro);
-    ASSERT_TRUE(plain.ok() && packed.ok());
-    int n_packed = 0;
-    for (const auto& nt : (*packed)->source().tensors()) n_packed += nt.view.type == kernels::r16_type_of(t);
+    const test::PlainAndPacked m = test::load_plain_and_packed(path, t);
+    ASSERT_TRUE(m.ok);
+    const int n_packed = m.n_packed;
     if (!kernels::prefers_r16(t)) {
       EXPECT_EQ(n_packed, 0);
       continue;
     }
     // attention (4) and FFN (3) matrices of each layer, and the tied embedding
     EXPECT_EQ(n_packed, 1 + 7 * so.config.n_layer);
-    EXPECT_EQ(test::all_logits(**plain, ids, pool), test::all_logits(**packed, ids, pool));
-    test::expect_writes_back_the_file(**packed, path, t,
+    EXPECT_EQ(test::all_logits(*m.plain, ids, pool), test::all_logits(*m.packed, ids, pool));
+    test::expect_writes_back_the_file(*m.packed, path, t,
                                       test::temp_dir() + "/k256-" + dtype_name(t) + "-back.gguf");
   }
 }
@@ -233,26 +229,22 @@ TEST(ConvertQuant, FloatMatricesRegroupedAtLoadStayCloseAndBatchInvariant) {
     SCOPED_TRACE(dtype_name(t));
     const std::string path = test::temp_dir() + "/float-r16-" + dtype_name(t) + ".gguf";
     ASSERT_NE(convert_to(*src, t, path), nullptr);
-    LoadOptions ro;
-    ro.repack = true;
-    auto plain = load_model(path);
-    auto packed = load_model(path, ro);
-    ASSERT_TRUE(plain.ok() && packed.ok());
-    int n_packed = 0;
-    for (const auto& nt : (*packed)->source().tensors()) n_packed += nt.view.type == kernels::r16_type_of(t);
+    const test::PlainAndPacked m = test::load_plain_and_packed(path, t);
+    ASSERT_TRUE(m.ok);
+    const int n_packed = m.n_packed;
     if (!kernels::prefers_r16(t)) {
       EXPECT_EQ(n_packed, 0);
       continue;
     }
     EXPECT_EQ(n_packed, 1 + 7 * so.config.n_layer);  // every matrix of every layer, and the tied embedding
-    const std::vector<float> a = test::all_logits(**plain, ids, pool), b = test::all_logits(**packed, ids, pool);
+    const std::vector<float> a = test::all_logits(*m.plain, ids, pool), b = test::all_logits(*m.packed, ids, pool);
     ASSERT_EQ(a.size(), b.size());
     float scale = 0.0f;
     for (float v : a) scale = std::max(scale, std::fabs(v));
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4f * scale) << "logit " << i;
     // The same positions one token at a time (decode: one activation row per product).
-    const int64_t n_vocab = (*packed)->config().n_vocab;
-    KvStore kv = test::kv_for(**packed, static_cast<int64_t>(ids.size()));
+    const int64_t n_vocab = m.packed->config().n_vocab;
+    KvStore kv = test::kv_for(*m.packed, static_cast<int64_t>(ids.size()));
     const std::vector<int32_t> table = test::contiguous_table(kv);
     ForwardOutput out;
     for (size_t p = 0; p < ids.size(); ++p) {
@@ -261,10 +253,10 @@ TEST(ConvertQuant, FloatMatricesRegroupedAtLoadStayCloseAndBatchInvariant) {
       in.pos0 = static_cast<int32_t>(p);
       in.block_table = table;
       in.logits = LogitsMode::kLast;
-      (*packed)->forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
+      m.packed->forward(std::span<const SeqInput>(&in, 1), kv, out, pool);
       for (int64_t v = 0; v < n_vocab; ++v) ASSERT_EQ(out.logits[v], b[p * n_vocab + v]) << "position " << p;
     }
-    test::expect_writes_back_the_file(**packed, path, t, test::temp_dir() + "/float-r16-" + dtype_name(t) + "-back.gguf");
+    test::expect_writes_back_the_file(*m.packed, path, t, test::temp_dir() + "/float-r16-" + dtype_name(t) + "-back.gguf");
   }
 }
 

@@ -124,25 +124,21 @@ TEST(LoaderTinyStories, Q8GgufReproducesFirst59ReferenceIds) {
 TEST(LoaderTinyStories, RepackedQ8GgufGivesTheSameLogitsAndWritesTheFileBack) {
   LLMOPT_REQUIRE_DATA("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
   const std::string path = test::data_path("models/tinystories-656k/TinyStories-656K-Q8_0.gguf");
-  LoadOptions ro;
-  ro.repack = true;
-  auto plain = load_model(path);
-  auto packed = load_model(path, ro);
-  ASSERT_TRUE(plain.ok() && packed.ok());
-  int n_packed = 0;
-  for (const auto& t : (*packed)->source().tensors()) n_packed += t.view.type == DType::kQ8_0R16;
+  const test::PlainAndPacked m = test::load_plain_and_packed(path, DType::kQ8_0);
+  ASSERT_TRUE(m.ok);
+  const int n_packed = m.n_packed;
   if (!kernels::prefers_r16(DType::kQ8_0)) {
     EXPECT_EQ(n_packed, 0) << "no kernel for the layout on " << kernels::isa_name() << ": nothing regrouped";
     GTEST_SKIP() << "the selected kernels (" << kernels::isa_name() << ") have no product for q8_0_r16";
   }
   // Every Q8_0 matrix of this model has a multiple of 16 rows: attention, FFN and the tied embedding.
-  EXPECT_EQ(n_packed, 1 + 7 * (*packed)->config().n_layer);
-  EXPECT_EQ((*packed)->weights().tok_embd.type, DType::kQ8_0R16);
+  EXPECT_EQ(n_packed, 1 + 7 * m.packed->config().n_layer);
+  EXPECT_EQ(m.packed->weights().tok_embd.type, DType::kQ8_0R16);
   ThreadPool pool(2);
-  EXPECT_EQ(all_logits(**plain, kTinyStoriesIds, pool), all_logits(**packed, kTinyStoriesIds, pool));
-  std::vector<int32_t> ids = greedy(**packed, {1}, 59, pool);
+  EXPECT_EQ(all_logits(*m.plain, kTinyStoriesIds, pool), all_logits(*m.packed, kTinyStoriesIds, pool));
+  std::vector<int32_t> ids = greedy(*m.packed, {1}, 59, pool);
   EXPECT_EQ(ids, std::vector<int32_t>(kTinyStoriesIds.begin(), kTinyStoriesIds.begin() + 60));
-  test::expect_writes_back_the_file(**packed, path, DType::kQ8_0,
+  test::expect_writes_back_the_file(*m.packed, path, DType::kQ8_0,
                                     test::temp_dir() + "/tinystories-q8-repacked.gguf");
 }
 

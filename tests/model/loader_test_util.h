@@ -16,7 +16,9 @@
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
 #include "model/convert.h"
+#include "kernels/repack.h"
 #include "model/kv_store.h"
+#include "model/loader.h"
 #include "model/model.h"
 
 namespace llmopt::test {
@@ -90,6 +92,27 @@ inline void expect_writes_back_the_file(const Model& m, const std::string& path,
     ASSERT_EQ(x.nbytes, y.nbytes) << (*a)->tensors()[i].name;
     ASSERT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << (*a)->tensors()[i].name;
   }
+}
+
+// The GGUF file at `path` loaded as it is and regrouped at load (LoadOptions::repack); n_packed counts
+// the tensors of the regrouped one that now have type r16_type_of(t). ok: both loaded.
+struct PlainAndPacked {
+  std::unique_ptr<Model> plain, packed;
+  int n_packed = 0;
+  bool ok = false;
+};
+inline PlainAndPacked load_plain_and_packed(const std::string& path, DType t) {
+  PlainAndPacked out;
+  LoadOptions ro;
+  ro.repack = true;
+  auto plain = load_model(path);
+  auto packed = load_model(path, ro);
+  if (!plain.ok() || !packed.ok()) return out;
+  out.plain = std::move(plain).value();
+  out.packed = std::move(packed).value();
+  for (const auto& nt : out.packed->source().tensors()) out.n_packed += nt.view.type == kernels::r16_type_of(t);
+  out.ok = true;
+  return out;
 }
 
 }  // namespace llmopt::test
