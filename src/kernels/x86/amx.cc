@@ -33,6 +33,7 @@
 #include "kernels/x86/act_x86.h"
 #include "kernels/x86/amx_i8_x86.h"
 #include "kernels/x86/amx_r16_x86.h"
+#include "kernels/x86/amx_r16k_x86.h"
 #include "kernels/x86/amx_tiles_x86.h"
 #include "kernels/x86/attn512_x86.h"
 #include "kernels/x86/attn_x86.h"
