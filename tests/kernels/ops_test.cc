@@ -399,7 +399,11 @@ TEST(KernelsOps, RopeBothLayoutsMatchComplexRotation) {
   };
   const Case cases[] = {{64, 64, 0, 10000.0f},       {64, 64, 1, 10000.0f},   {64, 64, 17, 10000.0f},
                         {128, 128, 4095, 500000.0f}, {80, 32, 300, 10000.0f}, {10, 6, 123456, 10000.0f},
-                        {64, 64, 17, 10000.0f}};
+                        {64, 64, 17, 10000.0f},
+                        // positions 64 apart share a slot of the per-thread table cache: each must
+                        // still get its own angles, as must another base or n_rot at a cached position
+                        {64, 64, 81, 10000.0f},      {64, 64, 17, 10000.0f},  {64, 64, 17, 500000.0f},
+                        {64, 32, 17, 10000.0f},      {64, 64, 145, 10000.0f}, {64, 64, 81, 10000.0f}};
   for (RopeLayout layout : {RopeLayout::kAdjacent, RopeLayout::kNeox}) {
     for (const Case& c : cases) {
       SCOPED_TRACE("layout=" + std::to_string(static_cast<int>(layout)) +

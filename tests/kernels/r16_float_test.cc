@@ -124,7 +124,9 @@ TEST(R16Float, ProductsAreOneFmaChainPerOutputAndBatchInvariant) {
                 // k + 1 roundings of at most 2^-24 relative each, on partial sums bounded by mag.
                 ASSERT_NEAR(g, exact, (static_cast<double>(k) + 2.0) * std::ldexp(mag, -24) + 1e-30)
                     << "row " << i << " out " << r;
-                if (fast && r < n_out / 16 * 16) ASSERT_EQ(g, chain) << "row " << i << " out " << r;
+                if (fast && r < n_out / 16 * 16) {
+                  ASSERT_EQ(g, chain) << "row " << i << " out " << r;
+                }
               }
             }
           }

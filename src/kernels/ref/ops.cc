@@ -100,8 +100,10 @@ void softmax_inplace(float* x, int64_t n) {
 
 namespace {
 
-// cos/sin of theta_i = pos * base^(-2i/n_rot), i < n_rot/2. Consecutive heads of a token share the
-// position, so the last table is kept per thread.
+// cos/sin of theta_i = pos * base^(-2i/n_rot), i < n_rot/2. Every head of a token and every layer
+// use the same table, and a batch (prefill, a verify pass, several sequences) cycles through a few
+// positions, so each thread keeps the tables of its last kRopeSlots positions, one slot per pos modulo
+// kRopeSlots (recomputing them took 1-2% of a speculative decoding run: a pow and a sincos per pair).
 struct RopeTable {
   int64_t pos = -1;
   int64_t n_rot = -1;
@@ -109,9 +111,11 @@ struct RopeTable {
   std::vector<float> cos_theta;
   std::vector<float> sin_theta;
 };
+constexpr int64_t kRopeSlots = 64;
 
 const RopeTable& rope_table(int64_t n_rot, int64_t pos, float base) {
-  thread_local RopeTable t;
+  thread_local std::vector<RopeTable> slots(kRopeSlots);
+  RopeTable& t = slots[static_cast<size_t>(pos % kRopeSlots)];
   if (t.pos == pos && t.n_rot == n_rot && t.base == base) return t;
   const int64_t half = n_rot / 2;
   t.cos_theta.resize(static_cast<size_t>(half));
@@ -135,7 +139,7 @@ const RopeTable& rope_table(int64_t n_rot, int64_t pos, float base) {
 }  // namespace
 
 void rope_inplace(float* x, int64_t head_dim, int64_t n_rot, int64_t pos, float base, RopeLayout layout) {
-  LLMOPT_CHECK(n_rot >= 0 && n_rot <= head_dim && n_rot % 2 == 0);
+  LLMOPT_CHECK(n_rot >= 0 && n_rot <= head_dim && n_rot % 2 == 0 && pos >= 0);
   if (n_rot == 0) return;
   const RopeTable& t = rope_table(n_rot, pos, base);
   const int64_t half = n_rot / 2;
