@@ -121,24 +121,38 @@ Result<std::vector<EvalRow>> run_eval(const std::vector<EvalModel>& models, cons
   const int32_t first = scorers[0]->first_scored();
   const int32_t n_ctx = opts.n_ctx;
   std::vector<RowStats> base_stats(static_cast<size_t>(n_ctx));
+  // Per scored position, computed on the pool (each row's softmax and KL over the whole vocabulary:
+  // with a 49152-token vocabulary they took most of an eval's time on one thread), then summed in
+  // position order, so the totals do not depend on the thread count.
+  std::vector<double> pos_kl(static_cast<size_t>(n_ctx));
+  std::vector<uint8_t> pos_same(static_cast<size_t>(n_ctx));
+  const int64_t n_scored = std::max(0, n_ctx - 1 - first);
   for (int32_t c = 0; c < n_chunks; ++c) {
     scorers[0]->run_chunk(c, base_out, pool);
-    for (int32_t j = first; j < n_ctx - 1; ++j) {
-      base_stats[static_cast<size_t>(j)] = row_stats(base_out.logits.data() + static_cast<int64_t>(j) * n_vocab, n_vocab);
-    }
+    pool.parallel_for(n_scored, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t j = first + i0; j < first + i1; ++j) {
+        base_stats[static_cast<size_t>(j)] = row_stats(base_out.logits.data() + j * n_vocab, n_vocab);
+      }
+    });
     for (size_t m = 0; m < n_models; ++m) {
       const ForwardOutput* out = &base_out;
       if (m > 0) {
         scorers[m]->run_chunk(c, var_out, pool);
         out = &var_out;
       }
+      pool.parallel_for(n_scored, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t j = first + i0; j < first + i1; ++j) {
+          const float* p = base_out.logits.data() + j * n_vocab;
+          const float* q = out->logits.data() + j * n_vocab;
+          const RowStats& ps = base_stats[static_cast<size_t>(j)];
+          const RowStats qs = m == 0 ? ps : row_stats(q, n_vocab);
+          pos_kl[static_cast<size_t>(j)] = kl_rows(p, ps, q, qs, n_vocab);
+          pos_same[static_cast<size_t>(j)] = ps.argmax == qs.argmax;
+        }
+      });
       for (int32_t j = first; j < n_ctx - 1; ++j) {
-        const float* p = base_out.logits.data() + static_cast<int64_t>(j) * n_vocab;
-        const float* q = out->logits.data() + static_cast<int64_t>(j) * n_vocab;
-        const RowStats& ps = base_stats[static_cast<size_t>(j)];
-        const RowStats qs = m == 0 ? ps : row_stats(q, n_vocab);
-        kl_sum[m] += kl_rows(p, ps, q, qs, n_vocab);
-        same[m] += ps.argmax == qs.argmax;
+        kl_sum[m] += pos_kl[static_cast<size_t>(j)];
+        same[m] += pos_same[static_cast<size_t>(j)];
         ++positions[m];
       }
     }

@@ -195,10 +195,18 @@ void ChunkScorer::run_chunk(int32_t c, ForwardOutput& out, ThreadPool& pool) {
   in.block_table = state_->table.table();
   in.logits = LogitsMode::kAll;
   model_.forward(std::span<const SeqInput>(&in, 1), state_->kv, out, pool);
-  // Score positions first .. n_ctx-2 predicting the next token (llama.cpp's perplexity).
-  for (int32_t j = first_scored(); j < n_ctx_ - 1; ++j) {
-    state_->acc.add(token_nll(out.logits.data() + static_cast<int64_t>(j) * cfg.n_vocab, cfg.n_vocab, target(c, j)));
-  }
+  // Score positions first .. n_ctx-2 predicting the next token (llama.cpp's perplexity). Each row's
+  // log-sum-exp over the vocabulary on the pool, then added in position order (the same sum for any
+  // thread count).
+  const int32_t first = first_scored();
+  std::vector<double> nll(static_cast<size_t>(std::max(0, n_ctx_ - 1 - first)));
+  pool.parallel_for(static_cast<int64_t>(nll.size()), [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int32_t j = first + static_cast<int32_t>(i);
+      nll[static_cast<size_t>(i)] = token_nll(out.logits.data() + static_cast<int64_t>(j) * cfg.n_vocab, cfg.n_vocab, target(c, j));
+    }
+  });
+  for (double v : nll) state_->acc.add(v);
   ++n_run_;
 }
 
