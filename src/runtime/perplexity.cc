@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "core/check.h"
@@ -81,13 +82,20 @@ void score_sequences(const Model& model, const std::vector<std::vector<int32_t>>
   }
   ForwardOutput out;
   model.forward(batch, kv, out, pool);
+  // Every scored row's NLL on the pool, then added in (sequence, position) order.
+  std::vector<std::pair<int64_t, int32_t>> rows;  // logits row, target token
   for (size_t i = 0; i < seqs.size(); ++i) {
     const auto& s = seqs[i];
-    for (size_t j = 0; j + 1 < s.size(); ++j) {
-      const float* row = out.logits.data() + (out.row_offset[i] + static_cast<int64_t>(j)) * cfg.n_vocab;
-      acc.add(token_nll(row, cfg.n_vocab, s[j + 1]));
-    }
+    for (size_t j = 0; j + 1 < s.size(); ++j) rows.emplace_back(out.row_offset[i] + static_cast<int64_t>(j), s[j + 1]);
   }
+  std::vector<double> nll(rows.size());
+  pool.parallel_for(static_cast<int64_t>(rows.size()), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const auto& [row, target] = rows[static_cast<size_t>(r)];
+      nll[static_cast<size_t>(r)] = token_nll(out.logits.data() + row * cfg.n_vocab, cfg.n_vocab, target);
+    }
+  });
+  for (double v : nll) acc.add(v);
 }
 
 Result<PerplexityResult> perplexity_docs(const Model& model, const std::string& text, const PerplexityOptions& opts,
