@@ -51,6 +51,20 @@ struct NllAccumulator {
 namespace {
 using perplexity_detail::NllAccumulator;
 
+// Adds the NLL of each (logits row, target token) pair to acc: the rows' log-sum-exp over the
+// vocabulary on the pool, the sums in the order given (the same result for any thread count).
+void add_row_nlls(const float* logits, int32_t n_vocab, const std::vector<std::pair<int64_t, int32_t>>& rows,
+                  ThreadPool& pool, NllAccumulator& acc) {
+  std::vector<double> nll(rows.size());
+  pool.parallel_for(static_cast<int64_t>(rows.size()), [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const auto& [row, target] = rows[static_cast<size_t>(r)];
+      nll[static_cast<size_t>(r)] = token_nll(logits + row * n_vocab, n_vocab, target);
+    }
+  });
+  for (double v : nll) acc.add(v);
+}
+
 std::string strip(const std::string& s) {
   const char* ws = " \t\n\r\f\v";
   size_t b = s.find_first_not_of(ws);
@@ -82,20 +96,12 @@ void score_sequences(const Model& model, const std::vector<std::vector<int32_t>>
   }
   ForwardOutput out;
   model.forward(batch, kv, out, pool);
-  // Every scored row's NLL on the pool, then added in (sequence, position) order.
-  std::vector<std::pair<int64_t, int32_t>> rows;  // logits row, target token
+  std::vector<std::pair<int64_t, int32_t>> rows;  // logits row, target token, in (sequence, position) order
   for (size_t i = 0; i < seqs.size(); ++i) {
     const auto& s = seqs[i];
     for (size_t j = 0; j + 1 < s.size(); ++j) rows.emplace_back(out.row_offset[i] + static_cast<int64_t>(j), s[j + 1]);
   }
-  std::vector<double> nll(rows.size());
-  pool.parallel_for(static_cast<int64_t>(rows.size()), [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const auto& [row, target] = rows[static_cast<size_t>(r)];
-      nll[static_cast<size_t>(r)] = token_nll(out.logits.data() + row * cfg.n_vocab, cfg.n_vocab, target);
-    }
-  });
-  for (double v : nll) acc.add(v);
+  add_row_nlls(out.logits.data(), cfg.n_vocab, rows, pool, acc);
 }
 
 Result<PerplexityResult> perplexity_docs(const Model& model, const std::string& text, const PerplexityOptions& opts,
@@ -203,18 +209,10 @@ void ChunkScorer::run_chunk(int32_t c, ForwardOutput& out, ThreadPool& pool) {
   in.block_table = state_->table.table();
   in.logits = LogitsMode::kAll;
   model_.forward(std::span<const SeqInput>(&in, 1), state_->kv, out, pool);
-  // Score positions first .. n_ctx-2 predicting the next token (llama.cpp's perplexity). Each row's
-  // log-sum-exp over the vocabulary on the pool, then added in position order (the same sum for any
-  // thread count).
-  const int32_t first = first_scored();
-  std::vector<double> nll(static_cast<size_t>(std::max(0, n_ctx_ - 1 - first)));
-  pool.parallel_for(static_cast<int64_t>(nll.size()), [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int32_t j = first + static_cast<int32_t>(i);
-      nll[static_cast<size_t>(i)] = token_nll(out.logits.data() + static_cast<int64_t>(j) * cfg.n_vocab, cfg.n_vocab, target(c, j));
-    }
-  });
-  for (double v : nll) state_->acc.add(v);
+  // Score positions first .. n_ctx-2 predicting the next token (llama.cpp's perplexity).
+  std::vector<std::pair<int64_t, int32_t>> rows;
+  for (int32_t j = first_scored(); j < n_ctx_ - 1; ++j) rows.emplace_back(j, target(c, j));
+  add_row_nlls(out.logits.data(), cfg.n_vocab, rows, pool, state_->acc);
   ++n_run_;
 }
 
