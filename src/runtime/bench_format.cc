@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/bytes.h"
 #include "runtime/bench.h"
 
 namespace llmopt {
@@ -16,16 +17,6 @@ std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), f, v);
   return buf;
-}
-
-std::string human_size(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) {
-    bytes /= 1024.0;
-    ++u;
-  }
-  return fmt(u == 0 ? "%.0f" : "%.2f", bytes) + " " + units[u];
 }
 
 std::string human_params(double n) {
@@ -97,20 +88,20 @@ std::string csv_quote(const std::string& s) {
 std::string to_markdown(const BenchReport& rep) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : rep.rows) {
-    rows.push_back({rep.model, human_size(static_cast<double>(rep.size_bytes)),
+    rows.push_back({rep.model, human_bytes(static_cast<double>(rep.size_bytes)),
                     human_params(static_cast<double>(rep.params)), rep.backend, std::to_string(r.threads), r.test,
                     fmt("%.2f", r.mean) + " ± " + fmt("%.2f", r.stddev), fmt("%.2f", r.median)});
   }
   std::string out = md_table({"model", "size", "params", "backend", "threads", "test", "t/s", "median t/s"},
                              {false, true, true, false, true, true, true, true}, rows);
-  out += "\nmodel file: " + (rep.file_bytes > 0 ? human_size(static_cast<double>(rep.file_bytes)) : "n/a") +
-         " | peak RSS: " + human_size(static_cast<double>(rep.peak_rss_bytes)) + "\n";
+  out += "\nmodel file: " + (rep.file_bytes > 0 ? human_bytes(static_cast<double>(rep.file_bytes)) : "n/a") +
+         " | peak RSS: " + human_bytes(static_cast<double>(rep.peak_rss_bytes)) + "\n";
   if (!rep.bandwidth.empty()) {
     out += "\n";
     for (const auto& b : rep.bandwidth) {
       out += "read bandwidth @ " + std::to_string(b.threads) + (b.threads == 1 ? " thread: " : " threads: ") + fmt("%.2f", b.best_gbs) +
              " GB/s best, " + fmt("%.2f", b.median_gbs) + " GB/s median (" + std::to_string(b.passes) +
-             " passes over " + human_size(static_cast<double>(b.buffer_bytes)) + ")\n";
+             " passes over " + human_bytes(static_cast<double>(b.buffer_bytes)) + ")\n";
     }
     std::vector<std::vector<std::string>> rr;
     for (const auto& r : rep.rows) {
