@@ -84,8 +84,9 @@ TEST(R16Float, ProductsAreOneFmaChainPerOutputAndBatchInvariant) {
   ThreadPool pool1(1), pool3(3);
   for (DType t : {DType::kF32, DType::kF16}) {
     // 9 groups (decode: two passes of four and one alone; batches: four pairs and one alone) and 5 tail
-    // rows; a short k, and GPT-2's width.
-    for (int64_t k : {int64_t{29}, int64_t{768}}) {
+    // rows; a short k, GPT-2's width, and rows long enough that 30 activation rows take two passes of
+    // 256 KiB (the AVX2 shape).
+    for (int64_t k : {int64_t{29}, int64_t{768}, int64_t{4100}}) {
       const int64_t n_out = 16 * 9 + 5;
       const FloatRows plain = random_float_rows(t, n_out, k, rng);
       std::vector<uint8_t> packed = plain.bytes;

@@ -40,7 +40,7 @@
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
-#include "kernels/x86/r16f_x86.h"
+#include "kernels/x86/r16f512_x86.h"
 #include "kernels/x86/r16k_x86.h"
 #include "kernels/x86/rows512_x86.h"
 #include "kernels/x86/vec_x86.h"
@@ -277,9 +277,9 @@ MatmulKernel find_matmul_amx(DType t) {
     case DType::kQ6_KR16:
       return {amx_q6kr16_rows, ActForm::kQ8Blocks, kR16Rows, true};
     case DType::kF32R16:
-      return {r16f_rows<false>, ActForm::kF32, kR16Rows};
+      return {r16f_rows<Lanes16, false>, ActForm::kF32, kR16Rows};
     case DType::kF16R16:
-      return {r16f_rows<true>, ActForm::kF32, kR16Rows};
+      return {r16f_rows<Lanes16, true>, ActForm::kF32, kR16Rows};
     case DType::kQ8_0:
       return {amx_rows<WQ8_0>, ActForm::kQ8Blocks};
     case DType::kQ4_0:

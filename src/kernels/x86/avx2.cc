@@ -7,6 +7,7 @@
 #include "kernels/x86/attn_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
+#include "kernels/x86/r16f_x86.h"
 #include "kernels/x86/vec_x86.h"
 
 namespace llmopt::kernels {
@@ -22,7 +23,11 @@ struct Avx2Ops {
   static __m256i widen16(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi16(1)); }
 };
 
-MatmulKernel find_matmul_avx2(DType t) { return find_matmul_x86<Avx2Ops>(t); }
+MatmulKernel find_matmul_avx2(DType t) {
+  if (t == DType::kF32R16) return {r16f_rows<Lanes8, false>, ActForm::kF32, kR16Rows};
+  if (t == DType::kF16R16) return {r16f_rows<Lanes8, true>, ActForm::kF32, kR16Rows};
+  return find_matmul_x86<Avx2Ops>(t);
+}
 
 }  // namespace
 

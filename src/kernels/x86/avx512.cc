@@ -8,7 +8,7 @@
 #include "kernels/x86/lanes512_x86.h"
 #include "kernels/x86/matmul_x86.h"
 #include "kernels/x86/norm_x86.h"
-#include "kernels/x86/r16f_x86.h"
+#include "kernels/x86/r16f512_x86.h"
 #include "kernels/x86/r16k_x86.h"
 #include "kernels/x86/rows512_x86.h"
 #include "kernels/x86/vec_x86.h"
@@ -29,8 +29,8 @@ MatmulKernel find_matmul_avx512(DType t) {
   if (t == DType::kQ4_KR16) return {q4kr16_rows_vnni<false>, ActForm::kQ8Blocks, kR16Rows, true};
   if (t == DType::kQ5_KR16) return {q4kr16_rows_vnni<true>, ActForm::kQ8Blocks, kR16Rows, true};
   if (t == DType::kQ6_KR16) return {q6kr16_rows_vnni, ActForm::kQ8Blocks, kR16Rows, true};
-  if (t == DType::kF32R16) return {r16f_rows<false>, ActForm::kF32, kR16Rows};
-  if (t == DType::kF16R16) return {r16f_rows<true>, ActForm::kF32, kR16Rows};
+  if (t == DType::kF32R16) return {r16f_rows<Lanes16, false>, ActForm::kF32, kR16Rows};
+  if (t == DType::kF16R16) return {r16f_rows<Lanes16, true>, ActForm::kF32, kR16Rows};
   return find_matmul_x86<Avx512VnniOps>(t);
 }
 

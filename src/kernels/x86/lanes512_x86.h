@@ -20,6 +20,8 @@ struct Lanes16 {
   static V loadu(const float* p) { return _mm512_loadu_ps(p); }
   static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V set1(float v) { return _mm512_set1_ps(v); }
   // 16 weights from element c of a row, as f32 (exact for f16 and bf16).
   template <class W>
   static V load_w(const uint8_t* row, int64_t c) {

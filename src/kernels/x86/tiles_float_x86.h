@@ -30,6 +30,8 @@ struct Lanes8 {
   static V loadu(const float* p) { return _mm256_loadu_ps(p); }
   static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V set1(float v) { return _mm256_set1_ps(v); }
   template <class W>
   static V load_w(const uint8_t* row, int64_t c) {
     return W::load8(row, c);
