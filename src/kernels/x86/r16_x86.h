@@ -1,6 +1,6 @@
 // Q8_0, Q4_0 and Q4_1 weights regrouped by 16 rows (DType::kQ8_0R16 / kQ4_0R16 / kQ4_1R16, kernels/repack.h),
-// and what every regrouped kernel shares (prefetch, row stores, the rows past the last group, the
-// loop over groups; the K-quants are in r16k_x86.h), against
+// and what the 512-bit regrouped kernels share (row stores, the VNNI tail rows; the rest is in
+// r16_common_x86.h, the K-quants in r16k_x86.h, the AVX2 kernels in r16avx2_x86.h), against
 // Q8 activation blocks, AVX-512 + VNNI (included by avx512.cc and amx.cc; the tiles take batches in
 // amx.cc).
 //
@@ -29,37 +29,22 @@
 #include "kernels/dispatch.h"
 #include "kernels/repack.h"
 #include "kernels/x86/matmul_x86.h"
+#include "kernels/x86/r16_common_x86.h"
 
 namespace llmopt::kernels {
 namespace {
 
-constexpr int64_t kR16GroupBlockBytes = kR16Rows * 34;  // bytes of one block of a 16-row Q8_0 group
-constexpr int64_t kR16Q4GroupBlockBytes = kR16Rows * 18;  // the same for Q4_0
-constexpr int64_t kR16Q41GroupBlockBytes = kR16Rows * 20;  // and Q4_1
-
-// The decode prefetch of the weight stream: the `bytes` at p, far ahead into L2 and near ahead into L1.
-inline void prefetch_block(const uint8_t* p, int64_t bytes) {
-  for (int64_t off = 0; off < bytes; off += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + off + kPrefetchBytes), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(p + off + kPrefetchNear), _MM_HINT_T0);
-  }
-}
-
-// A tensor whose row count is not a multiple of 16 keeps its last n_out % 16 rows in the file layout
-// after the groups (repack.h). Rows below r16_groups_end(a, r1) come in whole groups; r16_tail_rows
-// computes the rest of [r0, r1) with the file-layout decode kernel of the type (W: WQ8_0, WQ4_K, ...;
-// the same operations as every kernel of the type: bit-identical, for any batch).
-inline int64_t r16_groups_end(const MatmulArgs& a, int64_t r1) {
-  return std::min(r1, a.n_out / kR16Rows * kR16Rows);
-}
+// The file-layout kernel for the rows past the last group takes VNNI's integer dot product.
 struct R16TailOps {
   static __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 };
 template <class W>
 inline void r16_tail_rows(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  for (int64_t r = std::max(r0, r16_groups_end(a, r1)); r < r1; ++r) {
-    for (int64_t i = 0; i < a.m; ++i) BlockDotRows<W, R16TailOps>::template by_rows<1>(a, r, i);
-  }
+  r16_tail_rows_with<W, R16TailOps>(a, r0, r1);
+}
+template <class W, class Group>
+inline void r16_rows_by4(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group) {
+  r16_rows_by4_with<W, R16TailOps>(a, r0, r1, group);
 }
 
 // y[i0 + r][16 g .. 16 g + 15] = acc[r] (+ bias).
@@ -121,11 +106,8 @@ template <int R, bool kQ41>
 inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
   const int64_t nb = a.k / 32;
   constexpr int64_t kGroupBlockBytes = kQ41 ? kR16Q41GroupBlockBytes : kR16Q4GroupBlockBytes;
-  const uint8_t* base = a.w + static_cast<size_t>(g * nb) * kGroupBlockBytes;
-  const uint8_t* scales = base;
-  [[maybe_unused]] const uint8_t* mins = base + nb * 32;
-  const uint8_t* nib = base + nb * 32 * (kQ41 ? 2 : 1);
-  const uint8_t* pf = base;
+  const auto [scales, mins, nib] = r16_q4_group<kQ41>(a, g);
+  const uint8_t* pf = scales;  // walks the group's bytes at the speed they are read
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -159,32 +141,6 @@ inline void q4r16_group(const MatmulArgs& a, int64_t g, int64_t i0) {
     }
   }
   store_group_rows<R>(a, g, i0, acc);
-}
-
-// Weight rows [r0, r1) (whole groups of 16: MatmulKernel::row_align) against all activation rows,
-// up to 4 at a time (each group's bytes are read once per 4 rows): group.template operator()<R>(g, i)
-// takes rows [i, i + R) against group g.
-template <class W, class Group>
-inline void r16_rows_by4(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group) {
-  const int64_t end = r16_groups_end(a, r1);
-  for (int64_t g = r0 / kR16Rows; g * kR16Rows < end; ++g) {
-    int64_t i = 0;
-    for (; i + 4 <= a.m; i += 4) group.template operator()<4>(g, i);
-    switch (a.m - i) {
-      case 3:
-        group.template operator()<3>(g, i);
-        break;
-      case 2:
-        group.template operator()<2>(g, i);
-        break;
-      case 1:
-        group.template operator()<1>(g, i);
-        break;
-      default:
-        break;
-    }
-  }
-  r16_tail_rows<W>(a, r0, r1);
 }
 
 template <bool kQ41>
