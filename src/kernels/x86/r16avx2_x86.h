@@ -14,17 +14,18 @@
 // Each output element then takes the same float operations as every other kernel of its type
 // (tiles_blockdot_x86.h, r16_x86.h): per block in order acc = fma(float(D_b), d_w * d_x, acc), and for
 // Q4_0 / Q4_1 acc = fma(m_w, s_x, acc) after it; the results are bit-identical to them, for any
-// batch. Activation rows go 4 at a time over each group (r16_rows_by4_with); internal linkage like
-// matmul_x86.h.
+// batch. Decode and batches under kR16RestoreMinM rows go 4 activation rows at a time over each group
+// (r16_rows_by4_with); larger batches restore the groups to the file layout (r16_rows_avx2 below).
+// Internal linkage like matmul_x86.h.
 #pragma once
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>
-#include <algorithm>
 
 #include "kernels/dispatch.h"
 #include "kernels/repack.h"
@@ -181,7 +182,9 @@ constexpr int64_t kR16RestoreMinM = 8;  // measured: m = 8 restored 38 / by 4 42
 
 // Groups [g, g + n) of a Q8_0 / Q4_0 / Q4_1 regrouped matrix back to the file layout at out (rows of
 // a.w_row_bytes): per block, each row's f16 scale (and Q4_1's min) and its code bytes, 4 at a time
-// from the 64-byte chunks (r16_x86.h's layout; kernels::unpack_r16 is the reference, tested equal).
+// from the 64-byte chunks (r16_x86.h's layout; the same bytes kernels::unpack_r16 writes, which it
+// does too slowly for a product: r16_test.cc checks the restored batches against the file layout's
+// products bit for bit).
 template <int kChunks, bool kMins>
 inline void restore_r16_groups(const MatmulArgs& a, int64_t g, int64_t n, uint8_t* out) {
   const int64_t nb = a.k / 32;
