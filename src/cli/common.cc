@@ -20,8 +20,8 @@ void add_model_args(CLI::App* app, ModelArgs& args, bool with_threads, bool with
   if (with_repack) {
     app->add_flag("--no-repack", args.no_repack,
                 "Keep the model's Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 weight matrices in their file layout (by default, "
-                "where the CPU has AVX-512, they are regrouped by 16 rows in memory at load for faster products: same "
-                "memory; the quantized types give the same results bit for bit, F32 / F16 one fma chain per output "
+                "where the CPU's kernels have a product for it (AVX-512: all eight; AVX2: all but Q5_K), they are regrouped "
+                "by 16 rows in memory at load for faster products: same memory; the quantized types give the same results bit for bit, F32 / F16 one fma chain per output "
                 "instead of 16 lane sums, within rounding of them)");
   }
   if (with_threads) {

@@ -9,6 +9,7 @@
 #include "kernels/x86/norm_x86.h"
 #include "kernels/x86/r16avx2_x86.h"
 #include "kernels/x86/r16f_x86.h"
+#include "kernels/x86/r16kavx2_x86.h"
 #include "kernels/x86/vec_x86.h"
 
 namespace llmopt::kernels {
@@ -29,6 +30,8 @@ MatmulKernel find_matmul_avx2(DType t) {
   if (t == DType::kQ8_0R16) return {q8r16_rows_avx2<Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
   if (t == DType::kQ4_0R16) return {q4r16_rows_avx2<false, Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
   if (t == DType::kQ4_1R16) return {q4r16_rows_avx2<true, Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
+  if (t == DType::kQ4_KR16) return {q4kr16_rows_avx2<Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
+  if (t == DType::kQ6_KR16) return {q6kr16_rows_avx2<Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
   if (t == DType::kF32R16) return {r16f_rows<Lanes8, false>, ActForm::kF32, kR16Rows};
   if (t == DType::kF16R16) return {r16f_rows<Lanes8, true>, ActForm::kF32, kR16Rows};
   return find_matmul_x86<Avx2Ops>(t);

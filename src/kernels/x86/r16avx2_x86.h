@@ -207,8 +207,10 @@ inline void restore_r16_groups(const MatmulArgs& a, int64_t g, int64_t n, uint8_
   }
 }
 
-template <class W, class Ops, int kChunks, bool kMins, class Group>
-inline void r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group) {
+// Restore(a, g, n, out): groups [g, g + n) back to the file layout at out (restore_r16_groups for the
+// 32-element types, restore_k_groups in r16kavx2_x86.h for the K-quants).
+template <class W, class Ops, class Group, class Restore>
+inline void r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group, const Restore& restore) {
   if (a.xq8 == nullptr || a.m < kR16RestoreMinM) {
     r16_rows_by4_with<W, Ops>(a, r0, r1, group);
     return;
@@ -220,7 +222,7 @@ inline void r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Gro
   if (buf.size() < static_cast<size_t>(per_chunk) * group_bytes) buf.resize(static_cast<size_t>(per_chunk) * group_bytes);
   for (int64_t g = r0 / kR16Rows; g * kR16Rows < end;) {
     const int64_t n = std::min(per_chunk, end / kR16Rows - g);
-    restore_r16_groups<kChunks, kMins>(a, g, n, buf.data());
+    restore(a, g, n, buf.data());
     MatmulArgs b = a;
     b.w = buf.data();
     b.y = a.y + g * kR16Rows;  // y's row stride stays n_out
@@ -235,12 +237,14 @@ inline void r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Gro
 // last group).
 template <class Ops>
 void q8r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  r16_rows_avx2<WQ8_0, Ops, 8, false>(a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q8r16_group_avx2<R>(a, g, i); });
+  r16_rows_avx2<WQ8_0, Ops>(
+      a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q8r16_group_avx2<R>(a, g, i); }, restore_r16_groups<8, false>);
 }
 template <bool kQ41, class Ops>
 void q4r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
-  r16_rows_avx2<std::conditional_t<kQ41, WQ4_1, WQ4_0>, Ops, 4, kQ41>(
-      a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4r16_group_avx2<R, kQ41>(a, g, i); });
+  r16_rows_avx2<std::conditional_t<kQ41, WQ4_1, WQ4_0>, Ops>(
+      a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4r16_group_avx2<R, kQ41>(a, g, i); },
+      restore_r16_groups<4, kQ41>);
 }
 
 }  // namespace

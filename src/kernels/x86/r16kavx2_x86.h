@@ -1,0 +1,308 @@
+// Q4_K and Q6_K weights regrouped by 16 rows (DType::kQ4_KR16 / kQ6_KR16, kernels/repack.h) on AVX2
+// (included by avx2.cc). r16k_x86.h reads the same layout with 512-bit vectors and VNNI; here each
+// 64-byte field chunk (4 bytes of each of the 16 rows) is two 256-bit halves, rows 0..7 and 8..15, and
+// the products are r16avx2_x86.h's: a broadcast group of 4 activation codes against 32 bytes of
+// unsigned codes (vpmaddubsw, then vpmaddwd by ones) leaves each row's sum of the 4 in its own int32
+// lane. Every sub-block then takes the same float operations as the file-layout kernels of its type
+// (blockdot_rows_x86.h), in the same order, so the results are bit-identical to them for any batch
+// (tests/kernels/r16_k_test.cc). Decode and batches under kR16RestoreMinM rows run the kernels below,
+// 4 activation rows per pass over a group; larger batches restore the groups to the file layout and
+// run its tiles (r16_rows_avx2). Internal linkage like matmul_x86.h.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/x86/r16avx2_x86.h"
+
+namespace llmopt::kernels {
+namespace {
+
+constexpr int64_t kR16Q4KSuperBytesAvx2 = kR16Rows * 144;  // one super-block of a 16-row Q4_K group
+constexpr int64_t kR16Q6KSuperBytesAvx2 = kR16Rows * 210;  // and of a Q6_K group
+
+// ---- Q4_K ----------------------------------------------------------------------------------------
+
+// Sub-block scales d * sc_j and offsets -(dmin * m_j) of rows 8 h .. 8 h + 7 of the super-block at sp
+// (row n in lane n - 8 h): k4_super_scales's bit and float operations on 8 rows at once.
+inline void q4k_r16_scales_avx2(const uint8_t* sp, int h, __m256 (&ds)[8], __m256 (&dm)[8]) {
+  const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 16 * h)));
+  const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 32 + 16 * h)));
+  auto word = [&](int t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 64 + 64 * t + 32 * h)); };
+  const __m256i w0 = word(0), w1 = word(1), w2 = word(2);
+  const __m256i m3f = _mm256_set1_epi32(0x3f3f3f3f), m0f = _mm256_set1_epi32(0x0f0f0f0f);
+  const __m256i m03 = _mm256_set1_epi32(0x03030303), byte = _mm256_set1_epi32(0xff);
+  const __m256i sc_lo = _mm256_and_si256(w0, m3f), m_lo = _mm256_and_si256(w1, m3f);
+  const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(w2, m0f),
+                                        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w0, 6), m03), 4));
+  const __m256i m_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 4), m0f),
+                                       _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w1, 6), m03), 4));
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  auto pick = [&](__m256i v, int j) {
+    return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(v, _mm256_set1_epi32(8 * j)), byte));
+  };
+  for (int j = 0; j < 4; ++j) {
+    ds[j] = _mm256_mul_ps(d, pick(sc_lo, j));
+    ds[j + 4] = _mm256_mul_ps(d, pick(sc_hi, j));
+    dm[j] = _mm256_xor_ps(_mm256_mul_ps(dmin, pick(m_lo, j)), sign);
+    dm[j + 4] = _mm256_xor_ps(_mm256_mul_ps(dmin, pick(m_hi, j)), sign);
+  }
+}
+
+// Q4_K: activation rows [i0, i0 + R) against weight group g. Sub-blocks 2 jp and 2 jp + 1 are the low
+// and high nibbles of the same 8 x 64 bytes; each takes the operations of every Q4_K kernel:
+//     acc = fma(float(D_j), (d sc_j) * d_x, acc);  acc = fma(-(dmin m_j), s_x, acc)
+// A sub-block's 8 int16 pair sums per row fit (at most 8 * 2 * 15 * 127 = 30480), so they widen once.
+template <int R>
+inline void q4kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0) {
+  const int64_t nsb = a.k / 256;
+  const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q4KSuperBytesAvx2;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  const BlockQ8Act* x[R];
+  for (int r = 0; r < R; ++r) x[r] = a.xq + (i0 + r) * (a.k / 32);
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* sp = base + sb * kR16Q4KSuperBytesAvx2;
+    prefetch_block(sp, kR16Q4KSuperBytesAvx2);
+    __m256 ds[2][8], dm[2][8];
+    q4k_r16_scales_avx2(sp, 0, ds[0], dm[0]);
+    q4k_r16_scales_avx2(sp, 1, ds[1], dm[1]);
+    for (int jp = 0; jp < 4; ++jp) {
+      const uint8_t* c = sp + 256 + 512 * jp;
+      alignas(32) __m256i u[8][4];  // per 4 codes: rows 0..7 / 8..15 of sub-block 2 jp, then of 2 jp + 1
+      for (int q = 0; q < 8; ++q) {
+        for (int h = 0; h < 2; ++h) {
+          const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 64 * q + 32 * h));
+          u[q][h] = _mm256_and_si256(w, low4);
+          u[q][2 + h] = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
+        }
+      }
+      // one activation row at a time, the loop kept rolled (r16avx2_x86.h: unrolled, the broadcasts
+      // of every row were hoisted and spilled)
+#pragma GCC unroll 1
+      for (int r = 0; r < R; ++r) {
+        const BlockQ8Act& x0 = x[r][sb * 8 + 2 * jp];
+        const BlockQ8Act& x1 = x[r][sb * 8 + 2 * jp + 1];
+        __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int q = 0; q < 8; ++q) {
+          const __m256i g0 = broadcast_codes4(x0.qs + 4 * q), g1 = broadcast_codes4(x1.qs + 4 * q);
+          s[0] = _mm256_add_epi16(s[0], _mm256_maddubs_epi16(u[q][0], g0));
+          s[1] = _mm256_add_epi16(s[1], _mm256_maddubs_epi16(u[q][1], g0));
+          s[2] = _mm256_add_epi16(s[2], _mm256_maddubs_epi16(u[q][2], g1));
+          s[3] = _mm256_add_epi16(s[3], _mm256_maddubs_epi16(u[q][3], g1));
+        }
+        for (int t = 0; t < 2; ++t) {  // sub-block 2 jp + t
+          const int j = 2 * jp + t;
+          const BlockQ8Act& xb = t == 0 ? x0 : x1;
+          const __m256 dx = _mm256_set1_ps(xb.d), sx = _mm256_set1_ps(xb.s);
+          for (int h = 0; h < 2; ++h) {
+            const __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(s[2 * t + h], ones));
+            acc[r][h] = _mm256_fmadd_ps(v, _mm256_mul_ps(ds[h][j], dx), acc[r][h]);
+            acc[r][h] = _mm256_fmadd_ps(dm[h][j], sx, acc[r][h]);
+          }
+        }
+      }
+    }
+  }
+  store_group_rows256<R>(a, g, i0, acc);
+}
+
+// ---- Q6_K ----------------------------------------------------------------------------------------
+
+// Q6_K: activation rows [i0, i0 + R) against weight group g. Per super-block (repack.h: the 16 scales,
+// ql, qh and d of the 16 rows) and half h (blocks 4 h .. 4 h + 3), the codes of elements 4q .. 4q + 3
+// of block 4 h + c come from ql (64 h + 4 q) (c = 0, 2: low / high nibbles), ql (64 h + 32 + 4 q)
+// (c = 1, 3) and bits 2c, 2c + 1 of qh (32 h + 4 q), as unsigned codes q + 32 (0..63). Their int32
+// sums over each half block (16 elements, one scale) lose 32 * (the half's activation sum) (xoff, per
+// activation row: [block][half]): the exact sums of the signed codes. Each half then takes the
+// operations of every Q6_K kernel, in block order:
+//     acc = fma(float(D_{b,0}), (d sc_{2b}) * d_x, acc);  acc = fma(float(D_{b,1}), (d sc_{2b+1}) * d_x, acc)
+// A pair sum is at most 2 * 63 * 127 = 16002, so two add in int16 before widening.
+template <int R>
+inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const int32_t* xoff) {
+  const int64_t nsb = a.k / 256, nb = a.k / 32;
+  const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q6KSuperBytesAvx2;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+  __m256 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  const BlockQ8Act* x[R];
+  for (int r = 0; r < R; ++r) x[r] = a.xq + (i0 + r) * nb;
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* sp = base + sb * kR16Q6KSuperBytesAvx2;
+    prefetch_block(sp, kR16Q6KSuperBytesAvx2);
+    const __m256 d[2] = {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 3328))),
+                         _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 3344)))};
+    for (int h = 0; h < 2; ++h) {
+      alignas(32) __m256i u[8][4][2];  // [q][block 4 h + c][rows 0..7 / 8..15]
+      for (int q = 0; q < 8; ++q) {
+        for (int v = 0; v < 2; ++v) {
+          auto at = [&](int64_t off) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + off + 32 * v)); };
+          const __m256i lo = at(256 + 64 * (16 * h + q)), hi = at(256 + 64 * (16 * h + 8 + q));
+          const __m256i qh = at(2304 + 64 * (8 * h + q));
+          u[q][0][v] = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45));
+          u[q][1][v] = _mm256_or_si256(_mm256_and_si256(hi, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45));
+          u[q][2][v] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), low4), _mm256_and_si256(qh, bits45));
+          u[q][3][v] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), low4),
+                                       _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
+        }
+      }
+      // scale k = 8 h + 2 c + t of the 16 rows times their d: byte k % 4 of their dwords k / 4, sign-extended
+      alignas(32) __m256 sc[4][2][2];  // [c][t][rows 0..7 / 8..15]
+      for (int c = 0; c < 4; ++c) {
+        for (int t = 0; t < 2; ++t) {
+          const int k = 8 * h + 2 * c + t;
+          for (int v = 0; v < 2; ++v) {
+            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 64 * (k / 4) + 32 * v));
+            const __m256i s8 = _mm256_srai_epi32(_mm256_sll_epi32(w, _mm_cvtsi32_si128(24 - 8 * (k % 4))), 24);
+            sc[c][t][v] = _mm256_mul_ps(d[v], _mm256_cvtepi32_ps(s8));
+          }
+        }
+      }
+#pragma GCC unroll 1
+      for (int r = 0; r < R; ++r) {
+        __m256 acc0 = acc[r][0], acc1 = acc[r][1];
+        for (int c = 0; c < 4; ++c) {
+          const int64_t b = sb * 8 + 4 * h + c;
+          const BlockQ8Act& xb = x[r][b];
+          const __m256 dx = _mm256_set1_ps(xb.d);
+          for (int t = 0; t < 2; ++t) {
+            const __m256i g0 = broadcast_codes4(xb.qs + 16 * t), g1 = broadcast_codes4(xb.qs + 16 * t + 4);
+            const __m256i g2 = broadcast_codes4(xb.qs + 16 * t + 8), g3 = broadcast_codes4(xb.qs + 16 * t + 12);
+            const __m256i off = _mm256_set1_epi32(xoff[((i0 + r) * nb + b) * 2 + t]);
+            __m256i s[2];
+            for (int v = 0; v < 2; ++v) {
+              const int q = 4 * t;
+              const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(u[q][c][v], g0), _mm256_maddubs_epi16(u[q + 1][c][v], g1));
+              const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(u[q + 2][c][v], g2), _mm256_maddubs_epi16(u[q + 3][c][v], g3));
+              s[v] = _mm256_sub_epi32(_mm256_add_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones)), off);
+            }
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[0]), _mm256_mul_ps(sc[c][t][0], dx), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[1]), _mm256_mul_ps(sc[c][t][1], dx), acc1);
+          }
+        }
+        acc[r][0] = acc0;
+        acc[r][1] = acc1;
+      }
+    }
+  }
+  store_group_rows256<R>(a, g, i0, acc);
+}
+
+// 32 times the sum of each half (16 codes) of every activation block: [row][block][half].
+inline void q6k_half_block_offsets(const MatmulArgs& a, std::vector<int32_t>& xoff) {
+  const int64_t nb = a.k / 32;
+  xoff.resize(static_cast<size_t>(a.m * nb * 2));
+  for (int64_t i = 0; i < a.m * nb; ++i) {
+    for (int t = 0; t < 2; ++t) {
+      int32_t sum = 0;
+      for (int e = 0; e < 16; ++e) sum += a.xq[i].qs[16 * t + e];
+      xoff[static_cast<size_t>(2 * i + t)] = 32 * sum;
+    }
+  }
+}
+
+// ---- back to the file layout (batches) -----------------------------------------------------------
+
+// Groups [g, g + n) of a K-quant regrouped matrix back to the file layout at out (rows of
+// a.w_row_bytes; kernels::unpack_r16's bytes): per super-block of the group, Fields::copy(o, stride,
+// sp) writes the 16 rows' file super-blocks (row j at o + j * stride) from the group's super-block at
+// sp. The code fields go 8 chunks x 8 rows at a time through an 8 x 8 transpose of 32-bit words (one
+// 4-byte copy at a time, with the offsets in an array, ran at 2.6 GB/s, with them fixed at compile
+// time at 5 GB/s: a third of a batch of 8 rows' product).
+
+// v[i] (dword j = row j's 4 bytes of chunk i) -> v[j] (dword i = the same), in place.
+inline void transpose8x8_epi32(__m256i (&v)[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    for (int h = 0; h < 2; ++h) {
+      u[4 * i + h] = _mm256_unpacklo_epi64(t[4 * i + h], t[4 * i + 2 + h]);
+      u[4 * i + 2 + h] = _mm256_unpackhi_epi64(t[4 * i + h], t[4 * i + 2 + h]);
+    }
+  }
+  // u[0]: rows 0, 4 of chunks 0..3; u[2]: rows 1, 5; u[1]: rows 2, 6; u[3]: rows 3, 7 (u[4..7]: chunks 4..7)
+  constexpr int kRow[4] = {0, 2, 1, 3};
+  for (int q = 0; q < 4; ++q) {
+    v[kRow[q]] = _mm256_permute2x128_si256(u[q], u[4 + q], 0x20);
+    v[kRow[q] + 4] = _mm256_permute2x128_si256(u[q], u[4 + q], 0x31);
+  }
+}
+template <int kSrc, int kN, int kStart>  // kN (a multiple of 8) 4-byte chunks at kStart in the group, kSrc in the file
+inline void copy_chunks8(uint8_t* o, int64_t stride, const uint8_t* sp) {
+  for (int c0 = 0; c0 < kN; c0 += 8) {
+    for (int h = 0; h < 2; ++h) {  // rows 8 h .. 8 h + 7
+      __m256i v[8];
+      for (int i = 0; i < 8; ++i) {
+        v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + kStart + 64 * (c0 + i) + 32 * h));
+      }
+      transpose8x8_epi32(v);
+      for (int j = 0; j < 8; ++j) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + (8 * h + j) * stride + kSrc + 4 * c0), v[j]);
+      }
+    }
+  }
+}
+template <int kSrc, int kN, int kStart>  // a few chunks, one row at a time
+inline void copy_chunks(uint8_t* o, int64_t stride, const uint8_t* sp) {
+  for (int64_t j = 0; j < kR16Rows; ++j) {
+    for (int c = 0; c < kN; ++c) std::memcpy(o + j * stride + kSrc + 4 * c, sp + kStart + 64 * c + 4 * j, 4);
+  }
+}
+template <int kSrc, int kStart>  // an f16 field
+inline void copy_half(uint8_t* o, int64_t stride, const uint8_t* sp) {
+  for (int64_t j = 0; j < kR16Rows; ++j) std::memcpy(o + j * stride + kSrc, sp + kStart + 2 * j, 2);
+}
+struct Q4KFields {  // repack.h: d, dmin at 0, 32; scales at 64; qs at 256
+  static constexpr int kFileBytes = 144;
+  static void copy(uint8_t* o, int64_t stride, const uint8_t* sp) {
+    copy_half<0, 0>(o, stride, sp);
+    copy_half<2, 32>(o, stride, sp);
+    copy_chunks<4, 3, 64>(o, stride, sp);
+    copy_chunks8<16, 32, 256>(o, stride, sp);
+  }
+};
+struct Q6KFields {  // scales at 0, ql at 256, qh at 2304, d at 3328
+  static constexpr int kFileBytes = 210;
+  static void copy(uint8_t* o, int64_t stride, const uint8_t* sp) {
+    copy_chunks8<0, 32, 256>(o, stride, sp);
+    copy_chunks8<128, 16, 2304>(o, stride, sp);
+    copy_chunks<192, 4, 0>(o, stride, sp);
+    copy_half<208, 3328>(o, stride, sp);
+  }
+};
+template <class Fields>
+inline void restore_k_groups(const MatmulArgs& a, int64_t g, int64_t n, uint8_t* out) {
+  const int64_t nsb = a.k / 256, stride = a.w_row_bytes;
+  constexpr int64_t kSuper = kR16Rows * Fields::kFileBytes;
+  for (int64_t gi = 0; gi < n; ++gi) {
+    const uint8_t* base = a.w + static_cast<size_t>(g + gi) * kR16Rows * a.w_row_bytes;
+    uint8_t* rows = out + static_cast<size_t>(gi) * kR16Rows * a.w_row_bytes;
+    for (int64_t sb = 0; sb < nsb; ++sb) Fields::copy(rows + sb * Fields::kFileBytes, stride, base + sb * kSuper);
+  }
+}
+
+template <class Ops>
+void q4kr16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  r16_rows_avx2<WQ4_K, Ops>(
+      a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q4kr16_group_avx2<R>(a, g, i); },
+      restore_k_groups<Q4KFields>);
+}
+
+template <class Ops>
+void q6kr16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
+  thread_local std::vector<int32_t> xoff;
+  if (a.xq8 == nullptr || a.m < kR16RestoreMinM) q6k_half_block_offsets(a, xoff);
+  r16_rows_avx2<WQ6_K, Ops>(
+      a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q6kr16_group_avx2<R>(a, g, i, xoff.data()); },
+      restore_k_groups<Q6KFields>);
+}
+
+}  // namespace
+}  // namespace llmopt::kernels
