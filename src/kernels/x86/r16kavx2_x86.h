@@ -74,7 +74,9 @@ inline void q4kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0) {
     for (int jp = 0; jp < 4; ++jp) {
       const uint8_t* c = sp + 256 + 512 * jp;
       alignas(32) __m256i u[8][4];  // per 4 codes: rows 0..7 / 8..15 of sub-block 2 jp, then of 2 jp + 1
+      #pragma GCC unroll 8
       for (int q = 0; q < 8; ++q) {
+        #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
           const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 64 * q + 32 * h));
           u[q][h] = _mm256_and_si256(w, low4);
@@ -88,6 +90,7 @@ inline void q4kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0) {
         const BlockQ8Act& x0 = x[r][sb * 8 + 2 * jp];
         const BlockQ8Act& x1 = x[r][sb * 8 + 2 * jp + 1];
         __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        #pragma GCC unroll 8
         for (int q = 0; q < 8; ++q) {
           const __m256i g0 = broadcast_codes4(x0.qs + 4 * q), g1 = broadcast_codes4(x1.qs + 4 * q);
           s[0] = _mm256_add_epi16(s[0], _mm256_maddubs_epi16(u[q][0], g0));
@@ -95,10 +98,12 @@ inline void q4kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0) {
           s[2] = _mm256_add_epi16(s[2], _mm256_maddubs_epi16(u[q][2], g1));
           s[3] = _mm256_add_epi16(s[3], _mm256_maddubs_epi16(u[q][3], g1));
         }
+        #pragma GCC unroll 2
         for (int t = 0; t < 2; ++t) {  // sub-block 2 jp + t
           const int j = 2 * jp + t;
           const BlockQ8Act& xb = t == 0 ? x0 : x1;
           const __m256 dx = _mm256_set1_ps(xb.d), sx = _mm256_set1_ps(xb.s);
+          #pragma GCC unroll 2
           for (int h = 0; h < 2; ++h) {
             const __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(s[2 * t + h], ones));
             acc[r][h] = _mm256_fmadd_ps(v, _mm256_mul_ps(ds[h][j], dx), acc[r][h]);
@@ -138,7 +143,9 @@ inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const 
                          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 3344)))};
     for (int h = 0; h < 2; ++h) {
       alignas(32) __m256i u[8][4][2];  // [q][block 4 h + c][rows 0..7 / 8..15]
+      #pragma GCC unroll 8
       for (int q = 0; q < 8; ++q) {
+        #pragma GCC unroll 2
         for (int v = 0; v < 2; ++v) {
           auto at = [&](int64_t off) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + off + 32 * v)); };
           const __m256i lo = at(256 + 64 * (16 * h + q)), hi = at(256 + 64 * (16 * h + 8 + q));
@@ -152,9 +159,12 @@ inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const 
       }
       // scale k = 8 h + 2 c + t of the 16 rows times their d: byte k % 4 of their dwords k / 4, sign-extended
       alignas(32) __m256 sc[4][2][2];  // [c][t][rows 0..7 / 8..15]
+      #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
+        #pragma GCC unroll 2
         for (int t = 0; t < 2; ++t) {
           const int k = 8 * h + 2 * c + t;
+          #pragma GCC unroll 2
           for (int v = 0; v < 2; ++v) {
             const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 64 * (k / 4) + 32 * v));
             const __m256i s8 = _mm256_srai_epi32(_mm256_sll_epi32(w, _mm_cvtsi32_si128(24 - 8 * (k % 4))), 24);
@@ -165,15 +175,18 @@ inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const 
 #pragma GCC unroll 1
       for (int r = 0; r < R; ++r) {
         __m256 acc0 = acc[r][0], acc1 = acc[r][1];
+        #pragma GCC unroll 4
         for (int c = 0; c < 4; ++c) {
           const int64_t b = sb * 8 + 4 * h + c;
           const BlockQ8Act& xb = x[r][b];
           const __m256 dx = _mm256_set1_ps(xb.d);
+          #pragma GCC unroll 2
           for (int t = 0; t < 2; ++t) {
             const __m256i g0 = broadcast_codes4(xb.qs + 16 * t), g1 = broadcast_codes4(xb.qs + 16 * t + 4);
             const __m256i g2 = broadcast_codes4(xb.qs + 16 * t + 8), g3 = broadcast_codes4(xb.qs + 16 * t + 12);
             const __m256i off = _mm256_set1_epi32(xoff[((i0 + r) * nb + b) * 2 + t]);
             __m256i s[2];
+            #pragma GCC unroll 2
             for (int v = 0; v < 2; ++v) {
               const int q = 4 * t;
               const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(u[q][c][v], g0), _mm256_maddubs_epi16(u[q + 1][c][v], g1));
@@ -214,26 +227,6 @@ inline void q6k_half_block_offsets(const MatmulArgs& a, std::vector<int32_t>& xo
 // 4-byte copy at a time, with the offsets in an array, ran at 2.6 GB/s, with them fixed at compile
 // time at 5 GB/s: a third of a batch of 8 rows' product).
 
-// v[i] (dword j = row j's 4 bytes of chunk i) -> v[j] (dword i = the same), in place.
-inline void transpose8x8_epi32(__m256i (&v)[8]) {
-  __m256i t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; ++i) {
-    for (int h = 0; h < 2; ++h) {
-      u[4 * i + h] = _mm256_unpacklo_epi64(t[4 * i + h], t[4 * i + 2 + h]);
-      u[4 * i + 2 + h] = _mm256_unpackhi_epi64(t[4 * i + h], t[4 * i + 2 + h]);
-    }
-  }
-  // u[0]: rows 0, 4 of chunks 0..3; u[2]: rows 1, 5; u[1]: rows 2, 6; u[3]: rows 3, 7 (u[4..7]: chunks 4..7)
-  constexpr int kRow[4] = {0, 2, 1, 3};
-  for (int q = 0; q < 4; ++q) {
-    v[kRow[q]] = _mm256_permute2x128_si256(u[q], u[4 + q], 0x20);
-    v[kRow[q] + 4] = _mm256_permute2x128_si256(u[q], u[4 + q], 0x31);
-  }
-}
 template <int kSrc, int kN, int kStart>  // kN (a multiple of 8) 4-byte chunks at kStart in the group, kSrc in the file
 inline void copy_chunks8(uint8_t* o, int64_t stride, const uint8_t* sp) {
   for (int c0 = 0; c0 < kN; c0 += 8) {
