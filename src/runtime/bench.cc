@@ -133,15 +133,18 @@ size_t l3_cache_bytes() {
 }
 
 // Sum of words with 8 independent accumulators so the loads, not the adds, set the pace, over 4
-// streams at once (the 4 quarters of the range) with software prefetch 8 KiB ahead: one stream per
-// core leaves too few cache misses in flight on some CPUs (a 2-core Xeon VM: 15-18 GB/s with one
-// stream, 20-25 with four; the decode kernels themselves read 20-24 there), and the probe must not
-// report less than the model's own decode reaches. Compiled for the best of AVX-512, AVX2 and the
-// baseline (GCC function multi-versioning), like the kernels it is compared with.
+// streams at once (the 4 quarters of the range), with or without software prefetch 8 KiB ahead
+// (ReadProbe keeps whichever reads faster on this machine): one stream per core leaves too few cache
+// misses in flight on some CPUs (a 2-core Xeon VM: 15-18 GB/s with one stream, 20-25 with four and
+// the prefetch; the decode kernels themselves read 20-24 there), while on a 2-core Zen 3 VM the
+// prefetch cut one thread from 21 to 6-9 GB/s (the hardware prefetchers keep up alone there, and the
+// model's own one-thread decode read 18 GB/s). The probe must not report less than the model's own
+// decode reaches. Compiled for the best of AVX-512, AVX2 and the baseline (GCC function
+// multi-versioning), like the kernels it is compared with.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-uint64_t read_words(const uint64_t* p, int64_t n) {
+uint64_t read_words(const uint64_t* p, int64_t n, bool prefetch) {
   constexpr int kStreams = 4;
   constexpr int64_t kAheadWords = 1024;
   uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -149,7 +152,7 @@ uint64_t read_words(const uint64_t* p, int64_t n) {
   for (int64_t i = 0; i < seg; i += 8) {
     for (int s = 0; s < kStreams; ++s) {
       const uint64_t* q = p + s * seg + i;
-      __builtin_prefetch(q + kAheadWords);
+      if (prefetch) __builtin_prefetch(q + kAheadWords);
       for (int j = 0; j < 8; ++j) a[j] += q[j];
     }
   }
@@ -237,6 +240,7 @@ BandwidthResult probe_passes(ThreadPool& pool, ReadProbe& probe, int32_t passes)
   r.threads = pool.n_threads();
   r.buffer_bytes = probe.bytes();
   r.passes = std::max(passes, 1);
+  r.prefetch = probe.prefetch();
   if (probe.bytes() == 0) return r;
   std::vector<double> gbs;
   for (int32_t k = 0; k < r.passes; ++k) {
@@ -353,6 +357,12 @@ ReadProbe::ReadProbe(ThreadPool& pool, size_t bytes) : n_words_(bytes / 64 * 8) 
   pool.parallel_for(static_cast<int64_t>(n_words_), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) p[i] = static_cast<uint64_t>(i);
   });
+  // With or without software prefetch: whichever of two passes each reads faster here (read_words).
+  prefetch_ = true;
+  const double with = std::max(pass(pool), pass(pool));
+  prefetch_ = false;
+  const double without = std::max(pass(pool), pass(pool));
+  prefetch_ = with > without;
 }
 
 double ReadProbe::pass(ThreadPool& pool) {
@@ -361,7 +371,7 @@ double ReadProbe::pass(ThreadPool& pool) {
   const uint64_t* p = buf_.get();
   const auto t0 = Clock::now();
   pool.parallel_for(static_cast<int64_t>(n_words_),
-                    [&](int64_t b, int64_t e, int t) { sums[static_cast<size_t>(t)] = read_words(p + b, e - b); });
+                    [&](int64_t b, int64_t e, int t) { sums[static_cast<size_t>(t)] = read_words(p + b, e - b, prefetch_); });
   const double s = seconds_since(t0);
   uint64_t x = 0;
   for (uint64_t v : sums) x ^= v;

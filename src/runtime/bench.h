@@ -36,6 +36,7 @@ struct BandwidthResult {
   int32_t passes = 0;
   double best_gbs = 0.0;     // GB/s = 1e9 bytes/s, fastest pass
   double median_gbs = 0.0;
+  bool prefetch = true;      // the read loop's software prefetch (ReadProbe keeps the faster way)
 };
 
 // Bytes a single decode step reads: weights (every matrix incl. the head, norms and biases; one row
@@ -92,9 +93,11 @@ class ReadProbe {
   ReadProbe(ThreadPool& pool, size_t bytes);
   size_t bytes() const { return n_words_ * sizeof(uint64_t); }
   double pass(ThreadPool& pool);
+  bool prefetch() const { return prefetch_; }  // the read loop's software prefetch, chosen at construction
 
  private:
   size_t n_words_ = 0;
+  bool prefetch_ = true;
   std::unique_ptr<uint64_t[]> buf_;
 };
 // Streams over `bytes` of memory (rounded down to 64 bytes) `passes` times on the pool.

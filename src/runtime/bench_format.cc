@@ -101,7 +101,9 @@ std::string to_markdown(const BenchReport& rep) {
     for (const auto& b : rep.bandwidth) {
       out += "read bandwidth @ " + std::to_string(b.threads) + (b.threads == 1 ? " thread: " : " threads: ") + fmt("%.2f", b.best_gbs) +
              " GB/s best, " + fmt("%.2f", b.median_gbs) + " GB/s median (" + std::to_string(b.passes) +
-             " passes over " + human_bytes(static_cast<double>(b.buffer_bytes)) + ")\n";
+             " passes over " + human_bytes(static_cast<double>(b.buffer_bytes)) +
+             (b.prefetch ? ", read loop with software prefetch" : ", read loop without software prefetch (faster here)") +
+             ")\n";
     }
     std::vector<std::vector<std::string>> rr;
     for (const auto& r : rep.rows) {
@@ -168,7 +170,8 @@ std::string to_json(const BenchReport& rep) {
                                 {"buffer_bytes", b.buffer_bytes},
                                 {"passes", b.passes},
                                 {"best_gbs", b.best_gbs},
-                                {"median_gbs", b.median_gbs}});
+                                {"median_gbs", b.median_gbs},
+                                {"sw_prefetch", b.prefetch}});
     }
   }
   return j.dump(2) + "\n";

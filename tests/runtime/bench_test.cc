@@ -94,6 +94,8 @@ TEST(BenchTest, JsonParsesAndCarriesTheFields) {
   ASSERT_EQ(j["bandwidth"].size(), 1u);
   EXPECT_GT(j["bandwidth"][0]["best_gbs"].get<double>(), 0.0);
   EXPECT_EQ(j["bandwidth"][0]["buffer_bytes"], size_t{8} << 20);
+  // Which read loop the probe kept (with or without software prefetch, whichever read faster here).
+  ASSERT_TRUE(j["bandwidth"][0]["sw_prefetch"].is_boolean());
 
   const std::string csv = format_bench(*rep, BenchFormat::kCsv);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);  // header + 3 rows
@@ -102,6 +104,9 @@ TEST(BenchTest, JsonParsesAndCarriesTheFields) {
   EXPECT_NE(md.find("pp16"), std::string::npos);
   EXPECT_NE(md.find("% of limit"), std::string::npos);
   EXPECT_NE(md.find("paired % of limit"), std::string::npos);
+  EXPECT_NE(md.find(j["bandwidth"][0]["sw_prefetch"].get<bool>() ? "read loop with software prefetch"
+                                                                  : "read loop without software prefetch"),
+            std::string::npos);
   EXPECT_NE(csv.find("pct_of_limit_paired"), std::string::npos);
 }
 
