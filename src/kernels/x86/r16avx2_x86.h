@@ -14,8 +14,9 @@
 // Each output element then takes the same float operations as every other kernel of its type
 // (tiles_blockdot_x86.h, r16_x86.h): per block in order acc = fma(float(D_b), d_w * d_x, acc), and for
 // Q4_0 / Q4_1 acc = fma(m_w, s_x, acc) after it; the results are bit-identical to them, for any
-// batch. Decode and batches under kR16RestoreMinM rows go 4 activation rows at a time over each group
-// (r16_rows_by4_with); larger batches restore the groups to the file layout (r16_rows_avx2 below).
+// batch. Decode and batches up to kR16PassMaxM rows go 16, 8, 4, ... activation rows at a time over
+// each group (r16_rows_passes_avx2); larger batches restore the groups to the file layout
+// (r16_rows_avx2 below).
 // Internal linkage like matmul_x86.h.
 #pragma once
 
@@ -169,16 +170,54 @@ inline void q4r16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0) {
   store_group_rows256<R>(a, g, i0, acc);
 }
 
-// Batches of kR16RestoreMinM rows or more (with interleaved activations, MatmulArgs::xq8) run the file
+// Batches of more than kR16PassMaxM rows (with interleaved activations, MatmulArgs::xq8) run the file
 // layout's batched tiles (tiles_blockdot_x86.h), which take 8 activation rows per broadcast weight
 // group: the groups go back to the file layout, about kR16RestoreBytes at a time, into a per-thread
-// buffer (the same values, so the same bits). On the regrouped layout the 4-row passes above ran
-// 10-35% slower than those tiles at m = 16-256 (Zen 3, one core, 2304 x 768); restored, Q8_0 matches
-// them and Q4_0 trails by 10-30% in bench_kernels, and GPT-2 / LLaMA pp512 end to end are within 5%
-// of the file layout (noise). Fewer rows and decode take the regrouped kernels (decode 1.2-1.5x
-// the file layout's end to end). The rows past the last group are in the file layout already.
+// buffer (the same values, so the same bits). Up to kR16PassMaxM rows the group kernels above take 16
+// activation rows per pass over a group (then 8, 4, ...): the group's codes are staged in L1 once per
+// pass, and the weights are read as the products consume them. Restoring batches of 8-16 rows instead
+// (as this code did first) read the weights in a copy that overlapped no compute: a 16-request
+// serve-bench decode step on LLaMA 110M Q8_0 spent 15% of its time there and ran 20-40% below the file
+// layout; with 16-row passes it matches the file layout (bench_kernels, one core, 2304 x 768, GMAC/s,
+// restored / passes: Q8_0 m = 8 30 / 38, m = 64 37-40 / 37-39, m = 256 37 / 38-41; Q4_0 m = 8 38-42 /
+// 55-57, m = 64 57-62 / 53-58, m = 256 60-66 / 51). Decode: the regrouped kernels are 1.2-1.5x the
+// file layout's end to end. The rows past the last group are in the file layout already.
 constexpr size_t kR16RestoreBytes = size_t{64} << 10;
-constexpr int64_t kR16RestoreMinM = 8;  // measured: m = 8 restored 38 / by 4 42 GMAC/s, m = 16 46 / 42
+constexpr int64_t kR16PassMaxM = 64;
+
+// Weight rows [r0, r1) (whole groups) against all activation rows, 16 at a time per group, then 8, 4
+// and the 1-3 left: group.template operator()<R>(g, i) takes rows [i, i + R) against group g; then the
+// rows past the last group.
+template <class W, class Ops, class Group>
+inline void r16_rows_passes_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group) {
+  const int64_t end = r16_groups_end(a, r1);
+  for (int64_t g = r0 / kR16Rows; g * kR16Rows < end; ++g) {
+    int64_t i = 0;
+    for (; i + 16 <= a.m; i += 16) group.template operator()<16>(g, i);
+    if (i + 8 <= a.m) {
+      group.template operator()<8>(g, i);
+      i += 8;
+    }
+    if (i + 4 <= a.m) {
+      group.template operator()<4>(g, i);
+      i += 4;
+    }
+    switch (a.m - i) {
+      case 3:
+        group.template operator()<3>(g, i);
+        break;
+      case 2:
+        group.template operator()<2>(g, i);
+        break;
+      case 1:
+        group.template operator()<1>(g, i);
+        break;
+      default:
+        break;
+    }
+  }
+  r16_tail_rows_with<W, Ops>(a, r0, r1);
+}
 
 // v[i] (dword j = row j's 4 bytes of chunk i) -> v[j] (dword i = the same), in place: the restores'
 // transpose of 8 chunks x 8 rows.
@@ -259,8 +298,8 @@ inline void restore_r16_groups(const MatmulArgs& a, int64_t g, int64_t n, uint8_
 // 32-element types, restore_k_groups in r16kavx2_x86.h for the K-quants).
 template <class W, class Ops, class Group, class Restore>
 inline void r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group, const Restore& restore) {
-  if (a.xq8 == nullptr || a.m < kR16RestoreMinM) {
-    r16_rows_by4_with<W, Ops>(a, r0, r1, group);
+  if (a.xq8 == nullptr || a.m <= kR16PassMaxM) {
+    r16_rows_passes_avx2<W, Ops>(a, r0, r1, group);
     return;
   }
   const int64_t end = r16_groups_end(a, r1);

@@ -5,8 +5,8 @@
 // unsigned codes (vpmaddubsw, then vpmaddwd by ones) leaves each row's sum of the 4 in its own int32
 // lane. Every sub-block then takes the same float operations as the file-layout kernels of its type
 // (blockdot_rows_x86.h), in the same order, so the results are bit-identical to them for any batch
-// (tests/kernels/r16_k_test.cc). Decode and batches under kR16RestoreMinM rows run the kernels below,
-// 4 activation rows per pass over a group; larger batches restore the groups to the file layout and
+// (tests/kernels/r16_k_test.cc). Decode and batches up to kR16PassMaxM rows run the kernels below,
+// up to 16 activation rows per pass over a group; larger batches restore the groups to the file layout and
 // run its tiles (r16_rows_avx2). Internal linkage like matmul_x86.h.
 #pragma once
 
@@ -294,7 +294,7 @@ void q4kr16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
 template <class Ops>
 void q6kr16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
   thread_local std::vector<int32_t> xoff;
-  if (a.xq8 == nullptr || a.m < kR16RestoreMinM) q6k_half_block_offsets(a, xoff);
+  if (a.xq8 == nullptr || a.m <= kR16PassMaxM) q6k_half_block_offsets(a, xoff);
   r16_rows_avx2<WQ6_K, Ops>(
       a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q6kr16_group_avx2<R>(a, g, i, xoff.data()); },
       restore_k_groups<Q6KFields>);
