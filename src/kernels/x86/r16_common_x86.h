@@ -58,29 +58,32 @@ inline void r16_tail_rows_with(const MatmulArgs& a, int64_t r0, int64_t r1) {
   }
 }
 
+// Activation rows [i, m) against group g, 4 at a time, then the 1-3 left: group.template
+// operator()<R>(g, i) takes rows [i, i + R) against group g.
+template <class Group>
+inline void r16_group_rows_by4(int64_t g, int64_t i, int64_t m, const Group& group) {
+  for (; i + 4 <= m; i += 4) group.template operator()<4>(g, i);
+  switch (m - i) {
+    case 3:
+      group.template operator()<3>(g, i);
+      break;
+    case 2:
+      group.template operator()<2>(g, i);
+      break;
+    case 1:
+      group.template operator()<1>(g, i);
+      break;
+    default:
+      break;
+  }
+}
+
 // Weight rows [r0, r1) (whole groups of 16: MatmulKernel::row_align) against all activation rows,
-// up to 4 at a time (each group's bytes are read once per 4 rows): group.template operator()<R>(g, i)
-// takes rows [i, i + R) against group g; then the rows past the last group.
+// up to 4 at a time (each group's bytes are read once per 4 rows); then the rows past the last group.
 template <class W, class Ops, class Group>
 inline void r16_rows_by4_with(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group) {
   const int64_t end = r16_groups_end(a, r1);
-  for (int64_t g = r0 / kR16Rows; g * kR16Rows < end; ++g) {
-    int64_t i = 0;
-    for (; i + 4 <= a.m; i += 4) group.template operator()<4>(g, i);
-    switch (a.m - i) {
-      case 3:
-        group.template operator()<3>(g, i);
-        break;
-      case 2:
-        group.template operator()<2>(g, i);
-        break;
-      case 1:
-        group.template operator()<1>(g, i);
-        break;
-      default:
-        break;
-    }
-  }
+  for (int64_t g = r0 / kR16Rows; g * kR16Rows < end; ++g) r16_group_rows_by4(g, 0, a.m, group);
   r16_tail_rows_with<W, Ops>(a, r0, r1);
 }
 

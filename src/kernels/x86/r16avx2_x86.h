@@ -186,8 +186,7 @@ constexpr size_t kR16RestoreBytes = size_t{64} << 10;
 constexpr int64_t kR16PassMaxM = 64;
 
 // Weight rows [r0, r1) (whole groups) against all activation rows, 16 at a time per group, then 8, 4
-// and the 1-3 left: group.template operator()<R>(g, i) takes rows [i, i + R) against group g; then the
-// rows past the last group.
+// and the 1-3 left (r16_group_rows_by4); then the rows past the last group.
 template <class W, class Ops, class Group>
 inline void r16_rows_passes_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group) {
   const int64_t end = r16_groups_end(a, r1);
@@ -198,23 +197,7 @@ inline void r16_rows_passes_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, co
       group.template operator()<8>(g, i);
       i += 8;
     }
-    if (i + 4 <= a.m) {
-      group.template operator()<4>(g, i);
-      i += 4;
-    }
-    switch (a.m - i) {
-      case 3:
-        group.template operator()<3>(g, i);
-        break;
-      case 2:
-        group.template operator()<2>(g, i);
-        break;
-      case 1:
-        group.template operator()<1>(g, i);
-        break;
-      default:
-        break;
-    }
+    r16_group_rows_by4(g, i, a.m, group);
   }
   r16_tail_rows_with<W, Ops>(a, r0, r1);
 }
