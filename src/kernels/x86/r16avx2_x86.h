@@ -228,9 +228,9 @@ inline void transpose8x8_epi32(__m256i (&v)[8]) {
 // a.w_row_bytes): per block, each row's f16 scale (and Q4_1's min), and its code bytes, which go 8
 // chunks (one Q8_0 block, two Q4 blocks) x 8 rows at a time through an 8 x 8 transpose of 32-bit
 // words (the same bytes kernels::unpack_r16 writes, which it does too slowly for a product;
-// r16_test.cc checks the restored batches against the file layout's products bit for bit). One 4-byte
-// copy at a time, a batch of 16 rows on two threads ran 25-40% below the file layout's (Q8_0 / Q4_0,
-// 2304 x 768 and 16384 x 4096).
+// r16_test.cc checks the restored batches against the file layout's products bit for bit). The
+// transposes replace one 4-byte copy at a time (the K-quants' copy of that kind ran at 5 GB/s, a third
+// of a batch of 8 rows' product; r16kavx2_x86.h).
 template <int kChunks, bool kMins>
 inline void restore_r16_groups(const MatmulArgs& a, int64_t g, int64_t n, uint8_t* out) {
   static_assert(kChunks == 4 || kChunks == 8);
