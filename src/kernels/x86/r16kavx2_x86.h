@@ -7,7 +7,7 @@
 // (blockdot_rows_x86.h), in the same order, so the results are bit-identical to them for any batch
 // (tests/kernels/r16_k_test.cc). Decode and batches up to kR16PassMaxM rows run the kernels below,
 // up to 16 activation rows per pass over a group; larger batches restore the groups to the file layout and
-// run its tiles (r16_rows_avx2). Internal linkage like matmul_x86.h.
+// run its tiles (r16_rows_avx2, r16avx2_batch_x86.h). Internal linkage like matmul_x86.h.
 #pragma once
 
 #include <immintrin.h>
@@ -218,69 +218,6 @@ inline void q6k_half_block_offsets(const MatmulArgs& a, std::vector<int32_t>& xo
     s = _mm256_hadd_epi32(s, s);  // lane 0: elements 0..15, lane 4: 16..31
     xoff[static_cast<size_t>(2 * i)] = 32 * _mm256_extract_epi32(s, 0);
     xoff[static_cast<size_t>(2 * i + 1)] = 32 * _mm256_extract_epi32(s, 4);
-  }
-}
-
-// ---- back to the file layout (batches) -----------------------------------------------------------
-
-// Groups [g, g + n) of a K-quant regrouped matrix back to the file layout at out (rows of
-// a.w_row_bytes; kernels::unpack_r16's bytes): per super-block of the group, Fields::copy(o, stride,
-// sp) writes the 16 rows' file super-blocks (row j at o + j * stride) from the group's super-block at
-// sp. The code fields go 8 chunks x 8 rows at a time through an 8 x 8 transpose of 32-bit words (one
-// 4-byte copy at a time, with the offsets in an array, ran at 2.6 GB/s, with them fixed at compile
-// time at 5 GB/s: a third of a batch of 8 rows' product).
-
-template <int kSrc, int kN, int kStart>  // kN (a multiple of 8) 4-byte chunks at kStart in the group, kSrc in the file
-inline void copy_chunks8(uint8_t* o, int64_t stride, const uint8_t* sp) {
-  for (int c0 = 0; c0 < kN; c0 += 8) {
-    for (int h = 0; h < 2; ++h) {  // rows 8 h .. 8 h + 7
-      __m256i v[8];
-      for (int i = 0; i < 8; ++i) {
-        v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + kStart + 64 * (c0 + i) + 32 * h));
-      }
-      transpose8x8_epi32(v);
-      for (int j = 0; j < 8; ++j) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + (8 * h + j) * stride + kSrc + 4 * c0), v[j]);
-      }
-    }
-  }
-}
-template <int kSrc, int kN, int kStart>  // a few chunks, one row at a time
-inline void copy_chunks(uint8_t* o, int64_t stride, const uint8_t* sp) {
-  for (int64_t j = 0; j < kR16Rows; ++j) {
-    for (int c = 0; c < kN; ++c) std::memcpy(o + j * stride + kSrc + 4 * c, sp + kStart + 64 * c + 4 * j, 4);
-  }
-}
-template <int kSrc, int kStart>  // an f16 field
-inline void copy_half(uint8_t* o, int64_t stride, const uint8_t* sp) {
-  for (int64_t j = 0; j < kR16Rows; ++j) std::memcpy(o + j * stride + kSrc, sp + kStart + 2 * j, 2);
-}
-struct Q4KFields {  // repack.h: d, dmin at 0, 32; scales at 64; qs at 256
-  static constexpr int kFileBytes = 144;
-  static void copy(uint8_t* o, int64_t stride, const uint8_t* sp) {
-    copy_half<0, 0>(o, stride, sp);
-    copy_half<2, 32>(o, stride, sp);
-    copy_chunks<4, 3, 64>(o, stride, sp);
-    copy_chunks8<16, 32, 256>(o, stride, sp);
-  }
-};
-struct Q6KFields {  // scales at 0, ql at 256, qh at 2304, d at 3328
-  static constexpr int kFileBytes = 210;
-  static void copy(uint8_t* o, int64_t stride, const uint8_t* sp) {
-    copy_chunks8<0, 32, 256>(o, stride, sp);
-    copy_chunks8<128, 16, 2304>(o, stride, sp);
-    copy_chunks<192, 4, 0>(o, stride, sp);
-    copy_half<208, 3328>(o, stride, sp);
-  }
-};
-template <class Fields>
-inline void restore_k_groups(const MatmulArgs& a, int64_t g, int64_t n, uint8_t* out) {
-  const int64_t nsb = a.k / 256, stride = a.w_row_bytes;
-  constexpr int64_t kSuper = kR16Rows * Fields::kFileBytes;
-  for (int64_t gi = 0; gi < n; ++gi) {
-    const uint8_t* base = a.w + static_cast<size_t>(g + gi) * kR16Rows * a.w_row_bytes;
-    uint8_t* rows = out + static_cast<size_t>(gi) * kR16Rows * a.w_row_bytes;
-    for (int64_t sb = 0; sb < nsb; ++sb) Fields::copy(rows + sb * Fields::kFileBytes, stride, base + sb * kSuper);
   }
 }
 
