@@ -27,7 +27,9 @@ Command register_eval(CLI::App& app) {
       "eval",
       "Compare a base model with variants of it on a text: file size, compression ratio, bits per weight, "
       "perplexity (llama.cpp's chunk protocol, as `llmopt perplexity`), Δppl, mean KL(P_base || P_variant), "
-      "same top-1 % and pp/tg tokens/s. The first -m is the base.");
+      "same top-1 % and pp/tg tokens/s. The first -m is the base. Δppl, KLD and top-1 come with paired "
+      "standard errors over the scored positions (± s.e.): two variants whose Δppl differ by less than a few "
+      "of them are not told apart by this text.");
   sub->add_option("-m,--model", args->models,
                   "Model (repeat: the first is the base, the others are compared with it): .gguf, Hugging Face "
                   "directory or llama2.c .bin")

@@ -113,7 +113,7 @@ Result<std::vector<EvalRow>> run_eval(const std::vector<EvalModel>& models, cons
   }
 
   const size_t n_models = models.size();
-  std::vector<double> kl_sum(n_models, 0.0);
+  std::vector<double> kl_sum(n_models, 0.0), kl_sq(n_models, 0.0), d_sum(n_models, 0.0), d_sq(n_models, 0.0);
   std::vector<int64_t> same(n_models, 0), positions(n_models, 0);
   ThreadPool pool(opts.threads);
   ForwardOutput base_out, var_out;
@@ -124,7 +124,7 @@ Result<std::vector<EvalRow>> run_eval(const std::vector<EvalModel>& models, cons
   // Per scored position, computed on the pool (each row's softmax and KL over the whole vocabulary:
   // with a 49152-token vocabulary they took most of an eval's time on one thread), then summed in
   // position order, so the totals do not depend on the thread count.
-  std::vector<double> pos_kl(static_cast<size_t>(n_ctx));
+  std::vector<double> pos_kl(static_cast<size_t>(n_ctx)), pos_dnll(static_cast<size_t>(n_ctx));
   std::vector<uint8_t> pos_same(static_cast<size_t>(n_ctx));
   const int64_t n_scored = std::max(0, n_ctx - 1 - first);
   for (int32_t c = 0; c < n_chunks; ++c) {
@@ -148,10 +148,17 @@ Result<std::vector<EvalRow>> run_eval(const std::vector<EvalModel>& models, cons
           const RowStats qs = m == 0 ? ps : row_stats(q, n_vocab);
           pos_kl[static_cast<size_t>(j)] = kl_rows(p, ps, q, qs, n_vocab);
           pos_same[static_cast<size_t>(j)] = ps.argmax == qs.argmax;
+          // NLL of the next token: -(logit - max - lse); the difference to the base's.
+          const int32_t t = scorers[0]->target(c, static_cast<int32_t>(j));
+          pos_dnll[static_cast<size_t>(j)] = (qs.max + qs.lse - q[t]) - (ps.max + ps.lse - p[t]);
         }
       });
       for (int32_t j = first; j < n_ctx - 1; ++j) {
-        kl_sum[m] += pos_kl[static_cast<size_t>(j)];
+        const double kl = pos_kl[static_cast<size_t>(j)], d = pos_dnll[static_cast<size_t>(j)];
+        kl_sum[m] += kl;
+        kl_sq[m] += kl * kl;
+        d_sum[m] += d;
+        d_sq[m] += d * d;
         same[m] += pos_same[static_cast<size_t>(j)];
         ++positions[m];
       }
@@ -172,6 +179,18 @@ Result<std::vector<EvalRow>> run_eval(const std::vector<EvalModel>& models, cons
     r.n_positions = positions[m];
     r.kld = positions[m] > 0 ? kl_sum[m] / static_cast<double>(positions[m]) : 0.0;
     r.same_top1_pct = positions[m] > 0 ? 100.0 * static_cast<double>(same[m]) / static_cast<double>(positions[m]) : 0.0;
+    if (positions[m] > 1) {
+      const double n = static_cast<double>(positions[m]);
+      // Standard error of a mean from the sums of x and x^2 (population variance / (n - 1)).
+      auto mean_stderr = [n](double sum, double sq) {
+        const double mean = sum / n;
+        return std::sqrt(std::max(0.0, sq / n - mean * mean) / (n - 1.0));
+      };
+      r.kld_stderr = mean_stderr(kl_sum[m], kl_sq[m]);
+      r.dppl_pct_stderr = 100.0 * std::exp(d_sum[m] / n) * mean_stderr(d_sum[m], d_sq[m]);
+      const double p = static_cast<double>(same[m]) / n;
+      r.same_top1_stderr = 100.0 * std::sqrt(p * (1.0 - p) / (n - 1.0));
+    }
   }
   for (size_t m = 0; m < n_models; ++m) {
     rows[m].ratio = rows[m].file_bytes > 0 ? static_cast<double>(rows[0].file_bytes) / static_cast<double>(rows[m].file_bytes) : 0.0;
@@ -222,9 +241,9 @@ std::string format_eval_table(const std::vector<EvalRow>& rows) {
                                   eval_fmt("%.2fx", r.ratio),
                                   eval_fmt("%.2f", r.bpw),
                                   eval_fmt("%.4f", r.ppl.ppl) + " ± " + eval_fmt("%.4f", r.ppl.ppl_stderr),
-                                  eval_fmt("%+.3f%%", r.dppl_pct),
-                                  eval_fmt("%.6f", r.kld),
-                                  eval_fmt("%.2f%%", r.same_top1_pct)};
+                                  eval_fmt("%+.3f%%", r.dppl_pct) + " ± " + eval_fmt("%.3f", r.dppl_pct_stderr),
+                                  eval_fmt("%.6f", r.kld) + " ± " + eval_fmt("%.6f", r.kld_stderr),
+                                  eval_fmt("%.2f%%", r.same_top1_pct) + " ± " + eval_fmt("%.2f", r.same_top1_stderr)};
     if (speed) {
       c.push_back(r.has_speed ? eval_fmt("%.2f", r.pp_tps) : "-");
       c.push_back(r.has_speed ? eval_fmt("%.2f", r.tg_tps) : "-");
@@ -283,8 +302,11 @@ std::string format_eval_json(const std::vector<EvalRow>& rows) {
     j["mean_nll"] = r.ppl.mean_nll;
     j["n_chunks"] = r.ppl.n_units;
     j["dppl_pct"] = r.dppl_pct;
+    j["dppl_pct_stderr"] = r.dppl_pct_stderr;
     j["kld"] = r.kld;
+    j["kld_stderr"] = r.kld_stderr;
     j["same_top1_pct"] = r.same_top1_pct;
+    j["same_top1_stderr"] = r.same_top1_stderr;
     j["n_positions"] = r.n_positions;
     if (r.has_speed) {
       j["n_prompt"] = r.n_prompt;

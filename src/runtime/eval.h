@@ -43,6 +43,16 @@ struct EvalRow {
   double dppl_pct = 0.0;       // (ppl / base ppl - 1) * 100
   double kld = 0.0;            // mean KL(P_base || P_this) in nats over the scored positions
   double same_top1_pct = 0.0;  // % of scored positions where both argmaxes agree
+  // Paired standard errors against the base, over the scored positions (as llama.cpp's
+  // --kl-divergence; positions are taken as independent, so these are lower bounds):
+  //  - ln(ppl / base ppl) is the mean of d = NLL_this - NLL_base per position; its standard error
+  //    s_d / sqrt(n - 1) carries to Δppl as 100 * (ppl / base ppl) * that;
+  //  - KLD: the standard deviation of the per-position KL / sqrt(n - 1);
+  //  - same top-1: the binomial 100 * sqrt(p (1 - p) / (n - 1)).
+  // A difference between two variants' Δppl is real when it is several of these apart.
+  double dppl_pct_stderr = 0.0;
+  double kld_stderr = 0.0;
+  double same_top1_stderr = 0.0;  // percentage points
   int64_t n_positions = 0;     // scored positions compared
   bool has_speed = false;
   int32_t n_prompt = 0, n_gen = 0;

@@ -127,7 +127,8 @@ TEST(EvalCliTest, TableHasOneRowPerModelAndAllColumns) {
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) table_lines += !line.empty() && line[0] == '|';
   EXPECT_EQ(table_lines, 2u + 2u) << r.out;
-  EXPECT_NE(r.out.find("| 0.000000 |"), std::string::npos) << r.out;  // the base against itself
+  EXPECT_NE(r.out.find("| 0.000000 ± 0.000000 |"), std::string::npos) << r.out;  // the base against itself
+  EXPECT_NE(r.out.find("+0.000% ± 0.000"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("100.00%"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("[2/2] chunks"), std::string::npos) << r.err;
 }
@@ -144,7 +145,7 @@ TEST(EvalCliTest, JsonArrayWithoutSpeed) {
   ASSERT_EQ(j.size(), 2u);
   for (const auto& row : j) {
     for (const char* key : {"model", "file_bytes", "ratio", "bpw", "ppl", "dppl_pct", "kld", "same_top1_pct",
-                            "n_positions", "pp_tps", "tg_tps"}) {
+                            "dppl_pct_stderr", "kld_stderr", "same_top1_stderr", "n_positions", "pp_tps", "tg_tps"}) {
       EXPECT_TRUE(row.contains(key)) << key;
     }
     EXPECT_EQ(row["kld"].get<double>(), 0.0);

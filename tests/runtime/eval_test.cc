@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <set>
+#include <tuple>
+#include <utility>
 
 #include "model/convert.h"
 #include "model/loader.h"
@@ -69,6 +71,9 @@ TEST(EvalTest, ModelAgainstItselfHasZeroKld) {
     EXPECT_EQ(r.kld, 0.0);
     EXPECT_EQ(r.same_top1_pct, 100.0);
     EXPECT_EQ(r.dppl_pct, 0.0);
+    EXPECT_EQ(r.dppl_pct_stderr, 0.0);
+    EXPECT_EQ(r.kld_stderr, 0.0);
+    EXPECT_EQ(r.same_top1_stderr, 0.0);
     EXPECT_EQ(r.n_positions, 3 * (64 - 1 - 32));
     EXPECT_EQ(r.ppl.n_units, 3);
   }
@@ -85,10 +90,25 @@ TEST(EvalTest, ModelAgainstItselfHasZeroKld) {
 }
 
 // KL and top-1 computed here straight from Model::forward, in double.
+// The paired standard errors from the per-position values, two-pass.
 struct Reference {
   double kld = 0.0;
   double top1_pct = 0.0;
+  double dppl_pct = 0.0;         // 100 (exp(mean d) - 1), d = NLL_q - NLL_p per position
+  double dppl_pct_stderr = 0.0;  // 100 exp(mean d) sd(d) / sqrt(n - 1)
+  double kld_stderr = 0.0;
+  double top1_stderr = 0.0;
 };
+
+// Mean and sd / sqrt(n - 1) (sd with divisor n) of v, in two passes.
+std::pair<double, double> mean_and_stderr(const std::vector<double>& v) {
+  double mean = 0.0;
+  for (double x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  double ss = 0.0;
+  for (double x : v) ss += (x - mean) * (x - mean);
+  return {mean, std::sqrt(ss / static_cast<double>(v.size()) / static_cast<double>(v.size() - 1))};
+}
 
 std::vector<float> chunk_logits(const Model& m, const std::vector<int32_t>& chunk) {
   const ModelConfig& cfg = m.config();
@@ -112,8 +132,8 @@ Reference reference(const Model& p, const Model& q, const std::string& text, int
   const bool bos = tok.add_bos_default() && tok.bos() >= 0;
   std::vector<int32_t> ids = tok.encode(text, bos);
   const int32_t nv = p.config().n_vocab;
-  double kl_sum = 0.0;
-  int64_t n = 0, same = 0;
+  std::vector<double> kls, ds;
+  int64_t same = 0;
   for (int32_t c = 0; c < chunks; ++c) {
     std::vector<int32_t> chunk(ids.begin() + c * n_ctx, ids.begin() + (c + 1) * n_ctx);
     if (bos) chunk[0] = tok.bos();
@@ -139,12 +159,22 @@ Reference reference(const Model& p, const Model& q, const std::string& text, int
         const double pa = std::exp(a[i] - za);
         kl += pa * ((a[i] - za) - (b[i] - zb));
       }
-      kl_sum += kl;
+      kls.push_back(kl);
       same += ia == ib;
-      ++n;
+      const int32_t t = ids[static_cast<size_t>(c * n_ctx + j + 1)];
+      ds.push_back((zb - b[t]) - (za - a[t]));
     }
   }
-  return {kl_sum / static_cast<double>(n), 100.0 * static_cast<double>(same) / static_cast<double>(n)};
+  Reference r;
+  const double n = static_cast<double>(kls.size());
+  std::tie(r.kld, r.kld_stderr) = mean_and_stderr(kls);
+  r.top1_pct = 100.0 * static_cast<double>(same) / n;
+  const double p1 = static_cast<double>(same) / n;
+  r.top1_stderr = 100.0 * std::sqrt(p1 * (1.0 - p1) / (n - 1.0));
+  const auto [md, sd] = mean_and_stderr(ds);
+  r.dppl_pct = 100.0 * (std::exp(md) - 1.0);
+  r.dppl_pct_stderr = 100.0 * std::exp(md) * sd;
+  return r;
 }
 
 TEST(EvalTest, KldMatchesIndependentComputation) {
@@ -167,6 +197,19 @@ TEST(EvalTest, KldMatchesIndependentComputation) {
   EXPECT_NEAR((*rows)[2].kld, r4.kld, 1e-9 * r4.kld);
   EXPECT_DOUBLE_EQ((*rows)[1].same_top1_pct, r8.top1_pct);
   EXPECT_DOUBLE_EQ((*rows)[2].same_top1_pct, r4.top1_pct);
+  // Paired statistics against the base: Δppl from the per-position NLL differences is the ratio of
+  // the perplexities, and the standard errors are those of the per-position values.
+  for (const auto& [row, ref] : {std::pair{&(*rows)[1], &r8}, std::pair{&(*rows)[2], &r4}}) {
+    EXPECT_NEAR(row->dppl_pct, ref->dppl_pct, 1e-6 * (1.0 + std::abs(ref->dppl_pct)));
+    EXPECT_GT(ref->dppl_pct_stderr, 0.0);
+    EXPECT_NEAR(row->dppl_pct_stderr, ref->dppl_pct_stderr, 1e-6 * ref->dppl_pct_stderr);
+    EXPECT_NEAR(row->kld_stderr, ref->kld_stderr, 1e-6 * ref->kld_stderr);
+    EXPECT_NEAR(row->same_top1_stderr, ref->top1_stderr, 1e-9);
+  }
+  // Q4_0 is further from the base than Q8_0: its per-position NLL differences spread more.
+  EXPECT_GT(r4.dppl_pct_stderr, r8.dppl_pct_stderr);
+  EXPECT_EQ((*rows)[0].dppl_pct_stderr, 0.0);
+  EXPECT_EQ((*rows)[0].kld_stderr, 0.0);
   EXPECT_EQ((*rows)[0].kld, 0.0);
   // Q8_0 is 8.5 bits; ffn_down's rows of 172 do not fit a 32-block and stay f16, the norms f32.
   EXPECT_GT((*rows)[1].bpw, 8.5);
