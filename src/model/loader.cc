@@ -121,12 +121,14 @@ Result<std::shared_ptr<const WeightSource>> open_hf(const std::string& dir, cons
 }
 
 // LoadOptions::repack: Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 matrices of whole 16-row groups, in place (the bytes are this
-// process's own copy of the file).
+// process's own copy of the file). Only weight matrices ("*.weight"): the tensors that go with them (an
+// input rotation "<name>.rot", f32 [m][m], read as plain rows by kernels/rotate.h) keep the file layout.
 void repack_weights(GgufFile& file) {
   std::vector<NamedTensor>* tensors = file.tensors_in_private_memory();
   if (tensors == nullptr) return;
   int n = 0;
   for (NamedTensor& t : *tensors) {
+    if (!t.name.ends_with(".weight")) continue;
     if (!kernels::can_repack_r16(t.view) || !kernels::prefers_r16(t.view.type)) continue;
     kernels::repack_r16(t.view.type, const_cast<uint8_t*>(t.view.data), t.view.rows(), t.view.cols());
     t.view.type = kernels::r16_type_of(t.view.type);

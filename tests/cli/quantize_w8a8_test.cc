@@ -7,7 +7,8 @@
 //   - SmoothQuant's smoothing alone (nothing rounded) leaves the logits unchanged to 1e-5;
 //   - the files carry the i8_ch tensors (embeddings and head included) and their scales, generate
 //     text, and bad flags or broken
-//     companion tensors give one specific error.
+//     companion tensors give one specific error;
+//   - a rotation of 16 rows or more (stories260K's 43 x 43) loads: the loader regroups only "*.weight".
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -101,6 +102,38 @@ TEST(QuantizeW8A8Test, QualityOnTinyStories) {
   auto g = run_command(bin() + " generate -m " + q(sq) + " -p 'Once upon a time' -n 8 --temp 0");
   EXPECT_EQ(g.exit_code, 0) << g.err;
   EXPECT_GT(g.out.size(), 16u);
+}
+
+// stories260K's ffn_down rows of 172 = 4 x 43 take a 43 x 43 rotation: a matrix of 16 rows or more,
+// which the loader must not regroup for the matrix kernels (it regroups the "*.weight" matrices only).
+TEST(QuantizeW8A8Test, RotationsOf16RowsOrMoreLoad) {
+  LLMOPT_REQUIRE_DATA("models/stories260K/stories260K.gguf");
+  LLMOPT_REQUIRE_DATA(test::kTinyStoriesText);
+  const std::string base = test::data_path("models/stories260K/stories260K.gguf");
+  const std::string out = test::temp_dir() + "/s260k-rot.gguf";
+  auto r = run_command(bin() + " quantize " + q(base) + " " + q(out) + " --method smoothquant --rotate --sq-alpha 0.5 --calib " +
+                       q(w8_texts().calib_path) + " --calib-samples 2 --calib-seq-len 64 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto src = open_model_source(out);
+  ASSERT_TRUE(src.ok()) << src.status().message();
+  const TensorView* rot = (*src)->find("blk.0.ffn_down.weight.rot");
+  ASSERT_NE(rot, nullptr) << "ffn_down kept no rotation";
+  ASSERT_EQ(rot->shape, (std::vector<int64_t>{43, 43}));
+  auto g = run_command(bin() + " generate -m " + q(out) + " -p 'Once upon a time' -n 8 --temp 0");
+  EXPECT_EQ(g.exit_code, 0) << g.err;
+  // Loaded with the regrouping on, it still computes what the original does, within W8A8's error.
+  auto a = load_model(base);
+  auto b = load_model(out);
+  ASSERT_TRUE(a.ok() && b.ok()) << (b.ok() ? "" : b.status().message());
+  EvalOptions o;
+  o.n_ctx = 64;
+  o.n_chunks = 4;
+  o.threads = 2;
+  o.speed = false;
+  auto rows = run_eval({{a->get(), "f32"}, {b->get(), "rot"}}, w8_texts().eval_text.substr(0, 20000), o);
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  EXPECT_LT((*rows)[1].kld, 0.02);
+  EXPECT_GT((*rows)[1].same_top1_pct, 90.0);
 }
 
 TEST(QuantizeW8A8Test, SmoothingAloneKeepsTheLogits) {
