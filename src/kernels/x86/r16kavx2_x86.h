@@ -34,21 +34,27 @@ inline void q4k_r16_scales_avx2(const uint8_t* sp, int h, __m256 (&ds)[8], __m25
   auto word = [&](int t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 64 + 64 * t + 32 * h)); };
   const __m256i w0 = word(0), w1 = word(1), w2 = word(2);
   const __m256i m3f = _mm256_set1_epi32(0x3f3f3f3f), m0f = _mm256_set1_epi32(0x0f0f0f0f);
-  const __m256i m03 = _mm256_set1_epi32(0x03030303), byte = _mm256_set1_epi32(0xff);
+  const __m256i m03 = _mm256_set1_epi32(0x03030303);
   const __m256i sc_lo = _mm256_and_si256(w0, m3f), m_lo = _mm256_and_si256(w1, m3f);
   const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(w2, m0f),
                                         _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w0, 6), m03), 4));
   const __m256i m_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 4), m0f),
                                        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(w1, 6), m03), 4));
-  const __m256 sign = _mm256_set1_ps(-0.0f);
+  // -(dmin * m) is (-dmin) * m exactly (rounding is symmetric in the sign).
+  const __m256 neg_dmin = _mm256_xor_ps(dmin, _mm256_set1_ps(-0.0f));
+  // Byte j of every dword, zero-extended: one byte shuffle (indices within each 128-bit lane).
   auto pick = [&](__m256i v, int j) {
-    return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(v, _mm256_set1_epi32(8 * j)), byte));
+    const __m256i idx = _mm256_add_epi32(
+        _mm256_setr_epi32(int(0x80808000), int(0x80808004), int(0x80808008), int(0x8080800C), int(0x80808000),
+                          int(0x80808004), int(0x80808008), int(0x8080800C)),
+        _mm256_set1_epi32(j));
+    return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, idx));
   };
   for (int j = 0; j < 4; ++j) {
     ds[j] = _mm256_mul_ps(d, pick(sc_lo, j));
     ds[j + 4] = _mm256_mul_ps(d, pick(sc_hi, j));
-    dm[j] = _mm256_xor_ps(_mm256_mul_ps(dmin, pick(m_lo, j)), sign);
-    dm[j + 4] = _mm256_xor_ps(_mm256_mul_ps(dmin, pick(m_hi, j)), sign);
+    dm[j] = _mm256_mul_ps(neg_dmin, pick(m_lo, j));
+    dm[j + 4] = _mm256_mul_ps(neg_dmin, pick(m_hi, j));
   }
 }
 
