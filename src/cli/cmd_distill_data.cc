@@ -48,7 +48,7 @@ Result<std::vector<Prompt>> read_prompts(const std::string& path) {
     } else {
       p.text = line;
     }
-    for (size_t i = 0; (i = p.text.find("\\n", i)) != std::string::npos;) p.text.replace(i, 2, "\n");
+    for (size_t i = 0; (i = p.text.find("\\n", i)) != std::string::npos;) p.text.replace(i, 2, 1, '\n');
     if (!p.text.empty()) out.push_back(std::move(p));
   }
   if (out.empty()) return error(path + ": no prompts (one per line; '#' starts a comment)");

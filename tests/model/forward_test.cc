@@ -189,7 +189,10 @@ std::vector<float> numpy_logits(const WeightSource& src, const std::vector<int32
   const Status st = writer.write(dir + "/model.gguf");
   EXPECT_TRUE(st.ok()) << st.message();
   std::string ids;
-  for (int32_t t : tokens) ids += (ids.empty() ? "" : ",") + std::to_string(t);
+  for (int32_t t : tokens) {
+    if (!ids.empty()) ids += ',';
+    ids += std::to_string(t);
+  }
   const test::CmdResult r = test::run_command(test::numpy_python() + " " + test::source_dir() +
                                               "/tests/model/numpy_ref.py " + dir + "/model.gguf " + dir +
                                               "/logits.bin " + ids);

@@ -72,7 +72,12 @@ DecodedPng decode_png_with_python(const std::string& png_path, const std::vector
   const std::string script = temp_dir() + "/decode_png.py";
   write_file(script, kDecoder);
   std::string cmd = stdlib_python() + " " + script + " '" + png_path + "'";
-  for (auto [x, y] : xy) cmd += " " + std::to_string(x) + " " + std::to_string(y);
+  for (auto [x, y] : xy) {
+    cmd += ' ';
+    cmd += std::to_string(x);
+    cmd += ' ';
+    cmd += std::to_string(y);
+  }
   CmdResult r = run_command(cmd);
   if (r.exit_code != 0) {
     d.error = r.err;
