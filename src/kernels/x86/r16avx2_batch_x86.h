@@ -128,32 +128,37 @@ inline void restore_r16_groups(const MatmulArgs& a, int64_t g, int64_t n, uint8_
 }
 
 // Restore(a, g, n, out): groups [g, g + n) back to the file layout at out (restore_r16_groups for the
-// 32-element types, restore_k_groups for the K-quants).
-template <class W, class Ops, class Group, class Restore>
-inline void r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group, const Restore& restore) {
+// 32-element types, restore_k_groups for Q4_K), or to another layout RW that the tiles read,
+// in rows of restored_row_bytes (Q6_K: WQ6_KX, r16q6kx_avx2_x86.h).
+template <class W, class Ops, class RW = W, class Group, class Restore>
+inline void r16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1, const Group& group, const Restore& restore,
+                          int64_t restored_row_bytes = 0) {
   if (a.xq8 == nullptr || a.m <= kR16PassMaxM) {
     r16_rows_passes_avx2<W, Ops>(a, r0, r1, group);
     return;
   }
   const int64_t end = r16_groups_end(a, r1);
   const size_t group_bytes = kR16Rows * a.w_row_bytes;
+  const size_t row_bytes = restored_row_bytes > 0 ? static_cast<size_t>(restored_row_bytes) : a.w_row_bytes;
   const int64_t per_chunk = std::max<int64_t>(1, static_cast<int64_t>(kR16RestoreBytes / group_bytes));
   thread_local std::vector<uint8_t> buf;
-  if (buf.size() < static_cast<size_t>(per_chunk) * group_bytes) buf.resize(static_cast<size_t>(per_chunk) * group_bytes);
+  const size_t buf_bytes = static_cast<size_t>(per_chunk) * kR16Rows * row_bytes;
+  if (buf.size() < buf_bytes) buf.resize(buf_bytes);
   for (int64_t g = r0 / kR16Rows; g * kR16Rows < end;) {
     const int64_t n = std::min(per_chunk, end / kR16Rows - g);
     restore(a, g, n, buf.data());
     MatmulArgs b = a;
     b.w = buf.data();
+    b.w_row_bytes = row_bytes;
     b.y = a.y + g * kR16Rows;  // y's row stride stays n_out
     b.bias = a.bias != nullptr ? a.bias + g * kR16Rows : nullptr;
-    BlockDotKernel<W, Ops>::run(b, 0, n * kR16Rows);
+    BlockDotKernel<RW, Ops>::run(b, 0, n * kR16Rows);
     g += n;
   }
   if (std::max(r0, end) < r1) BlockDotKernel<W, Ops>::run(a, std::max(r0, end), r1);
 }
 
-// Groups [g, g + n) of a K-quant regrouped matrix back to the file layout at out (rows of
+// Groups [g, g + n) of a Q4_K regrouped matrix back to the file layout at out (rows of
 // a.w_row_bytes; kernels::unpack_r16's bytes): per super-block of the group, Fields::copy(o, stride,
 // sp) writes the 16 rows' file super-blocks (row j at o + j * stride) from the group's super-block at
 // sp. The code fields go 8 chunks x 8 rows at a time through an 8 x 8 transpose of 32-bit words (one
@@ -192,15 +197,6 @@ struct Q4KFields {  // repack.h: d, dmin at 0, 32; scales at 64; qs at 256
     copy_half<2, 32>(o, stride, sp);
     copy_chunks<4, 3, 64>(o, stride, sp);
     copy_chunks8<16, 32, 256>(o, stride, sp);
-  }
-};
-struct Q6KFields {  // scales at 0, ql at 256, qh at 2304, d at 3328
-  static constexpr int kFileBytes = 210;
-  static void copy(uint8_t* o, int64_t stride, const uint8_t* sp) {
-    copy_chunks8<0, 32, 256>(o, stride, sp);
-    copy_chunks8<128, 16, 2304>(o, stride, sp);
-    copy_chunks<192, 4, 0>(o, stride, sp);
-    copy_half<208, 3328>(o, stride, sp);
   }
 };
 template <class Fields>

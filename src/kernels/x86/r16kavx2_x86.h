@@ -6,8 +6,9 @@
 // lane. Every sub-block then takes the same float operations as the file-layout kernels of its type
 // (blockdot_rows_x86.h), in the same order, so the results are bit-identical to them for any batch
 // (tests/kernels/r16_k_test.cc). Decode and batches up to kR16PassMaxM rows run the kernels below,
-// up to 16 activation rows per pass over a group; larger batches restore the groups to the file layout and
-// run its tiles (r16_rows_avx2, r16avx2_batch_x86.h). Internal linkage like matmul_x86.h.
+// up to 16 activation rows per pass over a group; larger batches restore the groups (Q4_K to the file
+// layout, Q6_K to one byte per code: r16q6kx_avx2_x86.h) and run the tiles (r16_rows_avx2,
+// r16avx2_batch_x86.h). Internal linkage like matmul_x86.h.
 #pragma once
 
 #include <immintrin.h>
@@ -17,12 +18,12 @@
 #include <vector>
 
 #include "kernels/x86/r16avx2_x86.h"
+#include "kernels/x86/r16q6kx_avx2_x86.h"
 
 namespace llmopt::kernels {
 namespace {
 
 constexpr int64_t kR16Q4KSuperBytesAvx2 = kR16Rows * 144;  // one super-block of a 16-row Q4_K group
-constexpr int64_t kR16Q6KSuperBytesAvx2 = kR16Rows * 210;  // and of a Q6_K group
 
 // ---- Q4_K ----------------------------------------------------------------------------------------
 
@@ -137,7 +138,7 @@ template <int R>
 inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const int32_t* xoff) {
   const int64_t nsb = a.k / 256, nb = a.k / 32;
   const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q6KSuperBytesAvx2;
-  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   const BlockQ8Act* x[R];
@@ -153,14 +154,9 @@ inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const 
       for (int q = 0; q < 8; ++q) {
         #pragma GCC unroll 2
         for (int v = 0; v < 2; ++v) {
-          auto at = [&](int64_t off) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + off + 32 * v)); };
-          const __m256i lo = at(256 + 64 * (16 * h + q)), hi = at(256 + 64 * (16 * h + 8 + q));
-          const __m256i qh = at(2304 + 64 * (8 * h + q));
-          u[q][0][v] = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45));
-          u[q][1][v] = _mm256_or_si256(_mm256_and_si256(hi, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45));
-          u[q][2][v] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), low4), _mm256_and_si256(qh, bits45));
-          u[q][3][v] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), low4),
-                                       _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
+          __m256i w[4];
+          q6k_r16_codes_avx2(sp, h, q, v, w);
+          for (int c = 0; c < 4; ++c) u[q][c][v] = w[c];
         }
       }
       // scale k = 8 h + 2 c + t of the 16 rows times their d: byte k % 4 of their dwords k / 4, sign-extended
@@ -238,9 +234,10 @@ template <class Ops>
 void q6kr16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
   thread_local std::vector<int32_t> xoff;
   if (a.xq8 == nullptr || a.m <= kR16PassMaxM) q6k_half_block_offsets(a, xoff);
-  r16_rows_avx2<WQ6_K, Ops>(
+  // Large batches restore to WQ6_KX blocks (r16q6kx_avx2_x86.h), not to the file layout.
+  r16_rows_avx2<WQ6_K, Ops, WQ6_KX>(
       a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q6kr16_group_avx2<R>(a, g, i, xoff.data()); },
-      restore_k_groups<Q6KFields>);
+      restore_q6k_expanded, WQ6_KX::row_bytes(a.k));
 }
 
 }  // namespace

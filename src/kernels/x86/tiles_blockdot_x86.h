@@ -15,7 +15,8 @@
 //    Weight rows are prefetched ahead as in decode (measured: 8-sequence batched decode of GPT-2 124M
 //    Q8_0 +30%, prefill unchanged).
 // Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, q4_1_g128, and the K-quants Q4_K, Q5_K, Q6_K, whose decode
-// reads a super-block's scales once for its 8 blocks (by_rows_super4*).
+// reads a super-block's scales once for its 8 blocks (by_rows_super4*); on AVX2 also WQ6_KX, Q6_K with
+// its codes one byte each, which large batches of regrouped Q6_K restore to (r16q6kx_avx2_x86.h).
 // Included only through matmul_x86.h (internal linkage, see there).
 #pragma once
 
@@ -105,6 +106,7 @@ struct BlockDotKernel : BlockDotRows<W, Ops> {
         if constexpr (DirectCodes<W>) {
           codes[r] = W::codes(rows[r], b);
           d[r] = W::scale(rows[r], b);
+          if constexpr (kTwoScales<W>) d1[r] = W::scale1(rows[r], b);
           mm[r] = 0.0f;
         } else if constexpr (kSuperBlocks<W>) {
           // The scales come from the super-block table; W::load's own (unused) are optimized away.
