@@ -1,9 +1,9 @@
 // How the AVX2 kernels of the regrouped integer layouts (r16avx2_x86.h: Q8_0 / Q4_0 / Q4_1;
 // r16kavx2_x86.h: Q4_K / Q6_K) take a batch: decode and batches up to kR16PassMaxM rows pass over each
 // 16-row group with the type's group kernel, 16 activation rows at a time; larger batches copy the
-// groups back to the file layout, a few at a time, and run the file layout's tiles on the copy. The
-// copies (restore_r16_groups, restore_k_groups) move the code bytes through 8 x 8 transposes of 32-bit
-// words. Internal linkage like matmul_x86.h.
+// groups back to the file layout (Q6_K: to one byte per code, r16q6kx_avx2_x86.h), a few at a time, and
+// run the tiles on the copy. The copies (restore_r16_groups, restore_k_groups) move the code bytes
+// through 8 x 8 transposes of 32-bit words. Internal linkage like matmul_x86.h.
 #pragma once
 
 #include <immintrin.h>
