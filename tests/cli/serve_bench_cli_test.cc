@@ -16,7 +16,11 @@ using test::kStory260K;
 using test::run_command;
 
 std::string serve_cmd() {
-  return test::llmopt_binary() + " serve-bench -m '" + test::data_path(kStory260K) + "' -t 2";
+  std::string cmd = test::llmopt_binary();
+  cmd += " serve-bench -m '";
+  cmd += test::data_path(kStory260K);
+  cmd += "' -t 2";
+  return cmd;
 }
 
 TEST(ServeBenchCliTest, CompareJsonHasEveryModeAndConsistentCounts) {
