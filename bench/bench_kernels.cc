@@ -41,7 +41,7 @@ const int64_t kK = env_or("BENCH_K", 4096);
 std::vector<uint8_t> make_weights(DType t) {
   if (is_r16(t)) {  // the file-type matrix, regrouped as the loader does (kernels/repack.h)
     std::vector<uint8_t> w = make_weights(plain_type_of(t));
-    repack_r16(plain_type_of(t), w.data(), kNOut, kK);
+    repack_r16_as(t, w.data(), kNOut, kK);
     return w;
   }
   const size_t row_bytes = dtype_row_bytes(t, kK).value();
@@ -228,7 +228,8 @@ void register_all() {
   }
   for (DType t : {DType::kF32, DType::kF32R16, DType::kF16, DType::kF16R16, DType::kBF16, DType::kQ8_0, DType::kQ8_0R16,
                   DType::kQ4_0, DType::kQ4_0R16,
-                  DType::kQ4_1, DType::kQ4_K, DType::kQ4_KR16, DType::kQ5_K, DType::kQ5_KR16, DType::kQ6_K, DType::kQ6_KR16}) {
+                  DType::kQ4_1, DType::kQ4_K, DType::kQ4_KR16, DType::kQ5_K, DType::kQ5_KR16, DType::kQ6_K, DType::kQ6_KR16,
+                  DType::kQ6_KR16X3}) {
     for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
       if (!isa_supported(isa)) continue;
       for (int64_t m : {1, 2, 3, 5, 6, 7, 8, 9, 16, 64, 256}) {

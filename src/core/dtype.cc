@@ -27,6 +27,7 @@ constexpr DTypeInfo kTable[] = {
     {DType::kQ4_1R16, "q4_1_r16", 32, 20, true, true}, {DType::kQ4_KR16, "q4_K_r16", 256, 144, true, true},
     {DType::kQ6_KR16, "q6_K_r16", 256, 210, true, true}, {DType::kQ5_KR16, "q5_K_r16", 256, 176, true, true},
     {DType::kF32R16, "f32_r16", 1, 4, false, true},      {DType::kF16R16, "f16_r16", 1, 2, false, true},
+    {DType::kQ6_KR16X3, "q6_K_r16x3", 256, 210, true, true},
 };
 
 }  // namespace

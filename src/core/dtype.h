@@ -50,6 +50,9 @@ enum class DType : uint32_t {
   kQ5_KR16 = 1031,  // and Q5_K
   kF32R16 = 1032,   // and F32 (element k of 16 rows side by side)
   kF16R16 = 1033,   // and F16
+  // kQ6_KR16X3: kQ6_KR16 with its codes in three byte planes (6 bits of one code and 2 of a fourth per
+  // byte; kernels/repack.h), for ISAs whose products decode that faster (AVX2). Same bytes per row.
+  kQ6_KR16X3 = 1034,
 };
 
 struct DTypeInfo {

@@ -80,6 +80,54 @@ void transpose16(const T* src, T* dst, int64_t n) {
   }
 }
 
+constexpr int64_t kQ6Super = kR16Rows * 210;  // one super-block of a 16-row Q6_K group
+
+// The codes of one 16-row Q6_K super-block (bytes 256 .. 3327) from ql / qh to three planes, and back
+// (repack.h). Byte n of a 64-byte chunk is row n / 4, element n % 4 of its 4.
+void q6k_codes_to_planes(uint8_t* sp) {
+  uint8_t out[3072];
+  for (int h = 0; h < 2; ++h) {
+    for (int q = 0; q < 8; ++q) {
+      const uint8_t* lo = sp + 256 + 64 * (16 * h + q);
+      const uint8_t* hi = sp + 256 + 64 * (16 * h + 8 + q);
+      const uint8_t* qh = sp + 2304 + 64 * (8 * h + q);
+      uint8_t* pl = out + 64 * (24 * h + 3 * q);
+      for (int n = 0; n < 64; ++n) {
+        const int u[4] = {(lo[n] & 15) | (qh[n] & 3) << 4, (hi[n] & 15) | (qh[n] >> 2 & 3) << 4,
+                          (lo[n] >> 4) | (qh[n] >> 4 & 3) << 4, (hi[n] >> 4) | (qh[n] >> 6 & 3) << 4};
+        for (int p = 0; p < 3; ++p) pl[64 * p + n] = static_cast<uint8_t>(u[p] | (u[3] >> (2 * p) & 3) << 6);
+      }
+    }
+  }
+  std::memcpy(sp + 256, out, sizeof out);
+}
+
+void q6k_planes_to_codes(uint8_t* sp) {
+  uint8_t out[3072];
+  for (int h = 0; h < 2; ++h) {
+    for (int q = 0; q < 8; ++q) {
+      const uint8_t* pl = sp + 256 + 64 * (24 * h + 3 * q);
+      uint8_t* lo = out + 64 * (16 * h + q);
+      uint8_t* hi = out + 64 * (16 * h + 8 + q);
+      uint8_t* qh = out + 2048 + 64 * (8 * h + q);
+      for (int n = 0; n < 64; ++n) {
+        const int u[4] = {pl[n] & 63, pl[64 + n] & 63, pl[128 + n] & 63,
+                          pl[n] >> 6 | (pl[64 + n] >> 6) << 2 | (pl[128 + n] >> 6) << 4};
+        lo[n] = static_cast<uint8_t>((u[0] & 15) | (u[2] & 15) << 4);
+        hi[n] = static_cast<uint8_t>((u[1] & 15) | (u[3] & 15) << 4);
+        qh[n] = static_cast<uint8_t>(u[0] >> 4 | (u[1] >> 4) << 2 | (u[2] >> 4) << 4 | (u[3] >> 4) << 6);
+      }
+    }
+  }
+  std::memcpy(sp + 256, out, sizeof out);
+}
+
+// The whole groups of a Q6_K tensor (rows, k) at data: each super-block through f.
+void for_each_q6k_super(uint8_t* data, int64_t rows, int64_t k, void (*f)(uint8_t*)) {
+  const int64_t n = rows / kR16Rows * (k / 256);
+  for (int64_t i = 0; i < n; ++i) f(data + static_cast<size_t>(i * kQ6Super));
+}
+
 }  // namespace
 
 DType r16_type_of(DType t) {
@@ -100,7 +148,7 @@ DType plain_type_of(DType t) {
   if (t == DType::kQ4_1R16) return DType::kQ4_1;
   if (t == DType::kQ4_KR16) return DType::kQ4_K;
   if (t == DType::kQ5_KR16) return DType::kQ5_K;
-  if (t == DType::kQ6_KR16) return DType::kQ6_K;
+  if (t == DType::kQ6_KR16 || t == DType::kQ6_KR16X3) return DType::kQ6_K;
   if (t == DType::kF32R16) return DType::kF32;
   if (t == DType::kF16R16) return DType::kF16;
   return t;
@@ -113,13 +161,25 @@ bool can_repack_r16(const TensorView& w) {
   return w.nbytes == static_cast<size_t>(w.rows()) * static_cast<size_t>(w.cols() / be) * dtype_info(w.type).type_size;
 }
 
-bool prefers_r16(DType t) {
+DType preferred_r16_type(DType t) {
   const IsaKernels* isa = active_isa_kernels();
-  return isa != nullptr && r16_type_of(t) != t && isa->find_matmul(r16_type_of(t)).rows != nullptr;
+  if (t == DType::kQ6_K && isa != nullptr && isa->find_matmul(DType::kQ6_KR16X3).rows != nullptr) {
+    return DType::kQ6_KR16X3;
+  }
+  return r16_type_of(t);
 }
 
-void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
-  LLMOPT_CHECK(rows >= 0);
+bool prefers_r16(DType t) {
+  const IsaKernels* isa = active_isa_kernels();
+  const DType r = preferred_r16_type(t);
+  return isa != nullptr && r != t && isa->find_matmul(r).rows != nullptr;
+}
+
+void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) { repack_r16_as(r16_type_of(t), data, rows, k); }
+
+void repack_r16_as(DType r, uint8_t* data, int64_t rows, int64_t k) {
+  const DType t = plain_type_of(r);
+  LLMOPT_CHECK(rows >= 0 && r != t && (r == r16_type_of(t) || r == DType::kQ6_KR16X3));
   const Geometry g = geometry(t, k);
   const int64_t n_groups = rows / kR16Rows;
   auto groups = [&](int64_t g0, int64_t g1) {
@@ -140,6 +200,7 @@ void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k) {
           g.to_group(base, plain.data() + static_cast<size_t>(j * g.nb + b) * static_cast<size_t>(g.block_bytes), b, j);
         }
       }
+      if (r == DType::kQ6_KR16X3) for_each_q6k_super(base, kR16Rows, k, q6k_codes_to_planes);
     }
   };
   // Large tensors on a few threads (each group is independent): a 1 GB model's load would otherwise
@@ -163,8 +224,14 @@ void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* d
   // rows past the last whole group are in the file layout already
   const size_t grouped = static_cast<size_t>(rows / kR16Rows) * g.group_bytes();
   std::memcpy(dst + grouped, src + grouped, static_cast<size_t>(rows % kR16Rows * g.nb * g.block_bytes));
+  std::vector<uint8_t> tmp(r == DType::kQ6_KR16X3 ? g.group_bytes() : 0);
   for (int64_t grp = 0; grp < rows / kR16Rows; ++grp) {
     const uint8_t* base = src + static_cast<size_t>(grp) * g.group_bytes();
+    if (r == DType::kQ6_KR16X3) {  // back to ql / qh first
+      std::memcpy(tmp.data(), base, tmp.size());
+      for_each_q6k_super(tmp.data(), kR16Rows, k, q6k_planes_to_codes);
+      base = tmp.data();
+    }
     uint8_t* out = dst + static_cast<size_t>(grp) * g.group_bytes();
     for (int64_t j = 0; j < kR16Rows; ++j) {
       for (int64_t b = 0; b < g.nb; ++b) {
@@ -183,6 +250,12 @@ void dequantize_r16_row(DType rt, const uint8_t* data, int64_t rows, int64_t k, 
     return;
   }
   const uint8_t* base = data + static_cast<size_t>(r / kR16Rows) * g.group_bytes();
+  std::vector<uint8_t> tmp;
+  if (rt == DType::kQ6_KR16X3) {  // back to ql / qh first
+    tmp.assign(base, base + g.group_bytes());
+    for_each_q6k_super(tmp.data(), kR16Rows, k, q6k_planes_to_codes);
+    base = tmp.data();
+  }
   const int64_t j = r % kR16Rows;
   std::vector<uint8_t> row(static_cast<size_t>(g.nb * g.block_bytes));
   for (int64_t b = 0; b < g.nb; ++b) {

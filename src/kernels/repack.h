@@ -31,6 +31,14 @@
 // so each field's 4-byte chunks of the 16 rows are one 64-byte vector (the 16 rows' scale words, one
 // row per 32-bit lane: the scale decoding runs on 16 rows at once).
 //
+// Q6_K in three planes (kQ6_KR16X3, chosen instead of kQ6_KR16 where the selected ISA has a kernel for
+// it: AVX2): the kQ6_KR16 super-block with bytes 256 .. 3327 rewritten. Let u_c (0..63, the stored code
+// q + 32) be element 4 q + e of block 4 h + c of the super-block (h < 2, q < 8, c < 4, e < 4) of row j.
+// Byte 4 j + e of the 64 bytes at 256 + 64 (24 h + 3 q + p), p < 3, holds
+//   u_p | ((u_3 >> 2 p) & 3) << 6
+// so a kernel gets u_0, u_1, u_2 with one mask each and u_3 from the three top bit pairs (11 vector
+// operations for 4 vectors of codes, against 17 from ql and qh).
+//
 // F32 / F16 (4 / 2 bytes per element): element c of row j at 16 e c + e j (e: the element size), so
 // element c of the 16 rows is one 64- (32-) byte vector: the float kernels broadcast x[c] and add
 // x[c] * w[c] into the 16 rows' sums in one fma (x86/r16f_x86.h).
@@ -54,12 +62,17 @@ DType plain_type_of(DType t);
 inline bool is_r16(DType t) { return plain_type_of(t) != t; }
 // True if w is a 2-D Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16 tensor of at least 16 rows.
 bool can_repack_r16(const TensorView& w);
-// True if the selected ISA computes products against r16_type_of(t) with a fast kernel (the layout pays).
+// The regrouped type the selected ISA computes fastest for file type t: kQ6_KR16X3 for Q6_K where the
+// ISA has a kernel for it, else r16_type_of(t).
+DType preferred_r16_type(DType t);
+// True if the selected ISA computes products against preferred_r16_type(t) with a fast kernel (the layout pays).
 bool prefers_r16(DType t);
 // Rewrites `rows` rows of type t (Q8_0 / Q4_0 / Q4_1 / Q4_K / Q5_K / Q6_K / F32 / F16) of k elements at data into the
 // regrouped layout, in place.
 void repack_r16(DType t, uint8_t* data, int64_t rows, int64_t k);
-// The inverse: regrouped bytes of type r (kQ8_0R16 ... kF16R16) at src -> plain rows at dst (the same
+// The same into the regrouped type r (r16_type_of(plain_type_of(r)) or kQ6_KR16X3).
+void repack_r16_as(DType r, uint8_t* data, int64_t rows, int64_t k);
+// The inverse: regrouped bytes of type r (kQ8_0R16 ... kF16R16, kQ6_KR16X3) at src -> plain rows at dst (the same
 // size; src != dst).
 void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* dst);
 // Row r of a regrouped tensor (type rt) of `rows` rows and k columns, as f32 (the values dequantize_row gives the plain row).

@@ -130,8 +130,9 @@ void repack_weights(GgufFile& file) {
   for (NamedTensor& t : *tensors) {
     if (!t.name.ends_with(".weight")) continue;
     if (!kernels::can_repack_r16(t.view) || !kernels::prefers_r16(t.view.type)) continue;
-    kernels::repack_r16(t.view.type, const_cast<uint8_t*>(t.view.data), t.view.rows(), t.view.cols());
-    t.view.type = kernels::r16_type_of(t.view.type);
+    const DType rt = kernels::preferred_r16_type(t.view.type);
+    kernels::repack_r16_as(rt, const_cast<uint8_t*>(t.view.data), t.view.rows(), t.view.cols());
+    t.view.type = rt;
     ++n;
   }
   if (n > 0) log_debug("load: " + std::to_string(n) + " matrices regrouped by 16 rows");

@@ -12,6 +12,7 @@
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "kernels/isa_test_util.h"
+#include "kernels/dispatch.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/blocks.h"
 #include "kernels/ref/ref.h"
@@ -122,6 +123,89 @@ TEST_P(KernelsR16K, ProductsEqualThePlainLayoutOnEveryIsa) {
     for (int64_t n_out : {16, 80, 21}) {  // 21: a group and 5 rows in the file layout
       test::expect_r16_products_equal_plain(t, random_k_rows(t, n_out, k, rng), n_out, k,
                                             {1, 2, 3, 4, 5, 9, 16, 33, 70}, rng);
+    }
+  }
+}
+
+// The unsigned code (q + 32, 0..63) of element i of a Q6_K file super-block, by the file format's
+// definition (ql: low nibbles of elements l and l + 64 of each 128 in bytes l / l + 32 of its 64; qh:
+// bit pairs 0..3 of elements l, l + 32, l + 64, l + 96).
+int q6k_code(const uint8_t* blk, int64_t i) {
+  const int64_t n = i / 128, c = i % 128 / 32, l = i % 32;
+  const uint8_t ql = blk[64 * n + 32 * (c & 1) + l], qh = blk[128 + 32 * n + l];
+  return (c < 2 ? ql & 15 : ql >> 4) | (qh >> (2 * c) & 3) << 4;
+}
+
+// kQ6_KR16X3 (repack.h): each code byte follows the three-plane formula computed from the file's
+// codes; the scales and d sit where kQ6_KR16 has them; rows, views and the whole tensor come back exactly.
+TEST(KernelsR16KPlanes, Q6KThreePlanesFollowTheFormulaAndUnpackExactly) {
+  const DType rt = DType::kQ6_KR16X3;
+  EXPECT_EQ(plain_type_of(rt), DType::kQ6_K);
+  EXPECT_FALSE(dtype_from_name(dtype_name(rt)).has_value());
+  std::mt19937 rng(6);
+  for (int64_t k : {256, 768}) {
+    const int64_t rows = k == 256 ? 37 : 32, nsb = k / 256;
+    const std::vector<uint8_t> plain = random_k_rows(DType::kQ6_K, rows, k, rng);
+    std::vector<uint8_t> packed = plain;
+    repack_r16_as(rt, packed.data(), rows, k);
+    for (int64_t r = 0; r < rows / 16 * 16; ++r) {
+      const int64_t j = r % 16;
+      for (int64_t b = 0; b < nsb; ++b) {
+        const uint8_t* sup = packed.data() + (r / 16) * 16 * nsb * 210 + 16 * 210 * b;
+        const uint8_t* blk = plain.data() + (r * nsb + b) * 210;
+        for (int64_t i = 192; i < 210; ++i) ASSERT_EQ(sup[k_packed_offset(DType::kQ6_K, i, j)], blk[i]) << i;
+        for (int h = 0; h < 2; ++h) {
+          for (int q = 0; q < 8; ++q) {
+            for (int p = 0; p < 3; ++p) {
+              for (int e = 0; e < 4; ++e) {
+                const int u = q6k_code(blk, 128 * h + 32 * p + 4 * q + e);
+                const int u3 = q6k_code(blk, 128 * h + 96 + 4 * q + e);
+                ASSERT_EQ(sup[256 + 64 * (24 * h + 3 * q + p) + 4 * j + e], u | (u3 >> (2 * p) & 3) << 6)
+                    << "r=" << r << " b=" << b << " h=" << h << " q=" << q << " p=" << p << " e=" << e;
+              }
+            }
+          }
+        }
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> want(static_cast<size_t>(k)), got(want.size());
+      dequantize_row(DType::kQ6_K, plain.data() + r * nsb * 210, want.data(), k);
+      dequantize_r16_row(rt, packed.data(), rows, k, r, got.data());
+      ASSERT_EQ(want, got) << "row " << r;
+      dequantize_view_row(TensorView{rt, {rows, k}, packed.data(), packed.size()}, r, got.data());
+      ASSERT_EQ(want, got) << "view row " << r;
+    }
+    std::vector<uint8_t> back(plain.size());
+    unpack_r16(rt, packed.data(), rows, k, back.data());
+    EXPECT_EQ(back, plain);
+  }
+}
+
+// Products against kQ6_KR16X3 equal those against the file layout bit for bit where an ISA has a kernel
+// for it (AVX2), the reference path's elsewhere; 1 to 70 activation rows (decode, passes, the restore).
+TEST(KernelsR16KPlanes, Q6KThreePlaneProductsEqualThePlainLayout) {
+  IsaGuard guard;
+  std::mt19937 rng(4418);
+  for (int64_t k : {256, 768}) {
+    for (int64_t n_out : {16, 80, 21}) {
+      test::expect_r16_products_equal_plain(DType::kQ6_K, random_k_rows(DType::kQ6_K, n_out, k, rng), n_out, k,
+                                            {1, 2, 3, 4, 5, 9, 16, 33, 70}, rng, DType::kQ6_KR16X3);
+    }
+  }
+}
+
+// Where the selected ISA has a kernel for the three planes, loading prefers them for Q6_K.
+TEST(KernelsR16KPlanes, PreferredTypeFollowsTheIsa) {
+  IsaGuard guard;
+  for (Isa isa : supported_isas()) {
+    set_isa(isa);
+    const IsaKernels* k = active_isa_kernels();
+    const bool planes = k != nullptr && k->find_matmul(DType::kQ6_KR16X3).rows != nullptr;
+    EXPECT_EQ(preferred_r16_type(DType::kQ6_K), planes ? DType::kQ6_KR16X3 : DType::kQ6_KR16) << isa_name(isa);
+    EXPECT_EQ(preferred_r16_type(DType::kQ4_K), DType::kQ4_KR16);
+    if (isa == Isa::kAvx2) {
+      EXPECT_TRUE(planes);
     }
   }
 }

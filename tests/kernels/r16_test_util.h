@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "kernels/dispatch.h"
 #include "kernels/isa_test_util.h"
 #include "kernels/kernels.h"
 #include "kernels/repack.h"
@@ -21,13 +22,15 @@ namespace llmopt::kernels::test {
 // ISAs with a kernel for the layout; elsewhere the reference path against the reference path. For
 // each m of `ms` activation rows, 1 and 3 threads; each row also equals its one-row call (batch
 // invariance). Call with an IsaGuard alive.
+// rt: the regrouped type to test (default r16_type_of(t)).
 inline void expect_r16_products_equal_plain(DType t, const std::vector<uint8_t>& plain, int64_t n_out, int64_t k,
-                                            const std::vector<int64_t>& ms, std::mt19937& rng) {
-  const DType rt = r16_type_of(t);
+                                            const std::vector<int64_t>& ms, std::mt19937& rng,
+                                            DType rt = DType::kF32) {
+  if (rt == DType::kF32) rt = r16_type_of(t);
   std::uniform_real_distribution<float> val(-1.0f, 1.0f);
   ThreadPool pool1(1), pool3(3);
   std::vector<uint8_t> packed = plain;
-  repack_r16(t, packed.data(), n_out, k);
+  repack_r16_as(rt, packed.data(), n_out, k);
   const TensorView wq{t, {n_out, k}, plain.data(), plain.size()};
   const TensorView wr{rt, {n_out, k}, packed.data(), packed.size()};
   std::vector<float> bias(static_cast<size_t>(n_out));
@@ -39,7 +42,9 @@ inline void expect_r16_products_equal_plain(DType t, const std::vector<uint8_t>&
       SCOPED_TRACE(std::string(dtype_name(rt)) + " " + isa_name(isa) + " m=" + std::to_string(m) +
                    " k=" + std::to_string(k) + " n_out=" + std::to_string(n_out));
       set_isa(isa);
-      set_isa(prefers_r16(t) ? Isa::kAvx2 : Isa::kRef);
+      // the ISA's kernel for rt, if it has one, against AVX2's for t; else the reference paths
+      const bool fast = active_isa_kernels() != nullptr && active_isa_kernels()->find_matmul(rt).rows != nullptr;
+      set_isa(fast ? Isa::kAvx2 : Isa::kRef);
       std::vector<float> want(static_cast<size_t>(m * n_out)), got(want.size()), got3(want.size());
       matmul_bias(wq, bias.data(), x.data(), m, want.data(), pool1);
       set_isa(isa);

@@ -95,7 +95,7 @@ inline void expect_writes_back_the_file(const Model& m, const std::string& path,
 }
 
 // The GGUF file at `path` loaded as it is and regrouped at load (LoadOptions::repack); n_packed counts
-// the tensors of the regrouped one that now have type r16_type_of(t). ok: both loaded.
+// the tensors of the regrouped one that now have type preferred_r16_type(t). ok: both loaded.
 struct PlainAndPacked {
   std::unique_ptr<Model> plain, packed;
   int n_packed = 0;
@@ -110,7 +110,7 @@ inline PlainAndPacked load_plain_and_packed(const std::string& path, DType t) {
   if (!plain.ok() || !packed.ok()) return out;
   out.plain = std::move(plain).value();
   out.packed = std::move(packed).value();
-  for (const auto& nt : out.packed->source().tensors()) out.n_packed += nt.view.type == kernels::r16_type_of(t);
+  for (const auto& nt : out.packed->source().tensors()) out.n_packed += nt.view.type == kernels::preferred_r16_type(t);
   out.ok = true;
   return out;
 }

@@ -31,7 +31,8 @@ MatmulKernel find_matmul_avx2(DType t) {
   if (t == DType::kQ4_0R16) return {q4r16_rows_avx2<false, Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
   if (t == DType::kQ4_1R16) return {q4r16_rows_avx2<true, Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
   if (t == DType::kQ4_KR16) return {q4kr16_rows_avx2<Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
-  if (t == DType::kQ6_KR16) return {q6kr16_rows_avx2<Avx2Ops>, ActForm::kQ8Blocks, kR16Rows};
+  if (t == DType::kQ6_KR16) return {q6kr16_rows_avx2<Avx2Ops, false>, ActForm::kQ8Blocks, kR16Rows};
+  if (t == DType::kQ6_KR16X3) return {q6kr16_rows_avx2<Avx2Ops, true>, ActForm::kQ8Blocks, kR16Rows};
   if (t == DType::kF32R16) return {r16f_rows<Lanes8, false>, ActForm::kF32, kR16Rows};
   if (t == DType::kF16R16) return {r16f_rows<Lanes8, true>, ActForm::kF32, kR16Rows};
   return find_matmul_x86<Avx2Ops>(t);

@@ -1,4 +1,5 @@
-// Q4_K and Q6_K weights regrouped by 16 rows (DType::kQ4_KR16 / kQ6_KR16, kernels/repack.h) on AVX2
+// Q4_K and Q6_K weights regrouped by 16 rows (DType::kQ4_KR16 / kQ6_KR16, and Q6_K's three-plane
+// kQ6_KR16X3, which loading picks here; kernels/repack.h) on AVX2
 // (included by avx2.cc). r16k_x86.h reads the same layout with 512-bit vectors and VNNI; here each
 // 64-byte field chunk (4 bytes of each of the 16 rows) is two 256-bit halves, rows 0..7 and 8..15, and
 // the products are r16avx2_x86.h's: a broadcast group of 4 activation codes against 32 bytes of
@@ -134,7 +135,7 @@ inline void q4kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0) {
 // operations of every Q6_K kernel, in block order:
 //     acc = fma(float(D_{b,0}), (d sc_{2b}) * d_x, acc);  acc = fma(float(D_{b,1}), (d sc_{2b+1}) * d_x, acc)
 // A pair sum is at most 2 * 63 * 127 = 16002, so two add in int16 before widening.
-template <int R>
+template <int R, bool kX3>
 inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const int32_t* xoff) {
   const int64_t nsb = a.k / 256, nb = a.k / 32;
   const uint8_t* base = a.w + static_cast<size_t>(g * nsb) * kR16Q6KSuperBytesAvx2;
@@ -155,7 +156,7 @@ inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const 
         #pragma GCC unroll 2
         for (int v = 0; v < 2; ++v) {
           __m256i w[4];
-          q6k_r16_codes_avx2(sp, h, q, v, w);
+          q6k_r16_codes_avx2<kX3>(sp, h, q, v, w);
           for (int c = 0; c < 4; ++c) u[q][c][v] = w[c];
         }
       }
@@ -230,14 +231,15 @@ void q4kr16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
       restore_k_groups<Q4KFields>);
 }
 
-template <class Ops>
+// kQ6_KR16 or (kX3) kQ6_KR16X3.
+template <class Ops, bool kX3>
 void q6kr16_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1) {
   thread_local std::vector<int32_t> xoff;
   if (a.xq8 == nullptr || a.m <= kR16PassMaxM) q6k_half_block_offsets(a, xoff);
   // Large batches restore to WQ6_KX blocks (r16q6kx_avx2_x86.h), not to the file layout.
   r16_rows_avx2<WQ6_K, Ops, WQ6_KX>(
-      a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q6kr16_group_avx2<R>(a, g, i, xoff.data()); },
-      restore_q6k_expanded, WQ6_KX::row_bytes(a.k));
+      a, r0, r1, [&]<int R>(int64_t g, int64_t i) { q6kr16_group_avx2<R, kX3>(a, g, i, xoff.data()); },
+      restore_q6k_expanded<kX3>, WQ6_KX::row_bytes(a.k));
 }
 
 }  // namespace

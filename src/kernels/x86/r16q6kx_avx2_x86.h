@@ -1,4 +1,4 @@
-// Q6_K regrouped by 16 rows (DType::kQ6_KR16) for batches of more than kR16PassMaxM rows on AVX2: the
+// Q6_K regrouped by 16 rows (DType::kQ6_KR16 and kQ6_KR16X3) for batches of more than kR16PassMaxM rows on AVX2: the
 // groups are restored, a few at a time, not to the file layout but to WQ6_KX blocks, whose 6-bit codes
 // are one byte each, so the batched tiles (tiles_blockdot_x86.h) broadcast them straight from memory.
 // From the file layout every tile re-decoded each block's codes (ql nibble, qh bits, offset, 128-bit
@@ -54,22 +54,39 @@ struct WQ6_KX {
 };
 
 // The unsigned codes (q + 32) of elements 4q .. 4q + 3 of blocks 4h .. 4h + 3 (u[c]) of rows
-// 8v .. 8v + 7 (row 8v + j in dword j) of the group super-block at sp (repack.h): the low nibble from
-// ql (64 h + 4 q) (blocks 4h, 4h + 2) or ql (64 h + 32 + 4 q) (4h + 1, 4h + 3), bits 2c, 2c + 1 of
-// qh (32 h + 4 q) above it.
+// 8v .. 8v + 7 (row 8v + j in dword j) of the group super-block at sp (repack.h). kQ6_KR16: the low
+// nibble from ql (64 h + 4 q) (blocks 4h, 4h + 2) or ql (64 h + 32 + 4 q) (4h + 1, 4h + 3), bits 2c,
+// 2c + 1 of qh (32 h + 4 q) above it (17 operations). kQ6_KR16X3 (kX3): three planes, u[0..2] their low
+// 6 bits, u[3] their top bit pairs (11 operations).
+template <bool kX3>
 inline void q6k_r16_codes_avx2(const uint8_t* sp, int h, int q, int v, __m256i (&u)[4]) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
   auto at = [&](int64_t off) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + off + 32 * v)); };
-  const __m256i lo = at(256 + 64 * (16 * h + q)), hi = at(256 + 64 * (16 * h + 8 + q));
-  const __m256i qh = at(2304 + 64 * (8 * h + q));
-  u[0] = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45));
-  u[1] = _mm256_or_si256(_mm256_and_si256(hi, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45));
-  u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), low4), _mm256_and_si256(qh, bits45));
-  u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), low4),
-                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
+  if constexpr (kX3) {
+    const __m256i low6 = _mm256_set1_epi8(0x3F), top2 = _mm256_set1_epi8(static_cast<char>(0xC0));
+    const __m256i b0 = at(256 + 64 * (24 * h + 3 * q)), b1 = at(256 + 64 * (24 * h + 3 * q + 1));
+    const __m256i b2 = at(256 + 64 * (24 * h + 3 * q + 2));
+    u[0] = _mm256_and_si256(b0, low6);
+    u[1] = _mm256_and_si256(b1, low6);
+    u[2] = _mm256_and_si256(b2, low6);
+    // the top pairs masked first, so the 16-bit shifts move no bits across bytes
+    u[3] = _mm256_or_si256(_mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(b0, top2), 6),
+                                           _mm256_srli_epi16(_mm256_and_si256(b1, top2), 4)),
+                           _mm256_srli_epi16(_mm256_and_si256(b2, top2), 2));
+  } else {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+    const __m256i lo = at(256 + 64 * (16 * h + q)), hi = at(256 + 64 * (16 * h + 8 + q));
+    const __m256i qh = at(2304 + 64 * (8 * h + q));
+    u[0] = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45));
+    u[1] = _mm256_or_si256(_mm256_and_si256(hi, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45));
+    u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), low4), _mm256_and_si256(qh, bits45));
+    u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(hi, 4), low4),
+                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
+  }
 }
 
-// Groups [g, g + n) of a kQ6_KR16 matrix as rows of WQ6_KX blocks at out (WQ6_KX::row_bytes(k) each).
+// Groups [g, g + n) of a kQ6_KR16 (kQ6_KR16X3: kX3) matrix as rows of WQ6_KX blocks at out
+// (WQ6_KX::row_bytes(k) each).
+template <bool kX3>
 inline void restore_q6k_expanded(const MatmulArgs& a, int64_t g, int64_t n, uint8_t* out) {
   const int64_t nsb = a.k / 256, stride = WQ6_KX::row_bytes(a.k);
   for (int64_t gi = 0; gi < n; ++gi) {
@@ -91,7 +108,7 @@ inline void restore_q6k_expanded(const MatmulArgs& a, int64_t g, int64_t n, uint
           __m256i t[4][8];
           for (int q = 0; q < 8; ++q) {
             __m256i u[4];
-            q6k_r16_codes_avx2(sp, h, q, v, u);
+            q6k_r16_codes_avx2<kX3>(sp, h, q, v, u);
             for (int c = 0; c < 4; ++c) t[c][q] = u[c];
           }
           for (int c = 0; c < 4; ++c) {
