@@ -1,14 +1,15 @@
 // Flash-style attention step (kernels::attn_block), 256-bit FMA with F16C loads for f16 caches.
 // Included only by the x86 ISA translation units; internal linkage like matmul_x86.h.
-//   Scores: three query rows (a GQA group of three heads) or two x four keys per pass, so each key
-//   vector is loaded (and converted from f16) once for several queries; a row without a partner
-//   (decode without GQA) goes alone through the same arithmetic. Every key of the chunk goes through
+//   Scores: three query rows (a GQA group of three heads, or rows of three tokens of a prefill tile)
+//   x four keys per pass, so each key vector is loaded (and converted from f16) once for several
+//   queries; the last one or two rows go as a pair or alone through the same arithmetic. Every key of the chunk goes through
 //   a group of four (a partial group repeats its last key), and each (query, key) sum is reduced by the
 //   same hadd tree, so a score does not depend on which other rows or keys shared the pass (batch
 //   invariance).
-//   Then per query row: the max, exp256 of the shifted scores, the running sum; and the output rows of
-//   one token's query heads, up to three at a time and 16 floats at a time, kept in registers while
-//   the visible value rows (each converted once for them) are added in.
+//   Then per query row: the max, exp256 of the shifted scores, the running sum; and the output rows
+//   that see the same keys (one token's query heads, or tokens of a prefill tile past the chunk), up to
+//   three at a time and 16 floats at a time, kept in registers while the visible value rows (each
+//   converted once for them) are added in.
 // Head sizes that are not a multiple of 8 take scalar-loop fallbacks (dot_f32_x86 / axpy_f32_x86 on
 // converted rows, at most 512 elements).
 #pragma once
@@ -207,18 +208,22 @@ void attn_block_x86_t(const AttnQueries& a, int64_t hd, float scale, const void*
   auto q_row = [&](int32_t r) { return a.q + (r / a.group) * a.q_stride + (r % a.group) * hd; };
   auto o_row = [&](int32_t r) { return a.o + (r / a.group) * a.o_stride + (r % a.group) * hd; };
   auto vis_of = [&](int32_t r) { return std::min(n, a.n_vis[r / a.group]); };
-  // Scores of every row, over the keys its token may see (rounded up to groups of four). GQA groups of
-  // a multiple of three query heads go three at a time (the rows of a triple are one token's and see
-  // the same keys); otherwise rows go in pairs, which may span two tokens of a prefill tile.
-  if (vec && a.group % 3 == 0) {
-    for (int32_t r = 0; r < rows; r += 3) {
-      const int32_t nk = vis_of(r);
+  // Scores of every row, over the keys its token may see (rounded up to groups of four; a row whose
+  // token sees fewer keys than its partners' gets scores it then masks). Rows go three at a time (a
+  // GQA triple is one token's; otherwise the three may span tokens of a prefill tile), the last one or
+  // two in a pair or alone.
+  int32_t r3 = 0;
+  if (vec) {
+    for (; r3 + 3 <= rows; r3 += 3) {
+      const int32_t nk = std::max({vis_of(r3), vis_of(r3 + 1), vis_of(r3 + 2)});
       for (int32_t j = 0; j < nk; j += 4) {
-        scores_3x4<F16>(q_row(r), q_row(r + 1), q_row(r + 2), k, stride, j, n, hd, scale, s[r], s[r + 1], s[r + 2]);
+        scores_3x4<F16>(q_row(r3), q_row(r3 + 1), q_row(r3 + 2), k, stride, j, n, hd, scale, s[r3], s[r3 + 1],
+                        s[r3 + 2]);
       }
     }
-  } else {
-    for (int32_t r = 0; r < rows; r += 2) {
+  }
+  {
+    for (int32_t r = r3; r < rows; r += 2) {
       const int32_t rb = std::min(r + 1, rows - 1);
       const int32_t nk = std::max(vis_of(r), vis_of(rb));
       if (vec && rb == r) {
@@ -264,25 +269,28 @@ void attn_block_x86_t(const AttnQueries& a, int64_t hd, float scale, const void*
     a.m[r] = mx;
     cr[r] = c;
   }
-  // Output: o = o * c + sum_j p_j v_j over the visible keys, a token's query heads up to three at a time.
-  for (int32_t t = 0; t < a.n_tok; ++t) {
-    const int32_t r_end = (t + 1) * a.group;
-    const int32_t vis = vis_of(t * a.group);
-    if (vis <= 0) continue;
-    for (int32_t r = t * a.group; r < r_end;) {
-      if (!vec) {
-        float* oi = o_row(r);
-        for (int64_t d = 0; d < hd; ++d) oi[d] *= cr[r];
-        for (int32_t j = 0; j < vis; ++j) axpy_f32_x86(p[r][j], kv_row_f32<F16>(v, stride, j, hd, tmp), oi, hd);
-        ++r;
-        continue;
-      }
-      const int nr = std::min(3, r_end - r);
-      float* o[3] = {o_row(r), nr > 1 ? o_row(r + 1) : nullptr, nr > 2 ? o_row(r + 2) : nullptr};
-      const float* pr[3] = {p[r], nr > 1 ? p[r + 1] : nullptr, nr > 2 ? p[r + 2] : nullptr};
-      accumulate_values<F16>(o, pr, cr + r, nr, v, stride, hd, vis);
-      r += nr;
+  // Output: o = o * c + sum_j p_j v_j over the visible keys, up to three rows that see the same keys
+  // at a time (a token's query heads, or rows of consecutive tokens of a prefill tile that see the
+  // whole chunk), so each value vector is converted once for them.
+  for (int32_t r = 0; r < rows;) {
+    const int32_t vis = vis_of(r);
+    if (vis <= 0) {
+      ++r;
+      continue;
     }
+    if (!vec) {
+      float* oi = o_row(r);
+      for (int64_t d = 0; d < hd; ++d) oi[d] *= cr[r];
+      for (int32_t j = 0; j < vis; ++j) axpy_f32_x86(p[r][j], kv_row_f32<F16>(v, stride, j, hd, tmp), oi, hd);
+      ++r;
+      continue;
+    }
+    int nr = 1;
+    while (nr < 3 && r + nr < rows && vis_of(r + nr) == vis) ++nr;
+    float* o[3] = {o_row(r), nr > 1 ? o_row(r + 1) : nullptr, nr > 2 ? o_row(r + 2) : nullptr};
+    const float* pr[3] = {p[r], nr > 1 ? p[r + 1] : nullptr, nr > 2 ? p[r + 2] : nullptr};
+    accumulate_values<F16>(o, pr, cr + r, nr, v, stride, hd, vis);
+    r += nr;
   }
 }
 
