@@ -82,8 +82,8 @@ void transpose16(const T* src, T* dst, int64_t n) {
 
 constexpr int64_t kQ6Super = kR16Rows * 210;  // one super-block of a 16-row Q6_K group
 
-// The codes of one 16-row Q6_K super-block (bytes 256 .. 3327) from ql / qh to three planes, and back
-// (repack.h). Byte n of a 64-byte chunk is row n / 4, element n % 4 of its 4.
+// The codes of one 16-row Q6_K super-block (bytes 256 .. 3327) from ql / qh to three planes (repack.h).
+// Byte n of a 64-byte chunk is row n / 4, element n % 4 of its 4.
 void q6k_codes_to_planes(uint8_t* sp) {
   uint8_t out[3072];
   for (int h = 0; h < 2; ++h) {
@@ -102,24 +102,21 @@ void q6k_codes_to_planes(uint8_t* sp) {
   std::memcpy(sp + 256, out, sizeof out);
 }
 
-void q6k_planes_to_codes(uint8_t* sp) {
-  uint8_t out[3072];
+// ql and qh of row j's file super-block (blk: 210 bytes) from the planes of its group super-block sp.
+void q6k_planes_row_codes(const uint8_t* sp, int64_t j, uint8_t* blk) {
   for (int h = 0; h < 2; ++h) {
     for (int q = 0; q < 8; ++q) {
-      const uint8_t* pl = sp + 256 + 64 * (24 * h + 3 * q);
-      uint8_t* lo = out + 64 * (16 * h + q);
-      uint8_t* hi = out + 64 * (16 * h + 8 + q);
-      uint8_t* qh = out + 2048 + 64 * (8 * h + q);
-      for (int n = 0; n < 64; ++n) {
-        const int u[4] = {pl[n] & 63, pl[64 + n] & 63, pl[128 + n] & 63,
-                          pl[n] >> 6 | (pl[64 + n] >> 6) << 2 | (pl[128 + n] >> 6) << 4};
-        lo[n] = static_cast<uint8_t>((u[0] & 15) | (u[2] & 15) << 4);
-        hi[n] = static_cast<uint8_t>((u[1] & 15) | (u[3] & 15) << 4);
-        qh[n] = static_cast<uint8_t>(u[0] >> 4 | (u[1] >> 4) << 2 | (u[2] >> 4) << 4 | (u[3] >> 4) << 6);
+      const uint8_t* pl = sp + 256 + 64 * (24 * h + 3 * q) + 4 * j;
+      for (int e = 0; e < 4; ++e) {
+        const int u[4] = {pl[e] & 63, pl[64 + e] & 63, pl[128 + e] & 63,
+                          pl[e] >> 6 | (pl[64 + e] >> 6) << 2 | (pl[128 + e] >> 6) << 4};
+        const int l = 4 * q + e;
+        blk[64 * h + l] = static_cast<uint8_t>((u[0] & 15) | (u[2] & 15) << 4);
+        blk[64 * h + 32 + l] = static_cast<uint8_t>((u[1] & 15) | (u[3] & 15) << 4);
+        blk[128 + 32 * h + l] = static_cast<uint8_t>(u[0] >> 4 | (u[1] >> 4) << 2 | (u[2] >> 4) << 4 | (u[3] >> 4) << 6);
       }
     }
   }
-  std::memcpy(sp + 256, out, sizeof out);
 }
 
 // The whole groups of a Q6_K tensor (rows, k) at data: each super-block through f.
@@ -224,18 +221,15 @@ void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* d
   // rows past the last whole group are in the file layout already
   const size_t grouped = static_cast<size_t>(rows / kR16Rows) * g.group_bytes();
   std::memcpy(dst + grouped, src + grouped, static_cast<size_t>(rows % kR16Rows * g.nb * g.block_bytes));
-  std::vector<uint8_t> tmp(r == DType::kQ6_KR16X3 ? g.group_bytes() : 0);
   for (int64_t grp = 0; grp < rows / kR16Rows; ++grp) {
     const uint8_t* base = src + static_cast<size_t>(grp) * g.group_bytes();
-    if (r == DType::kQ6_KR16X3) {  // back to ql / qh first
-      std::memcpy(tmp.data(), base, tmp.size());
-      for_each_q6k_super(tmp.data(), kR16Rows, k, q6k_planes_to_codes);
-      base = tmp.data();
-    }
     uint8_t* out = dst + static_cast<size_t>(grp) * g.group_bytes();
     for (int64_t j = 0; j < kR16Rows; ++j) {
       for (int64_t b = 0; b < g.nb; ++b) {
-        g.to_block(base, out + static_cast<size_t>(j * g.nb + b) * static_cast<size_t>(g.block_bytes), b, j);
+        uint8_t* blk = out + static_cast<size_t>(j * g.nb + b) * static_cast<size_t>(g.block_bytes);
+        g.to_block(base, blk, b, j);
+        // three planes: the scales and d are where kQ6_KR16 has them; ql and qh come from the planes
+        if (r == DType::kQ6_KR16X3) q6k_planes_row_codes(base + static_cast<size_t>(b * kQ6Super), j, blk);
       }
     }
   }
@@ -250,16 +244,13 @@ void dequantize_r16_row(DType rt, const uint8_t* data, int64_t rows, int64_t k, 
     return;
   }
   const uint8_t* base = data + static_cast<size_t>(r / kR16Rows) * g.group_bytes();
-  std::vector<uint8_t> tmp;
-  if (rt == DType::kQ6_KR16X3) {  // back to ql / qh first
-    tmp.assign(base, base + g.group_bytes());
-    for_each_q6k_super(tmp.data(), kR16Rows, k, q6k_planes_to_codes);
-    base = tmp.data();
-  }
   const int64_t j = r % kR16Rows;
   std::vector<uint8_t> row(static_cast<size_t>(g.nb * g.block_bytes));
   for (int64_t b = 0; b < g.nb; ++b) {
-    g.to_block(base, row.data() + static_cast<size_t>(b) * static_cast<size_t>(g.block_bytes), b, j);
+    uint8_t* blk = row.data() + static_cast<size_t>(b) * static_cast<size_t>(g.block_bytes);
+    g.to_block(base, blk, b, j);
+    // three planes: the scales and d are where kQ6_KR16 has them; ql and qh come from the planes
+    if (rt == DType::kQ6_KR16X3) q6k_planes_row_codes(base + static_cast<size_t>(b * kQ6Super), j, blk);
   }
   dequantize_row(plain, row.data(), dst, k);
 }
