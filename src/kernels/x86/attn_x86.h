@@ -222,21 +222,19 @@ void attn_block_x86_t(const AttnQueries& a, int64_t hd, float scale, const void*
       }
     }
   }
-  {
-    for (int32_t r = r3; r < rows; r += 2) {
-      const int32_t rb = std::min(r + 1, rows - 1);
-      const int32_t nk = std::max(vis_of(r), vis_of(rb));
-      if (vec && rb == r) {
-        for (int32_t j = 0; j < nk; j += 4) scores_1x4<F16>(q_row(r), k, stride, j, n, hd, scale, s[r]);
-      } else if (vec) {
-        for (int32_t j = 0; j < nk; j += 4) {
-          scores_2x4<F16>(q_row(r), q_row(rb), k, stride, j, n, hd, scale, s[r], s[rb]);
-        }
-      } else {
-        for (int32_t x : {r, rb}) {
-          for (int32_t j = 0; j < vis_of(x); ++j) {
-            s[x][j] = dot_f32_x86(q_row(x), kv_row_f32<F16>(k, stride, j, hd, tmp), hd) * scale;
-          }
+  for (int32_t r = r3; r < rows; r += 2) {
+    const int32_t rb = std::min(r + 1, rows - 1);
+    const int32_t nk = std::max(vis_of(r), vis_of(rb));
+    if (vec && rb == r) {
+      for (int32_t j = 0; j < nk; j += 4) scores_1x4<F16>(q_row(r), k, stride, j, n, hd, scale, s[r]);
+    } else if (vec) {
+      for (int32_t j = 0; j < nk; j += 4) {
+        scores_2x4<F16>(q_row(r), q_row(rb), k, stride, j, n, hd, scale, s[r], s[rb]);
+      }
+    } else {
+      for (int32_t x : {r, rb}) {
+        for (int32_t j = 0; j < vis_of(x); ++j) {
+          s[x][j] = dot_f32_x86(q_row(x), kv_row_f32<F16>(k, stride, j, hd, tmp), hd) * scale;
         }
       }
     }
