@@ -210,20 +210,23 @@ TEST(KernelsR16KPlanes, PreferredTypeFollowsTheIsa) {
   }
 }
 
-// One input, three products (as Q, K, V): regrouped Q4_K and Q6_K weights and Q4_K rows in the file
-// layout; each output equals its own matmul_bias on every ISA.
+// One input, four products (as Q, K, V, ...): regrouped Q4_K and Q6_K weights (both Q6_K layouts) and
+// Q4_K rows in the file layout; each output equals its own matmul_bias on every ISA.
 TEST(KernelsR16KMulti, MixedLayoutsInOneProductEqualSeparateProducts) {
   IsaGuard guard;
   std::mt19937 rng(4417);
   const int64_t k = 512;
   std::vector<uint8_t> a = random_k_rows(DType::kQ4_K, 32, k, rng), b = random_k_rows(DType::kQ4_K, 48, k, rng),
                        c = random_k_rows(DType::kQ6_K, 19, k, rng);
+  std::vector<uint8_t> d = random_k_rows(DType::kQ6_K, 35, k, rng);
   repack_r16(DType::kQ4_K, a.data(), 32, k);
   repack_r16(DType::kQ6_K, c.data(), 19, k);
+  repack_r16_as(DType::kQ6_KR16X3, d.data(), 35, k);
   const TensorView wa{DType::kQ4_KR16, {32, k}, a.data(), a.size()};
   const TensorView wb{DType::kQ4_K, {48, k}, b.data(), b.size()};
   const TensorView wc{DType::kQ6_KR16, {19, k}, c.data(), c.size()};
-  test::expect_multi_equals_separate({&wa, &wb, &wc}, k, {1, 6, 17}, rng);
+  const TensorView wd{DType::kQ6_KR16X3, {35, k}, d.data(), d.size()};  // (the reference path elsewhere)
+  test::expect_multi_equals_separate({&wa, &wb, &wc, &wd}, k, {1, 6, 17, 70}, rng);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelsR16K, ::testing::Values(DType::kQ4_K, DType::kQ5_K, DType::kQ6_K),
