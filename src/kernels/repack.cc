@@ -82,9 +82,15 @@ void transpose16(const T* src, T* dst, int64_t n) {
 
 constexpr int64_t kQ6Super = kR16Rows * 210;  // one super-block of a 16-row Q6_K group
 
-// The codes of one 16-row Q6_K super-block (bytes 256 .. 3327) from ql / qh to three planes (repack.h).
-// Byte n of a 64-byte chunk is row n / 4, element n % 4 of its 4.
-void q6k_codes_to_planes(uint8_t* sp) {
+// One 16-row Q6_K super-block from kQ6_KR16 to kQ6_KR16X3 (repack.h): the scales k-major (byte 16 k + j:
+// scale k of row j) and the codes (bytes 256 .. 3327) from ql / qh to three planes. Byte n of a
+// 64-byte chunk is row n / 4, element n % 4 of its 4.
+void q6k_to_planes(uint8_t* sp) {
+  uint8_t sc[256];
+  for (int k = 0; k < 16; ++k) {
+    for (int j = 0; j < 16; ++j) sc[16 * k + j] = sp[64 * (k / 4) + 4 * j + k % 4];
+  }
+  std::memcpy(sp, sc, sizeof sc);
   uint8_t out[3072];
   for (int h = 0; h < 2; ++h) {
     for (int q = 0; q < 8; ++q) {
@@ -102,8 +108,10 @@ void q6k_codes_to_planes(uint8_t* sp) {
   std::memcpy(sp + 256, out, sizeof out);
 }
 
-// ql and qh of row j's file super-block (blk: 210 bytes) from the planes of its group super-block sp.
-void q6k_planes_row_codes(const uint8_t* sp, int64_t j, uint8_t* blk) {
+// ql, qh and the scales of row j's file super-block (blk: 210 bytes) from its kQ6_KR16X3 group
+// super-block sp (d is where kQ6_KR16 has it).
+void q6k_planes_row(const uint8_t* sp, int64_t j, uint8_t* blk) {
+  for (int k = 0; k < 16; ++k) blk[192 + k] = sp[16 * k + j];
   for (int h = 0; h < 2; ++h) {
     for (int q = 0; q < 8; ++q) {
       const uint8_t* pl = sp + 256 + 64 * (24 * h + 3 * q) + 4 * j;
@@ -197,7 +205,7 @@ void repack_r16_as(DType r, uint8_t* data, int64_t rows, int64_t k) {
           g.to_group(base, plain.data() + static_cast<size_t>(j * g.nb + b) * static_cast<size_t>(g.block_bytes), b, j);
         }
       }
-      if (r == DType::kQ6_KR16X3) for_each_q6k_super(base, kR16Rows, k, q6k_codes_to_planes);
+      if (r == DType::kQ6_KR16X3) for_each_q6k_super(base, kR16Rows, k, q6k_to_planes);
     }
   };
   // Large tensors on a few threads (each group is independent): a 1 GB model's load would otherwise
@@ -228,8 +236,8 @@ void unpack_r16(DType r, const uint8_t* src, int64_t rows, int64_t k, uint8_t* d
       for (int64_t b = 0; b < g.nb; ++b) {
         uint8_t* blk = out + static_cast<size_t>(j * g.nb + b) * static_cast<size_t>(g.block_bytes);
         g.to_block(base, blk, b, j);
-        // three planes: the scales and d are where kQ6_KR16 has them; ql and qh come from the planes
-        if (r == DType::kQ6_KR16X3) q6k_planes_row_codes(base + static_cast<size_t>(b * kQ6Super), j, blk);
+        // three planes: d is where kQ6_KR16 has it; ql, qh and the scales come from their own places
+        if (r == DType::kQ6_KR16X3) q6k_planes_row(base + static_cast<size_t>(b * kQ6Super), j, blk);
       }
     }
   }
@@ -249,8 +257,8 @@ void dequantize_r16_row(DType rt, const uint8_t* data, int64_t rows, int64_t k, 
   for (int64_t b = 0; b < g.nb; ++b) {
     uint8_t* blk = row.data() + static_cast<size_t>(b) * static_cast<size_t>(g.block_bytes);
     g.to_block(base, blk, b, j);
-    // three planes: the scales and d are where kQ6_KR16 has them; ql and qh come from the planes
-    if (rt == DType::kQ6_KR16X3) q6k_planes_row_codes(base + static_cast<size_t>(b * kQ6Super), j, blk);
+    // three planes: d is where kQ6_KR16 has it; ql, qh and the scales come from their own places
+    if (rt == DType::kQ6_KR16X3) q6k_planes_row(base + static_cast<size_t>(b * kQ6Super), j, blk);
   }
   dequantize_row(plain, row.data(), dst, k);
 }

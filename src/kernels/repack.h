@@ -32,9 +32,11 @@
 // row per 32-bit lane: the scale decoding runs on 16 rows at once).
 //
 // Q6_K in three planes (kQ6_KR16X3, chosen instead of kQ6_KR16 where the selected ISA has a kernel for
-// it: AVX2): the kQ6_KR16 super-block with bytes 256 .. 3327 rewritten. Let u_c (0..63, the stored code
-// q + 32) be element 4 q + e of block 4 h + c of the super-block (h < 2, q < 8, c < 4, e < 4) of row j.
-// Byte 4 j + e of the 64 bytes at 256 + 64 (24 h + 3 q + p), p < 3, holds
+// it: AVX2): the kQ6_KR16 super-block with its scales and codes rearranged (d stays at 3328 + 2 j).
+//   scales[k] of row j at 16 k + j     (8 rows' scale k: 8 bytes, one sign extension for 8 lanes)
+// and, with u_c (0..63, the stored code q + 32) element 4 q + e of block 4 h + c of the super-block
+// (h < 2, q < 8, c < 4, e < 4) of row j, byte 4 j + e of the 64 bytes at 256 + 64 (24 h + 3 q + p),
+// p < 3, holds
 //   u_p | ((u_3 >> 2 p) & 3) << 6
 // so a kernel gets u_0, u_1, u_2 with one mask each and u_3 from the three top bit pairs (11 vector
 // operations for 4 vectors of codes, against 17 from ql and qh).

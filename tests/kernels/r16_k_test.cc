@@ -137,7 +137,8 @@ int q6k_code(const uint8_t* blk, int64_t i) {
 }
 
 // kQ6_KR16X3 (repack.h): each code byte follows the three-plane formula computed from the file's
-// codes; the scales and d sit where kQ6_KR16 has them; rows, views and the whole tensor come back exactly.
+// codes, the scales are k-major, d sits where kQ6_KR16 has it; rows, views and the whole tensor come
+// back exactly.
 TEST(KernelsR16KPlanes, Q6KThreePlanesFollowTheFormulaAndUnpackExactly) {
   const DType rt = DType::kQ6_KR16X3;
   EXPECT_EQ(plain_type_of(rt), DType::kQ6_K);
@@ -153,7 +154,8 @@ TEST(KernelsR16KPlanes, Q6KThreePlanesFollowTheFormulaAndUnpackExactly) {
       for (int64_t b = 0; b < nsb; ++b) {
         const uint8_t* sup = packed.data() + (r / 16) * 16 * nsb * 210 + 16 * 210 * b;
         const uint8_t* blk = plain.data() + (r * nsb + b) * 210;
-        for (int64_t i = 192; i < 210; ++i) ASSERT_EQ(sup[k_packed_offset(DType::kQ6_K, i, j)], blk[i]) << i;
+        for (int64_t i = 192; i < 208; ++i) ASSERT_EQ(sup[16 * (i - 192) + j], blk[i]) << "scale " << i - 192;
+        for (int64_t i = 208; i < 210; ++i) ASSERT_EQ(sup[k_packed_offset(DType::kQ6_K, i, j)], blk[i]) << i;
         for (int h = 0; h < 2; ++h) {
           for (int q = 0; q < 8; ++q) {
             for (int p = 0; p < 3; ++p) {

@@ -160,7 +160,8 @@ inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const 
           for (int c = 0; c < 4; ++c) u[q][c][v] = w[c];
         }
       }
-      // scale k = 8 h + 2 c + t of the 16 rows times their d: byte k % 4 of their dwords k / 4, sign-extended
+      // scale k = 8 h + 2 c + t of the 16 rows times their d: byte k % 4 of their dwords k / 4 (kX3: bytes
+      // 16 k .. 16 k + 15), sign-extended
       alignas(32) __m256 sc[4][2][2];  // [c][t][rows 0..7 / 8..15]
       #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
@@ -169,8 +170,13 @@ inline void q6kr16_group_avx2(const MatmulArgs& a, int64_t g, int64_t i0, const 
           const int k = 8 * h + 2 * c + t;
           #pragma GCC unroll 2
           for (int v = 0; v < 2; ++v) {
-            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 64 * (k / 4) + 32 * v));
-            const __m256i s8 = _mm256_srai_epi32(_mm256_sll_epi32(w, _mm_cvtsi32_si128(24 - 8 * (k % 4))), 24);
+            __m256i s8;
+            if constexpr (kX3) {  // k-major: the 8 rows' bytes side by side
+              s8 = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sp + 16 * k + 8 * v)));
+            } else {
+              const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 64 * (k / 4) + 32 * v));
+              s8 = _mm256_srai_epi32(_mm256_sll_epi32(w, _mm_cvtsi32_si128(24 - 8 * (k % 4))), 24);
+            }
             sc[c][t][v] = _mm256_mul_ps(d[v], _mm256_cvtepi32_ps(s8));
           }
         }

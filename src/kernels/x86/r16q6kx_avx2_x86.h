@@ -94,11 +94,13 @@ inline void restore_q6k_expanded(const MatmulArgs& a, int64_t g, int64_t n, uint
     uint8_t* rows = out + static_cast<size_t>(gi) * kR16Rows * stride;
     for (int64_t sb = 0; sb < nsb; ++sb) {
       const uint8_t* sp = base + sb * kR16Q6KSuperBytesAvx2;
-      // Scales: d (f16 at 3328 + 2 j) times scale k = 8 h + 2 c + t (byte k % 4 of dword j at 64 (k / 4)).
+      // Scales: d (f16 at 3328 + 2 j) times scale k = 8 h + 2 c + t (byte k % 4 of dword j at 64 (k / 4);
+      // kX3: byte 16 k + j).
       for (int64_t j = 0; j < kR16Rows; ++j) {
         const float d = load_half(sp + 3328 + 2 * j);
         for (int k = 0; k < 16; ++k) {
-          const float ds = d * static_cast<float>(static_cast<int8_t>(sp[64 * (k / 4) + 4 * j + k % 4]));
+          const uint8_t sc = kX3 ? sp[16 * k + j] : sp[64 * (k / 4) + 4 * j + k % 4];
+          const float ds = d * static_cast<float>(static_cast<int8_t>(sc));
           std::memcpy(rows + j * stride + (sb * 8 + k / 2) * WQ6_KX::kBlockBytes + 4 * (k % 2), &ds, 4);
         }
       }
