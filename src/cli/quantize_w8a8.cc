@@ -342,7 +342,7 @@ Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& group
     }
     std::vector<float> h;
     if (run.w8spec.gptq) {
-      HessianAccumulator acc(cols);
+      HessianAccumulator acc(cols, run.pool);
       LLMOPT_RETURN_IF_ERROR(acc.add(x.data(), static_cast<int64_t>(x.size()) / cols).with_context(g.weights[0]));
       auto hv = acc.hessian();
       if (!hv.ok()) return hv.status().with_context(g.weights[0]);

@@ -1,14 +1,20 @@
 // HessianAccumulator: the running sum of x x^T over calibration rows.
 #include "quant/hessian.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "kernels/kernels.h"
 
 #include "core/check.h"
 #include "quant/affine.h"
 
 namespace llmopt::quant {
 
-HessianAccumulator::HessianAccumulator(int64_t cols) : cols_(cols) {
+HessianAccumulator::HessianAccumulator(int64_t cols, ThreadPool* pool) : cols_(cols), pool_(pool) {
   LLMOPT_CHECK(cols > 0);
   sum_.assign(static_cast<size_t>(cols * cols), 0.0);
 }
@@ -16,16 +22,25 @@ HessianAccumulator::HessianAccumulator(int64_t cols) : cols_(cols) {
 Status HessianAccumulator::add(const float* x, int64_t n) {
   if (n < 0) return error("negative calibration row count " + std::to_string(n));
   LLMOPT_RETURN_IF_ERROR(check_finite(x, n, cols_, "calibration activations"));
-  std::vector<double> row(static_cast<size_t>(cols_));
-  for (int64_t s = 0; s < n; ++s) {
-    const float* xs = x + s * cols_;
-    for (int64_t j = 0; j < cols_; ++j) row[j] = xs[j];
-    for (int64_t i = 0; i < cols_; ++i) {
-      const double xi = row[i];
-      if (xi == 0.0) continue;
-      double* dst = sum_.data() + i * cols_;
-      for (int64_t j = i; j < cols_; ++j) dst[j] += xi * row[j];
+  std::optional<ThreadPool> own;
+  ThreadPool* pool = pool_ != nullptr ? pool_ : &own.emplace(1);
+  const int64_t batch = 4096;
+  std::vector<float> xt, prod(static_cast<size_t>(cols_ * cols_));
+  for (int64_t s0 = 0; s0 < n; s0 += batch) {
+    const int64_t k = std::min(batch, n - s0);
+    // X^T [cols][k] is both operands: prod[i][j] = sum_s x_si x_sj.
+    xt.resize(static_cast<size_t>(cols_ * k));
+    for (int64_t s = 0; s < k; ++s) {
+      const float* xs = x + (s0 + s) * cols_;
+      for (int64_t i = 0; i < cols_; ++i) xt[i * k + s] = xs[i];
     }
+    TensorView w;
+    w.type = DType::kF32;
+    w.shape = {cols_, k};
+    w.data = reinterpret_cast<const uint8_t*>(xt.data());
+    w.nbytes = xt.size() * sizeof(float);
+    kernels::matmul(w, xt.data(), cols_, prod.data(), *pool);
+    for (size_t i = 0; i < prod.size(); ++i) sum_[i] += prod[i];
   }
   n_ += n;
   return ok_status();
@@ -36,8 +51,8 @@ Result<std::vector<float>> HessianAccumulator::hessian() const {
   std::vector<float> h(static_cast<size_t>(cols_ * cols_));
   const double k = 2.0 / static_cast<double>(n_);
   for (int64_t i = 0; i < cols_; ++i) {
-    for (int64_t j = i; j < cols_; ++j) {
-      const float v = static_cast<float>(k * sum_[i * cols_ + j]);
+    for (int64_t j = i; j < cols_; ++j) {  // symmetric up to the order of the f32 sums
+      const float v = static_cast<float>(k * 0.5 * (sum_[i * cols_ + j] + sum_[j * cols_ + i]));
       h[i * cols_ + j] = v;
       h[j * cols_ + i] = v;
     }

@@ -1,17 +1,20 @@
 // The GPTQ Hessian of a linear layer's reconstruction error: H = 2/N * sum over calibration input rows
-// x (length cols) of x x^T, accumulated in double one batch at a time.
+// x (length cols) of x x^T. Each batch of up to 4096 rows is one f32 product X^T X (the engine's
+// matmul kernels, as GPTQ's reference computes H in f32), and the batches are summed in double.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_pool.h"
 
 namespace llmopt::quant {
 
 class HessianAccumulator {
  public:
-  explicit HessianAccumulator(int64_t cols);  // cols > 0 (CHECKed)
+  // cols > 0 (CHECKed); the products run on pool when given (else on one thread).
+  explicit HessianAccumulator(int64_t cols, ThreadPool* pool = nullptr);
 
   // Adds n input rows x[n][cols] (row-major). Non-finite inputs are an error and add nothing.
   Status add(const float* x, int64_t n);
@@ -22,8 +25,9 @@ class HessianAccumulator {
 
  private:
   int64_t cols_;
+  ThreadPool* pool_;
   int64_t n_ = 0;
-  std::vector<double> sum_;  // upper triangle used; mirrored on output
+  std::vector<double> sum_;  // [cols][cols]
 };
 
 }  // namespace llmopt::quant

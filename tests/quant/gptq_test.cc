@@ -35,7 +35,8 @@ TEST(Hessian, MatchesTwoOverNXtX) {
       for (int64_t s = 0; s < n; ++s) want += static_cast<double>(x[s * cols + i]) * x[s * cols + j];
       want *= 2.0 / n;
       EXPECT_NEAR((*h1)[i * cols + j], want, 1e-5 * (1 + std::fabs(want)));
-      EXPECT_FLOAT_EQ((*h1)[i * cols + j], (*h2)[i * cols + j]);
+      // Batches are f32 products summed in double: splitting them only moves f32 rounding.
+      EXPECT_NEAR((*h1)[i * cols + j], (*h2)[i * cols + j], 1e-5 * (1 + std::fabs(want)));
     }
   }
 }
