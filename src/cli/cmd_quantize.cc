@@ -112,12 +112,20 @@ Command register_quantize(CLI::App& app) {
                 "--method gptq (weight-only grids): instead of each group's full range, search the clipping ratio "
                 "(1, 0.98, ..., 0.5) that minimizes its rounding error weighted as GPTQ weighs columns (lower KL "
                 "divergence; see docs/BENCHMARKS.md)");
+  sub->add_flag("--gptq-per-layer", args->m.gptq_per_layer,
+                "--method gptq (weight-only grids): capture each layer's inputs once and use the layer's own outputs "
+                "on them as the target (the GPTQ paper's setup). The default captures each linear group's inputs "
+                "after the groups before it are quantized, and makes the target the unquantized model's outputs on "
+                "its own inputs (asymmetric calibration: error from earlier layers is compensated too; lower KL "
+                "divergence, docs/BENCHMARKS.md) at about twice the calibration passes");
   sub->add_option("--group-size", args->m.group_size, "--method: 32, 64 or 128 (default 32)");
   sub->add_flag("--sym", args->m.sym, "--method: symmetric grid (the default; q4_0 / q8_0)");
   sub->add_flag("--asym", args->m.asym, "--method: asymmetric grid (4-bit only: q4_1)");
   sub->add_option("--calib", args->m.calib,
                   "--method gptq|awq|smoothquant and --act static: calibration text file");
-  sub->add_option("--calib-samples", args->m.calib_samples, "--method: calibration windows (default 32)");
+  sub->add_option("--calib-samples", args->m.calib_samples,
+                  "--method: calibration windows (default 32; more give GPTQ a better Hessian: the quality report "
+                  "uses 128)");
   sub->add_option("--calib-seq-len", args->m.calib_seq_len, "--method: tokens per calibration window (default 128)");
   sub->add_option("--keep", args->keep,
                   "Regular expression (ECMAScript, searched in the tensor name): matching weight matrices are "

@@ -8,6 +8,7 @@
 #include "cli/quantize_run.h"
 #include "quant/gguf_grid.h"
 #include "quant/hessian.h"
+#include "quant/gptq_target.h"
 
 namespace llmopt::cli {
 
@@ -62,13 +63,25 @@ Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& group
     const int64_t n_x = x ? static_cast<int64_t>(x->size()) / cols : 0;
     if (run.calibrated && n_x == 0) return error("no calibration input reached " + g.weights[0]);
     if (a.method == "gptq") {
-      HessianAccumulator acc(cols);
+      HessianAccumulator acc(cols, run.pool);
       Status st = acc.add(x->data(), n_x);
       if (!st.ok()) return st.with_context(g.weights[0]);
       auto h = acc.hessian();
       if (!h.ok()) return h.status().with_context(g.weights[0]);
+      // The asymmetric target (quant/gptq_target.h): the unquantized model's outputs on its own inputs.
+      std::vector<float> target;
+      if (run.ref_model != nullptr) {
+        const std::vector<float>& xr = run.ref_capture.rows(run.ref->find(g.weights[0])->data);
+        if (xr.size() != x->size()) {
+          return error("calibration inputs of the unquantized model differ in count for " + g.weights[0]);
+        }
+        auto m = gptq_target_map(x->data(), xr.data(), n_x, cols, GridGptqOptions{}.damp_percent, run.pool);
+        if (!m.ok()) return m.status().with_context(g.weights[0]);
+        target = std::move(m).value();
+      }
       for (const std::string& name : g.weights) {
         const TensorView* v = run.view_of(name);
+        if (!target.empty()) apply_target_map(run.f32.at(name), v->rows(), cols, target, run.pool);
         GridGptqOptions go;
         go.pool = run.pool;
         go.act_order = a.act_order;
@@ -76,9 +89,10 @@ Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& group
         auto t = grid_quantize_gptq(run.f32.at(name), v->rows(), cols, *h, run.gspec, go);
         if (!t.ok()) return t.status().with_context(name);
         run.store(name, *t);
-        std::fprintf(stderr, "[layer %d/%d] %s %s gptq %s%s%s\n", il + 1, run.n_layer(), name.c_str(),
+        std::fprintf(stderr, "[layer %d/%d] %s %s gptq %s%s%s%s\n", il + 1, run.n_layer(), name.c_str(),
                      dtype_name(run.qtype), run.gran.c_str(), a.act_order ? " act-order" : "",
-                     go.scale_search ? ", scale search" : "");
+                     go.scale_search ? ", scale search" : "",
+                     run.ref_model ? ", target: the unquantized model's outputs" : "");
       }
     } else if (a.method == "awq") {
       // One scale vector for all weights that share the input: search on their rows together. 1/s is

@@ -24,6 +24,9 @@ struct MethodArgs {
   float sq_alpha = -1.0f;      // smoothquant: migration strength; < 0: searched per input
   bool act_order = false;      // gptq: columns by descending Hessian diagonal
   bool scale_search = false;   // gptq on a grid: search each group's clipping ratio
+  // gptq on a grid: inputs captured once per layer and the layer's own outputs on them as the target
+  // (the paper's setup) instead of per linear group with the unquantized model's outputs as the target.
+  bool gptq_per_layer = false;
   bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
   bool rotate = false;         // W8A8: rotate inputs where that lowers the output error (kernels/rotate.h)
   std::string sq_weights = "rtn";  // smoothquant: how the smoothed weights are rounded (rtn or gptq)

@@ -25,6 +25,25 @@ std::vector<LinearGroup> layer_groups(Arch arch, int32_t il) {
           {{b + "ffn_down.weight"}, "", "", b + "ffn_up.weight"}};
 }
 
+std::shared_ptr<MemoryWeightSource> f32_copy_of(std::shared_ptr<const WeightSource> src,
+                                                std::map<std::string, float*>* f32) {
+  auto copy = std::make_shared<MemoryWeightSource>(src->origin());
+  copy->mutable_metadata() = src->metadata();
+  for (const NamedTensor& t : src->tensors()) {
+    if (!is_float_type(t.view.type)) {
+      copy->add_tensor(t.name, t.view);
+      continue;
+    }
+    const int64_t n = t.view.numel();
+    auto* p = reinterpret_cast<float*>(
+        copy->add_owned_tensor(t.name, DType::kF32, t.view.shape, static_cast<size_t>(n) * sizeof(float)));
+    kernels::dequantize_row(t.view.type, t.view.data, p, n);
+    if (f32 != nullptr) (*f32)[t.name] = p;
+  }
+  copy->keep_alive(src);
+  return copy;
+}
+
 void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& windows, LinearObserver* obs,
                      ThreadPool& pool, bool all_logits) {
   const int32_t bs = 16;

@@ -4,6 +4,8 @@
 // quantize_layer_w8a8 (quantize_w8a8.cc) to W8A8; quantize_run.cc holds the shared helpers.
 #pragma once
 
+#include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,12 +41,21 @@ namespace llmopt::cli {
 // uses s = 1 there and searches only the per-group clipping.
 // token_embd, output and vectors stay in the source's type (norms folded by AWQ are written as F32).
 
-// Records the input rows of the weights it was told about (keyed by the weight's data pointer).
+// Records the input rows of the weights it was told about (keyed by the weight's data pointer). Told
+// the block of every weight it wants, it lets the forward pass stop after the last of them.
 class InputCapture : public LinearObserver {
  public:
-  void want(const uint8_t* weight) { rows_[weight]; }
+  void want(const uint8_t* weight) { want(weight, INT32_MAX); }
+  void want(const uint8_t* weight, int32_t layer) {
+    rows_[weight];
+    last_layer_ = std::max(last_layer_, layer);
+  }
   std::vector<float>& rows(const uint8_t* weight) { return rows_[weight]; }
-  void clear() { rows_.clear(); }
+  void clear() {
+    rows_.clear();
+    last_layer_ = -1;
+  }
+  bool needs_layer(int32_t il) const override { return il <= last_layer_; }
   void on_linear_input(const TensorView& w, const float* x, int64_t n) override {
     auto it = rows_.find(w.data);
     if (it == rows_.end()) return;
@@ -53,6 +64,7 @@ class InputCapture : public LinearObserver {
 
  private:
   std::map<const uint8_t*, std::vector<float>> rows_;
+  int32_t last_layer_ = -1;
 };
 
 struct LinearGroup {
@@ -65,12 +77,30 @@ struct LinearGroup {
 
 // The linear groups of layer il, in forward order.
 std::vector<LinearGroup> layer_groups(Arch arch, int32_t il);
+inline bool is_float_type(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+// An F32 copy of every plain-float tensor of src (the others shared as they are), with f32 (when given)
+// receiving the copies; the copy keeps src alive.
+std::shared_ptr<MemoryWeightSource> f32_copy_of(std::shared_ptr<const WeightSource> src,
+                                                std::map<std::string, float*>* f32);
 // Runs every calibration window through m, handing the linear inputs to obs.
 // With all_logits the head runs on every position too (so that its input is observed).
 void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& windows, LinearObserver* obs,
                      ThreadPool& pool, bool all_logits = false);
 // At most max_rows of the rows of x (evenly strided), for AWQ's search.
 std::vector<float> subsample_rows(const std::vector<float>& x, int64_t cols, int64_t max_rows);
+
+// The flags of one run, checked and resolved (quantize_args.cc): an error names the flag at fault.
+struct MethodPlan {
+  MethodArgs a;              // with the defaults filled in (bits, granularity, act)
+  bool w8a8 = false;         // int8 weights as i8_ch and int8 activations at run time
+  bool calibrated = false;   // needs --calib
+  quant::GridSpec gspec;
+  W8A8Spec w8spec;
+  std::optional<DType> embed_type;
+  std::optional<std::regex> keep;
+};
+Result<MethodPlan> plan_method(const MethodArgs& args, const std::string& keep_re);
 
 // One run's state: the F32 working copy (a Model runs on it; quantized weights are written back into it
 // as their dequantized values) and the results.
@@ -87,6 +117,11 @@ struct MethodRun {
   DType qtype = DType::kQ4_0;  // the block type grid weights are written as
   std::string gran;            // "channel" or "gN", for the progress lines
   InputCapture capture;
+  // GPTQ's asymmetric target: the same calibration windows through the unquantized model, whose
+  // inputs of each weight are what the quantized layer's outputs are compared against.
+  std::shared_ptr<MemoryWeightSource> ref;
+  const Model* ref_model = nullptr;
+  InputCapture ref_capture;
 
   std::map<std::string, std::vector<uint8_t>> packed;  // quantized weights, as blocks of qtype
   std::map<std::string, I8ChWeight> i8;                 // W8A8 weights
@@ -105,5 +140,11 @@ struct MethodRun {
 Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);
 // il = -1: the head (activations always per token; progress lines say "[head]").
 Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);
+// The output file (quantize_output.cc): quantized weights as blocks of run.qtype or i8_ch, F16 fallbacks
+// and folded norms from the working copy, the rest as in src (token_embd / output as embed_type when
+// given); how receives the one-line description of the scheme.
+Status write_method_output(MethodRun& run, const WeightSource& src, const std::string& output,
+                           const std::optional<std::regex>& keep, const std::optional<DType>& embed_type,
+                           bool w8a8, ThreadPool& pool, std::string* how);
 
 }  // namespace llmopt::cli

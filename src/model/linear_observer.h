@@ -14,6 +14,9 @@ class LinearObserver {
   // x [n_rows][weight.cols()]: the input rows about to be multiplied by `weight` (a view of the
   // model's own tensor, so weight.data identifies it). Called on the forward pass's thread.
   virtual void on_linear_input(const TensorView& weight, const float* x, int64_t n_rows) = 0;
+  // False once nothing at or after block il interests the observer: the forward pass then stops before
+  // block il (its logits are left unset; calibration passes that capture one layer's inputs use this).
+  virtual bool needs_layer(int32_t /*il*/) const { return true; }
 };
 
 }  // namespace llmopt

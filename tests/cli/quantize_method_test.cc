@@ -40,7 +40,9 @@ std::string quantize(const std::string& dir, const std::string& name, const std:
 }
 
 using test::Measured;
-std::vector<Measured> evaluate(const std::vector<std::string>& paths) { return test::evaluate_on_heldout(paths); }
+std::vector<Measured> evaluate(const std::vector<std::string>& paths, int32_t n_chunks = 20) {
+  return test::evaluate_on_heldout(paths, n_chunks);
+}
 
 TEST(QuantizeMethodTest, GptqAndAwqBeatRtnAt4BitG32) {
   LLMOPT_REQUIRE_DATA(test::kTinyStoriesModel);
@@ -49,15 +51,22 @@ TEST(QuantizeMethodTest, GptqAndAwqBeatRtnAt4BitG32) {
   const std::string rtn = quantize(dir, "rtn-g32", "--method rtn --bits 4 --group-size 32");
   const std::string gptq = quantize(dir, "gptq-g32", "--method gptq --bits 4 --group-size 32");
   const std::string awq = quantize(dir, "awq-g32", "--method awq --bits 4 --group-size 32");
-  for (const std::string& p : {rtn, gptq, awq}) {
+  const std::string per_layer = quantize(dir, "gptq-g32-per-layer", "--method gptq --bits 4 --group-size 32 --gptq-per-layer");
+  for (const std::string& p : {rtn, gptq, awq, per_layer}) {
     for (const auto& [name, type] : types_of(p)) {
       if (name.find("blk.") == 0 && name.find("norm") == std::string::npos) {
         EXPECT_EQ(type, DType::kQ4_0) << p << " " << name;
       }
     }
   }
-  auto m = evaluate({test::tinystories_dir(), rtn, gptq, awq});
-  ASSERT_EQ(m.size(), 4u);
+  // Perplexity on the whole held-out half: on 20 chunks a 4-bit file's perplexity moves by more than the
+  // methods' differences (docs/BENCHMARKS.md, quality report).
+  auto m = evaluate({test::tinystories_dir(), rtn, gptq, awq, per_layer}, -1);
+  ASSERT_EQ(m.size(), 5u);
+  // The default (per linear group, the unquantized model's outputs as the target) against the paper's
+  // per-layer setup: measured 0.0280 against 0.0347 (report split, 32 windows).
+  EXPECT_LT(m[2].kld, m[4].kld * 0.9) << "GPTQ per group with the asymmetric target vs per layer";
+  EXPECT_LT(m[4].kld, m[1].kld) << "GPTQ per layer vs RTN KL divergence";
   EXPECT_LT(m[2].ppl, m[1].ppl) << "GPTQ vs RTN perplexity";
   EXPECT_LT(m[2].kld, m[1].kld) << "GPTQ vs RTN KL divergence";
   EXPECT_LT(m[3].kld, m[1].kld) << "AWQ vs RTN KL divergence";
@@ -127,6 +136,8 @@ TEST(QuantizeMethodTest, BadInputsAreOneErrorLine) {
   expect_one_line_error(run_command(base + "--method xyz"), {"unknown method 'xyz'"});
   expect_one_line_error(run_command(base + "--method rtn --type q4_0"), {"either --type or --method"});
   expect_one_line_error(run_command(base + "--method rtn --pure"), {"--pure applies to --type"});
+  expect_one_line_error(run_command(base + "--method rtn --gptq-per-layer"),
+                        {"--gptq-per-layer applies to weight-only --method gptq only"});
   expect_one_line_error(run_command(base), {"--type or --method"});
   expect_one_line_error(run_command(bin() + " quantize " + q(tiny_q8) + " " + out + " --method rtn"),
                         {"is already quantized (q8_0)"});

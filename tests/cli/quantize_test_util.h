@@ -47,8 +47,9 @@ struct Measured {
   uint64_t bytes;
 };
 
-// PPL and mean KL vs the first model on 20 chunks of 128 tokens of the held-out half (printed).
-inline std::vector<Measured> evaluate_on_heldout(const std::vector<std::string>& paths) {
+// PPL and mean KL vs the first model on n_chunks chunks of 128 tokens of the held-out half (-1: all of
+// it; printed).
+inline std::vector<Measured> evaluate_on_heldout(const std::vector<std::string>& paths, int32_t n_chunks = 20) {
   std::vector<std::unique_ptr<Model>> models;
   std::vector<EvalModel> ems;
   for (const std::string& p : paths) {
@@ -60,7 +61,7 @@ inline std::vector<Measured> evaluate_on_heldout(const std::vector<std::string>&
   }
   EvalOptions opts;
   opts.n_ctx = 128;
-  opts.n_chunks = 20;
+  opts.n_chunks = n_chunks;
   opts.threads = 2;
   opts.speed = false;
   auto rows = run_eval(ems, calib_texts().eval_text, opts);

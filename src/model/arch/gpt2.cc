@@ -21,6 +21,7 @@ void gpt2_forward(const ModelConfig& cfg, const Weights& w, const blocks::TokenB
 
   blocks::embed(w, batch, n_embd, act.x.data());  // token + position embeddings
   for (int32_t il = 0; il < cfg.n_layer; ++il) {
+    if (batch.observer != nullptr && !batch.observer->needs_layer(il)) return;
     const LayerWeights& l = w.layers[il];
 
     // x += attn_output(attention(qkv(LayerNorm(x))))

@@ -23,6 +23,7 @@ void llama_forward(const ModelConfig& cfg, const Weights& w, const blocks::Token
 
   blocks::embed(w, batch, n_embd, act.x.data());
   for (int32_t il = 0; il < cfg.n_layer; ++il) {
+    if (batch.observer != nullptr && !batch.observer->needs_layer(il)) return;
     const LayerWeights& l = w.layers[il];
 
     // x += wo(attention(rope(wq h), rope(wk h), wv h)),  h = RMSNorm(x)
