@@ -50,13 +50,8 @@ namespace {
 // x [n][cols] . w^T for an f32 matrix w [rows][cols].
 std::vector<float> matmul_f32(const std::vector<float>& w, int64_t rows, int64_t cols, const std::vector<float>& x,
                               int64_t n, ThreadPool& pool) {
-  TensorView tv;
-  tv.type = DType::kF32;
-  tv.shape = {rows, cols};
-  tv.data = reinterpret_cast<const uint8_t*>(w.data());
-  tv.nbytes = w.size() * sizeof(float);
   std::vector<float> y(static_cast<size_t>(n * rows));
-  kernels::matmul(tv, x.data(), n, y.data(), pool);
+  kernels::matmul(f32_matrix_view(w.data(), rows, cols), x.data(), n, y.data(), pool);
   return y;
 }
 

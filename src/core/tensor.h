@@ -47,6 +47,17 @@ struct TensorView {
   const float* f32() const { return reinterpret_cast<const float*>(data); }
 };
 
+// A view of a row-major f32 matrix [rows][cols] held elsewhere (to pass plain arrays to the matmul
+// kernels as the weight operand).
+inline TensorView f32_matrix_view(const float* d, int64_t rows, int64_t cols) {
+  TensorView v;
+  v.type = DType::kF32;
+  v.shape = {rows, cols};
+  v.data = reinterpret_cast<const uint8_t*>(d);
+  v.nbytes = static_cast<size_t>(rows * cols) * sizeof(float);
+  return v;
+}
+
 std::string shape_to_string(const std::vector<int64_t>& shape);
 
 // Owning bytes for tensors that are computed at load time (transposed, permuted, converted).

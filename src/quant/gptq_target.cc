@@ -37,15 +37,10 @@ Result<std::vector<float>> gptq_target_map(const float* x_quant, const float* x_
       lhs[(cols + i) * n + s] = xr[i] - xq[i];
     }
   }
-  TensorView w;
-  w.type = DType::kF32;
-  w.shape = {cols, n};
-  w.data = reinterpret_cast<const uint8_t*>(rhs.data());
-  w.nbytes = rhs.size() * sizeof(float);
   std::vector<float> prod(static_cast<size_t>(2 * cols * cols));
   std::optional<ThreadPool> own;
   if (pool == nullptr) pool = &own.emplace(1);
-  kernels::matmul(w, lhs.data(), 2 * cols, prod.data(), *pool);
+  kernels::matmul(f32_matrix_view(rhs.data(), cols, n), lhs.data(), 2 * cols, prod.data(), *pool);
   std::vector<double> g(nn);
   for (int64_t i = 0; i < cols; ++i) {  // symmetric up to the order of the f32 sums
     for (int64_t j = 0; j < cols; ++j) g[i * cols + j] = 0.5 * (double{prod[i * cols + j]} + prod[j * cols + i]);
@@ -61,11 +56,8 @@ Result<std::vector<float>> gptq_target_map(const float* x_quant, const float* x_
   if (!ginv.ok()) return ginv.status().with_context("GPTQ target");
   // M = D G^-1, as the f32 product of D's rows with G^-1's rows (G^-1 is symmetric).
   std::vector<float> gi(ginv->begin(), ginv->end());
-  w.shape = {cols, cols};
-  w.data = reinterpret_cast<const uint8_t*>(gi.data());
-  w.nbytes = gi.size() * sizeof(float);
   std::vector<float> m(nn);
-  kernels::matmul(w, prod.data() + nn, cols, m.data(), *pool);
+  kernels::matmul(f32_matrix_view(gi.data(), cols, cols), prod.data() + nn, cols, m.data(), *pool);
   return m;
 }
 
@@ -75,15 +67,10 @@ void apply_target_map(float* w, int64_t rows, int64_t cols, const std::vector<fl
   for (int64_t i = 0; i < cols; ++i) {
     for (int64_t j = 0; j < cols; ++j) mt[j * cols + i] = m[i * cols + j];
   }
-  TensorView v;
-  v.type = DType::kF32;
-  v.shape = {cols, cols};
-  v.data = reinterpret_cast<const uint8_t*>(mt.data());
-  v.nbytes = mt.size() * sizeof(float);
   std::vector<float> wm(static_cast<size_t>(rows * cols));
   std::optional<ThreadPool> own;
   if (pool == nullptr) pool = &own.emplace(1);
-  kernels::matmul(v, w, rows, wm.data(), *pool);
+  kernels::matmul(f32_matrix_view(mt.data(), cols, cols), w, rows, wm.data(), *pool);
   for (int64_t i = 0; i < rows * cols; ++i) w[i] += wm[i];
 }
 

@@ -34,12 +34,7 @@ Status HessianAccumulator::add(const float* x, int64_t n) {
       const float* xs = x + (s0 + s) * cols_;
       for (int64_t i = 0; i < cols_; ++i) xt[i * k + s] = xs[i];
     }
-    TensorView w;
-    w.type = DType::kF32;
-    w.shape = {cols_, k};
-    w.data = reinterpret_cast<const uint8_t*>(xt.data());
-    w.nbytes = xt.size() * sizeof(float);
-    kernels::matmul(w, xt.data(), cols_, prod.data(), *pool);
+    kernels::matmul(f32_matrix_view(xt.data(), cols_, k), xt.data(), cols_, prod.data(), *pool);
     for (size_t i = 0; i < prod.size(); ++i) sum_[i] += prod[i];
   }
   n_ += n;

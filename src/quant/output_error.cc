@@ -7,18 +7,9 @@
 
 namespace llmopt::quant {
 
-TensorView OutputError::view(const float* d, int64_t rows, int64_t cols) {
-  TensorView v;
-  v.type = DType::kF32;
-  v.shape = {rows, cols};
-  v.data = reinterpret_cast<const uint8_t*>(d);
-  v.nbytes = static_cast<size_t>(rows * cols) * sizeof(float);
-  return v;
-}
-
 double OutputError::total(const float* d, int64_t rows) {
   y_.resize(static_cast<size_t>(n_ * rows));
-  kernels::matmul(view(d, rows, cols_), x_, n_, y_.data(), pool_);
+  kernels::matmul(f32_matrix_view(d, rows, cols_), x_, n_, y_.data(), pool_);
   double e = 0.0;
   for (float v : y_) e += static_cast<double>(v) * v;
   return e;
@@ -44,7 +35,7 @@ void OutputError::per_group(const float* d, int64_t rows, int64_t len, std::vect
       for (int64_t r = 0; r < rows; ++r) std::copy_n(d + r * cols_ + b * len, len, d_block_.data() + r * len);
       db = d_block_.data();
     }
-    kernels::matmul(view(db, rows, len), xb, n_, y_.data(), pool_);
+    kernels::matmul(f32_matrix_view(db, rows, len), xb, n_, y_.data(), pool_);
     for (int64_t i = 0; i < n_; ++i) {
       for (int64_t r = 0; r < rows; ++r) {
         const double v = y_[i * rows + r];

@@ -23,8 +23,6 @@ class OutputError {
   void per_group(const float* d, int64_t rows, int64_t len, std::vector<double>& out);
 
  private:
-  static TensorView view(const float* d, int64_t rows, int64_t cols);
-
   const float* x_;
   int64_t n_, cols_;
   ThreadPool& pool_;
