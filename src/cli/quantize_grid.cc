@@ -75,7 +75,7 @@ Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& group
         if (xr.size() != x->size()) {
           return error("calibration inputs of the unquantized model differ in count for " + g.weights[0]);
         }
-        auto m = gptq_target_map(x->data(), xr.data(), n_x, cols, GridGptqOptions{}.damp_percent, run.pool);
+        auto m = gptq_target_map(x->data(), xr.data(), n_x, cols, *h, GridGptqOptions{}.damp_percent, run.pool);
         if (!m.ok()) return m.status().with_context(g.weights[0]);
         target = std::move(m).value();
       }

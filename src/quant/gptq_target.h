@@ -18,11 +18,14 @@
 
 namespace llmopt::quant {
 
-// M ([cols][cols], row-major; the products in f32 as GPTQ's reference computes H, the inverse in double) from the n rows of x_quant (X~) and x_ref (X), both [n][cols]
-// and row for row the same calibration positions; empty when X = X~ (W* = W). An error for mismatched or non-finite inputs, or a
-// damp that does not make X~^T X~ + lambda I positive definite.
+// M ([cols][cols], row-major) from the n rows of x_quant (X~) and x_ref (X), both [n][cols] and row for
+// row the same calibration positions, and h, GPTQ's Hessian of the same X~ (HessianAccumulator:
+// 2/n X~^T X~), so that M = (2/n) D (h + lambda' I)^-1 with D = (X - X~)^T X~ and lambda' = damp *
+// mean(diag h) (the same M as above). D is an f32 product, as GPTQ's reference computes H; the inverse
+// is in double. Empty when X = X~ (W* = W). An error for non-finite inputs, a negative damp, or an h
+// that the damping does not make positive definite.
 Result<std::vector<float>> gptq_target_map(const float* x_quant, const float* x_ref, int64_t n, int64_t cols,
-                                            double damp, ThreadPool* pool = nullptr);
+                                            const std::vector<float>& h, double damp, ThreadPool* pool = nullptr);
 
 // w [rows][cols] <- w + w m.
 void apply_target_map(float* w, int64_t rows, int64_t cols, const std::vector<float>& m,

@@ -5,11 +5,9 @@
 #include <optional>
 #include <string>
 
-#include "core/dtype.h"
+#include "core/check.h"
 #include "core/tensor.h"
 #include "kernels/kernels.h"
-
-#include "core/check.h"
 #include "quant/affine.h"
 
 namespace llmopt::quant {

@@ -57,7 +57,7 @@ TEST(GptqTarget, SolvesTheRidgeNormalEquations) {
   const Inputs in = drifted_inputs();
   const auto w = testdata::heavy_tailed_weights(kRows, kCols, 13);
   const double damp = 0.01;
-  auto m = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, damp);
+  auto m = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, testdata::hessian_of(in.xq, kN, kCols), damp);
   ASSERT_TRUE(m.ok()) << m.status().message();
   ASSERT_EQ(m->size(), static_cast<size_t>(kCols * kCols));
   std::vector<float> t = w;
@@ -99,7 +99,7 @@ TEST(GptqTarget, SolvesTheRidgeNormalEquations) {
 
 TEST(GptqTarget, SameInputsLeaveTheWeights) {
   const auto x = testdata::llm_activations(kN, kCols, 21);
-  auto m = gptq_target_map(x.data(), x.data(), kN, kCols, 0.01);
+  auto m = gptq_target_map(x.data(), x.data(), kN, kCols, testdata::hessian_of(x, kN, kCols), 0.01);
   ASSERT_TRUE(m.ok());
   EXPECT_TRUE(m->empty());
 }
@@ -107,8 +107,9 @@ TEST(GptqTarget, SameInputsLeaveTheWeights) {
 TEST(GptqTarget, ThreadsGiveTheSameMap) {
   const Inputs in = drifted_inputs();
   ThreadPool pool(2);
-  auto one = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, 0.01);
-  auto two = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, 0.01, &pool);
+  const auto h = testdata::hessian_of(in.xq, kN, kCols);
+  auto one = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, h, 0.01);
+  auto two = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, h, 0.01, &pool);
   ASSERT_TRUE(one.ok() && two.ok());
   EXPECT_EQ(*one, *two);
   auto w1 = testdata::heavy_tailed_weights(kRows, kCols, 22), w2 = w1;
@@ -119,12 +120,16 @@ TEST(GptqTarget, ThreadsGiveTheSameMap) {
 
 TEST(GptqTarget, BadInputsAreErrors) {
   const Inputs in = drifted_inputs();
-  EXPECT_FALSE(gptq_target_map(in.xq.data(), in.x.data(), 0, kCols, 0.01).ok());
-  EXPECT_FALSE(gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, -0.5).ok());
-  EXPECT_FALSE(gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, std::nan("")).ok());
+  const auto h = testdata::hessian_of(in.xq, kN, kCols);
+  EXPECT_FALSE(gptq_target_map(in.xq.data(), in.x.data(), 0, kCols, h, 0.01).ok());
+  EXPECT_FALSE(gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, h, -0.5).ok());
+  EXPECT_FALSE(gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, h, std::nan("")).ok());
+  auto small = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, std::vector<float>(kCols), 0.01);
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.status().message().find("Hessian is not 64 x 64"), std::string::npos) << small.status().message();
   std::vector<float> bad = in.x;
   bad[5] = std::numeric_limits<float>::infinity();
-  auto r = gptq_target_map(in.xq.data(), bad.data(), kN, kCols, 0.01);
+  auto r = gptq_target_map(in.xq.data(), bad.data(), kN, kCols, h, 0.01);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("reference"), std::string::npos) << r.status().message();
 }
@@ -139,7 +144,7 @@ TEST(GptqTarget, GptqOnTheTargetLowersTheOutputError) {
   spec.type = GridType::kQ4_0;
   spec.group_size = 32;
   auto plain = grid_quantize_gptq(w.data(), kRows, kCols, h, spec);
-  auto m = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, GridGptqOptions{}.damp_percent);
+  auto m = gptq_target_map(in.xq.data(), in.x.data(), kN, kCols, h, GridGptqOptions{}.damp_percent);
   ASSERT_TRUE(plain.ok() && m.ok());
   std::vector<float> t = w;
   apply_target_map(t.data(), kRows, kCols, *m);
