@@ -34,7 +34,6 @@ Status validate_train_config(ModelConfig& cfg) {
     if (cfg.n_rot % 2 != 0 || cfg.n_rot > cfg.head_dim)
       return error("rotary dimensions must be even, <= head size");
   }
-  if (!cfg.tied_head) return error("training supports tied output heads only");
   if (!(cfg.norm_eps > 0.0f)) return error("norm epsilon must be positive");
   return ok_status();
 }
@@ -89,6 +88,7 @@ ParamLayout make_param_layout(const ModelConfig& cfg) {
   }
   L.output_norm = add("output_norm.weight", {d}, false);
   if (gpt2) L.output_norm_b = add("output_norm.bias", {d}, false);
+  if (!cfg.tied_head) L.output = add("output.weight", {cfg.n_vocab, d}, true);
   return L;
 }
 

@@ -38,6 +38,7 @@ struct ParamLayout {
   std::vector<ParamTensor> tensors;  // in GGUF writing order
   size_t total = 0;                  // elements
   int tok_embd = -1, pos_embd = -1, output_norm = -1, output_norm_b = -1;
+  int output = -1;  // an untied head [n_vocab, n_embd]; -1: the head is tok_embd
   std::vector<LayerParams> layers;
 
   // Pointer to tensor `idx` inside a buffer with this layout (nullptr for idx < 0).
@@ -48,7 +49,7 @@ struct ParamLayout {
 };
 
 // Checks what training supports: positive sizes, n_embd divisible by n_head, n_head by n_head_kv,
-// GPT-2 without GQA, an even head size for LLaMA (RoPE pairs), a tied head. Fills head_dim / n_rot.
+// GPT-2 without GQA, an even head size for LLaMA (RoPE pairs). Fills head_dim / n_rot.
 Status validate_train_config(ModelConfig& cfg);
 // Layout for a config that passed validate_train_config.
 ParamLayout make_param_layout(const ModelConfig& cfg);

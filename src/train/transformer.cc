@@ -1,6 +1,6 @@
 // The training forward/backward pass (see transformer.h): LLaMA (RMSNorm, RoPE, GQA, SwiGLU) and
-// GPT-2 (LayerNorm, learned positions, fused QKV with biases, GELU), both with the head tied to the
-// token embedding. The forward pass mirrors model/arch/*.cc op for op.
+// GPT-2 (LayerNorm, learned positions, fused QKV with biases, GELU), with the head tied to the
+// token embedding or a separate output.weight. The forward pass mirrors model/arch/*.cc op for op.
 #include "train/transformer.h"
 
 #include <algorithm>
@@ -170,7 +170,8 @@ double Transformer<S>::forward(const S* P, bool want_grad, ThreadPool& pool) {
   }
 
   norm_fwd(x_.data(), L.at(P, L.output_norm), L.at(P, L.output_norm_b), hf_.data(), muf_.data(), rf_.data());
-  linear_forward<S>(hf_.data(), E, nullptr, N, D, c.n_vocab, logits_.data(), pool);
+  const S* head = L.output >= 0 ? L.at(P, L.output) : E;
+  linear_forward<S>(hf_.data(), head, nullptr, N, D, c.n_vocab, logits_.data(), pool);
   const S scale = static_cast<S>(1.0 / static_cast<double>(N));
   const double total =
       soft_ != nullptr
@@ -189,11 +190,13 @@ void Transformer<S>::backward(const S* P, S* G, ThreadPool& pool) {
   std::fill(G, G + L.total, S(0));
   auto zero = [](std::vector<S>& v) { std::fill(v.begin(), v.end(), S(0)); };
 
-  // Tied head: logits = hf · Eᵀ (logits_ now holds d loss / d logits).
+  // The head: logits = hf · Hᵀ, H = E when tied (logits_ now holds d loss / d logits).
   const S* E = L.at(P, L.tok_embd);
   S* dE = L.at(G, L.tok_embd);
+  const S* H = L.output >= 0 ? L.at(P, L.output) : E;
+  S* dH = L.output >= 0 ? L.at(G, L.output) : dE;
   zero(dh_);
-  linear_backward<S>(logits_.data(), hf_.data(), E, N, D, c.n_vocab, dh_.data(), dE, nullptr, pool);
+  linear_backward<S>(logits_.data(), hf_.data(), H, N, D, c.n_vocab, dh_.data(), dH, nullptr, pool);
   zero(dx_);
   norm_bwd(dh_.data(), x_.data(), L.at(P, L.output_norm), muf_.data(), rf_.data(), dx_.data(),
            L.at(G, L.output_norm), L.at(G, L.output_norm_b));

@@ -70,7 +70,7 @@ void compare_with_engine(const ModelConfig& cfg_in, int64_t B, int64_t T, const 
   EXPECT_EQ(mc.n_vocab, cfg.n_vocab);
   EXPECT_EQ(mc.n_head_kv, cfg.n_head_kv);
   EXPECT_EQ(mc.n_ff, cfg.n_ff);
-  EXPECT_TRUE(mc.tied_head);
+  EXPECT_EQ(mc.tied_head, cfg.tied_head);
 
   // Every tensor comes back with its name, shape and bytes.
   auto gguf = GgufFile::open(path);
@@ -96,6 +96,12 @@ void compare_with_engine(const ModelConfig& cfg_in, int64_t B, int64_t T, const 
 TEST(TrainEngineMatch, LlamaGqa) { compare_with_engine(testing::tiny_llama(32, 60, 24), 3, 24, "llama"); }
 
 TEST(TrainEngineMatch, Gpt2) { compare_with_engine(testing::tiny_gpt2(32, 60, 24), 3, 24, "gpt2"); }
+
+TEST(TrainEngineMatch, LlamaUntiedHead) {
+  ModelConfig c = testing::tiny_llama(32, 60, 24);
+  c.tied_head = false;
+  compare_with_engine(c, 3, 24, "llama-untied");
+}
 
 // T shorter than the context: the engine's positions 0..T-1 of a model with a longer context.
 TEST(TrainEngineMatch, Gpt2ShortWindow) {

@@ -73,6 +73,13 @@ TEST(TrainGradCheck, LlamaGqaAllTensors) { check_gradients(testing::tiny_llama(1
 
 TEST(TrainGradCheck, Gpt2AllTensors) { check_gradients(testing::tiny_gpt2(16, 50, 8), 2, 8, "gpt2"); }
 
+// A separate output.weight (stories260K's layout): its gradient and the embedding's (now input only).
+TEST(TrainGradCheck, LlamaUntiedHead) {
+  ModelConfig c = testing::tiny_llama(16, 50, 8);
+  c.tied_head = false;
+  check_gradients(c, 2, 8, "llama-untied");
+}
+
 // A sequence shorter than the context (positions 0..T-1 of a longer table) and one sequence.
 TEST(TrainGradCheck, LlamaShortSequence) {
   check_gradients(testing::tiny_llama(16, 40, 12), 1, 5, "llama-short");
