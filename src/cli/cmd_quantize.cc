@@ -118,6 +118,13 @@ Command register_quantize(CLI::App& app) {
                 "after the groups before it are quantized, and makes the target the unquantized model's outputs on "
                 "its own inputs (asymmetric calibration: error from earlier layers is compensated too; lower KL "
                 "divergence, docs/BENCHMARKS.md) at about twice the calibration passes");
+  sub->add_option("--tune-steps", args->m.tune_steps,
+                  "--method rtn|gptq|awq (weight-only grids): after quantizing, train each group's scale (and offset "
+                  "with --asym) for N steps so that the model's next-token distributions match the unquantized "
+                  "model's on the calibration windows (KL divergence; the codes stay fixed; kept only if the KL "
+                  "divergence on the calibration windows drops). Default 0: off");
+  sub->add_option("--tune-lr", args->m.tune_lr, "--tune-steps: peak learning rate of the relative scale change (default 1e-3)");
+  sub->add_option("--tune-batch", args->m.tune_batch, "--tune-steps: calibration windows per step (default 4)");
   sub->add_option("--group-size", args->m.group_size, "--method: 32, 64 or 128 (default 32)");
   sub->add_flag("--sym", args->m.sym, "--method: symmetric grid (the default; q4_0 / q8_0)");
   sub->add_flag("--asym", args->m.asym, "--method: asymmetric grid (4-bit only: q4_1)");

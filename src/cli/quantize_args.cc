@@ -56,6 +56,13 @@ Result<MethodPlan> plan_method(const MethodArgs& args, const std::string& keep_r
   if (a.gptq_per_layer && (a.method != "gptq" || p.w8a8)) {
     return error("--gptq-per-layer applies to weight-only --method gptq only");
   }
+  if (a.tune_steps < 0) return error("--tune-steps must be >= 0");
+  if (a.tune_steps > 0) {
+    if (p.w8a8) return error("--tune-steps tunes weight-only grids (rtn, gptq, awq without --act)");
+    if (a.calib.empty()) return error("--tune-steps needs calibration text: --calib FILE");
+    if (!(a.tune_lr > 0.0f) || a.tune_lr > 1.0f) return error("--tune-lr must be in (0, 1]");
+    if (a.tune_batch < 1) return error("--tune-batch must be >= 1");
+  }
   if (!a.embed_type.empty()) {
     p.embed_type = dtype_from_name(a.embed_type);
     if (!p.embed_type || (!kernels::can_quantize(*p.embed_type) && *p.embed_type != DType::kF32) ||

@@ -46,8 +46,9 @@ int run_quantize_method(const std::string& input, const std::string& output, con
       return fail("the output " + output + " is the input; write to another file");
     }
   }
+  const bool need_windows = calibrated || a.tune_steps > 0;
   std::string calib_text;
-  if (calibrated) {
+  if (need_windows) {
     std::ifstream f(a.calib, std::ios::binary);
     if (!f) return fail("cannot read calibration text " + a.calib);
     std::ostringstream ss;
@@ -109,7 +110,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   }
 
   std::vector<std::vector<int32_t>> windows;
-  if (calibrated) {
+  if (need_windows) {
     if (cfg.arch == Arch::kGpt2 && a.calib_seq_len > cfg.n_ctx_train) {
       return fail("--calib-seq-len " + std::to_string(a.calib_seq_len) + " exceeds the model's context of " +
                   std::to_string(cfg.n_ctx_train));
@@ -199,6 +200,11 @@ int run_quantize_method(const std::string& input, const std::string& output, con
       continue;
     }
     Status st = quantize_layer_grid(run, groups, il);
+    if (!st.ok()) return fail(st);
+  }
+
+  if (a.tune_steps > 0) {
+    Status st = tune_grids(run, src, windows);
     if (!st.ok()) return fail(st);
   }
 

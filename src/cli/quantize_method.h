@@ -27,6 +27,9 @@ struct MethodArgs {
   // gptq on a grid: inputs captured once per layer and the layer's own outputs on them as the target
   // (the paper's setup) instead of per linear group with the unquantized model's outputs as the target.
   bool gptq_per_layer = false;
+  int tune_steps = 0;          // grids: end-to-end tuning of the group parameters (train/qtune.h)
+  float tune_lr = 1e-3f;
+  int tune_batch = 4;
   bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
   bool rotate = false;         // W8A8: rotate inputs where that lowers the output error (kernels/rotate.h)
   std::string sq_weights = "rtn";  // smoothquant: how the smoothed weights are rounded (rtn or gptq)

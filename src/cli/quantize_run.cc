@@ -85,6 +85,7 @@ void MethodRun::store(const std::string& name, const quant::GridTensor& t) {
   std::vector<uint8_t> blocks = a.compact ? quant::pack_q4_1_g128(t) : t.pack();
   kernels::dequantize_row(qtype, blocks.data(), f32.at(name), t.rows * t.cols);
   packed[name] = std::move(blocks);
+  if (a.tune_steps > 0) grids[name] = t;
 }
 
 }  // namespace llmopt::cli

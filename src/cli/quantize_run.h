@@ -124,6 +124,7 @@ struct MethodRun {
   InputCapture ref_capture;
 
   std::map<std::string, std::vector<uint8_t>> packed;  // quantized weights, as blocks of qtype
+  std::map<std::string, quant::GridTensor> grids;       // the same as grids, when --tune-steps will tune them
   std::map<std::string, I8ChWeight> i8;                 // W8A8 weights
   std::set<std::string> as_f16;                         // kept (--keep) or not fitting the grid
   std::set<std::string> folded;                         // norms (and smoothed weights) changed in place
@@ -140,6 +141,10 @@ struct MethodRun {
 Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);
 // il = -1: the head (activations always per token; progress lines say "[head]").
 Status quantize_layer_w8a8(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);
+// --tune-steps (quantize_tune.cc): trains the group parameters of every grid in run.grids against the
+// unquantized model (src) on the calibration windows (train/qtune.h) and stores the tuned grids.
+Status tune_grids(MethodRun& run, std::shared_ptr<const WeightSource> src,
+                  const std::vector<std::vector<int32_t>>& windows);
 // The output file (quantize_output.cc): quantized weights as blocks of run.qtype or i8_ch, F16 fallbacks
 // and folded norms from the working copy, the rest as in src (token_embd / output as embed_type when
 // given); how receives the one-line description of the scheme.

@@ -20,17 +20,17 @@ std::vector<float> random_vec(size_t n, uint32_t seed) {
   return v;
 }
 
-struct Result {
+struct LinearRun {
   std::vector<float> y, dx, dw, db;
 };
 
-Result run_f32(int64_t n, int64_t in, int64_t out, int threads) {
+LinearRun run_f32(int64_t n, int64_t in, int64_t out, int threads) {
   const auto x = random_vec(static_cast<size_t>(n * in), 1);
   const auto w = random_vec(static_cast<size_t>(out * in), 2);
   const auto b = random_vec(static_cast<size_t>(out), 3);
   const auto dy = random_vec(static_cast<size_t>(n * out), 4);
   ThreadPool pool(threads);
-  Result r;
+  LinearRun r;
   r.y.assign(static_cast<size_t>(n * out), 0.0f);
   linear_forward<float>(x.data(), w.data(), b.data(), n, in, out, r.y.data(), pool);
   // Gradients start non-zero: backward accumulates.
@@ -51,7 +51,7 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 
 void check_shape(int64_t n, int64_t in, int64_t out) {
   SCOPED_TRACE(::testing::Message() << "n=" << n << " in=" << in << " out=" << out);
-  const Result f = run_f32(n, in, out, 2);
+  const LinearRun f = run_f32(n, in, out, 2);
 
   auto cvt = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
   const auto x = cvt(random_vec(static_cast<size_t>(n * in), 1));
@@ -71,7 +71,7 @@ void check_shape(int64_t n, int64_t in, int64_t out) {
   expect_close(f.db, db, static_cast<double>(n), "db");
 
   for (int threads : {1, 3}) {
-    const Result g = run_f32(n, in, out, threads);
+    const LinearRun g = run_f32(n, in, out, threads);
     EXPECT_EQ(g.y, f.y) << "threads " << threads;
     EXPECT_EQ(g.dx, f.dx) << "threads " << threads;
     EXPECT_EQ(g.dw, f.dw) << "threads " << threads;
