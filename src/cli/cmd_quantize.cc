@@ -123,7 +123,12 @@ Command register_quantize(CLI::App& app) {
                   "with --asym) for N steps so that the model's next-token distributions match the unquantized "
                   "model's on the calibration windows (KL divergence; the codes stay fixed; kept only if the KL "
                   "divergence on the calibration windows drops). Default 0: off");
-  sub->add_option("--tune-lr", args->m.tune_lr, "--tune-steps: peak learning rate of the relative scale change (default 1e-3)");
+  sub->add_option("--tune-lr", args->m.tune_lr,
+                  "--tune-steps: peak learning rate of the relative scale change (default 3e-3; warm-up over the "
+                  "first tenth of the steps, then cosine decay)");
+  sub->add_flag("--tune-codes", args->m.tune_codes,
+                "--tune-steps: also learn each weight's rounding (a code may move up or down, trained straight "
+                "through the rounding)");
   sub->add_option("--tune-batch", args->m.tune_batch, "--tune-steps: calibration windows per step (default 4)");
   sub->add_option("--group-size", args->m.group_size, "--method: 32, 64 or 128 (default 32)");
   sub->add_flag("--sym", args->m.sym, "--method: symmetric grid (the default; q4_0 / q8_0)");

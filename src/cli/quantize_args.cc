@@ -57,6 +57,7 @@ Result<MethodPlan> plan_method(const MethodArgs& args, const std::string& keep_r
     return error("--gptq-per-layer applies to weight-only --method gptq only");
   }
   if (a.tune_steps < 0) return error("--tune-steps must be >= 0");
+  if (a.tune_codes && a.tune_steps == 0) return error("--tune-codes needs --tune-steps N");
   if (a.tune_steps > 0) {
     if (p.w8a8) return error("--tune-steps tunes weight-only grids (rtn, gptq, awq without --act)");
     if (a.calib.empty()) return error("--tune-steps needs calibration text: --calib FILE");

@@ -28,7 +28,8 @@ struct MethodArgs {
   // (the paper's setup) instead of per linear group with the unquantized model's outputs as the target.
   bool gptq_per_layer = false;
   int tune_steps = 0;          // grids: end-to-end tuning of the group parameters (train/qtune.h)
-  float tune_lr = 1e-3f;
+  float tune_lr = 3e-3f;
+  bool tune_codes = false;     // --tune-steps also learns each weight's rounding
   int tune_batch = 4;
   bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
   bool rotate = false;         // W8A8: rotate inputs where that lowers the output error (kernels/rotate.h)

@@ -44,6 +44,7 @@ Status tune_grids(MethodRun& run, std::shared_ptr<const WeightSource> src,
   opt.steps = run.a.tune_steps;
   opt.lr = run.a.tune_lr;
   opt.batch = run.a.tune_batch;
+  opt.codes = run.a.tune_codes;
   opt.pool = run.pool;
   opt.progress = [](int step, int steps, double kl) {
     std::fprintf(stderr, "[tune] step %d/%d: KL on this batch %.6f\n", step, steps, kl);

@@ -21,6 +21,7 @@ struct Group {
   int64_t row, g;  // row and group within the row
   float d0, m0;    // the quantizer's parameters
   size_t u, v;     // indices of the variables (v == u on the symmetric grids: no offset)
+  size_t z;        // with codes: the index of the code offset of the group's first weight
 };
 
 // The tuning problem: the groups and their variables, the teacher's and student's passes, the KL.
@@ -30,7 +31,8 @@ class Problem {
           const std::vector<std::vector<int32_t>>& windows, ThreadPool& pool)
       : L_(layout), teacher_(teacher), student_(student), windows_(windows), pool_(pool), tt_(layout), st_(layout) {}
 
-  Status init(const std::vector<TunedWeight>& weights) {
+  Status init(const std::vector<TunedWeight>& weights, bool codes) {
+    codes_ = codes;
     if (teacher_.size() != L_.total || student_.size() != L_.total) return error("parameter buffers do not fit the layout");
     if (windows_.empty() || windows_[0].size() < 2) return error("needs windows of at least 2 tokens");
     V_ = L_.cfg.n_vocab;
@@ -42,6 +44,7 @@ class Problem {
         if (id < 0 || id >= V_) return error("token id " + std::to_string(id) + " outside the vocabulary");
       }
     }
+    size_t n_z = 0;
     for (const TunedWeight& w : weights) {
       if (w.param < 0 || w.param >= static_cast<int>(L_.tensors.size()) || w.grid == nullptr) {
         return error("a tuned weight without a tensor or grid");
@@ -57,16 +60,21 @@ class Problem {
       for (int64_t r = 0; r < t.rows; ++r) {
         for (int64_t g = 0; g < t.groups_per_row(); ++g) {
           const quant::GridParams p = t.params[static_cast<size_t>(r * t.groups_per_row() + g)];
-          groups_.push_back({&w, r, g, p.d, p.m, n_var_, asym ? n_var_ + 1 : n_var_});
+          groups_.push_back({&w, r, g, p.d, p.m, n_var_, asym ? n_var_ + 1 : n_var_, n_z});
           n_var_ += asym ? 2 : 1;
+          if (codes_) n_z += static_cast<size_t>(t.group_len());
         }
       }
     }
+    for (Group& gr : groups_) gr.z += n_var_;  // the code offsets follow the scales and offsets
+    n_param_ = n_var_;
+    n_var_ += n_z;
     var.assign(n_var_, 0.0f);
     return ok_status();
   }
 
   size_t n_var() const { return n_var_; }
+  size_t n_param() const { return n_param_; }  // the scales and offsets; code offsets follow
   std::vector<float> var;  // u and v of every group
 
   quant::GridParams params_of(const Group& gr, bool half) const {
@@ -77,12 +85,45 @@ class Problem {
   }
   const std::vector<Group>& groups() const { return groups_; }
 
+  // The code of column c of a group: the quantizer's, moved by the rounded offset with codes.
+  int32_t code_of(const Group& gr, const quant::GridTensor& t, int64_t c0, int64_t c) const {
+    const int32_t q0 = t.codes[gr.row * t.cols + c];
+    if (!codes_) return q0;
+    const int32_t q = q0 + static_cast<int32_t>(std::lround(var[gr.z + static_cast<size_t>(c - c0)]));
+    return std::clamp(q, quant::grid_code_min(t.spec.type), quant::grid_code_max(t.spec.type));
+  }
+
   // The student's tuned weights from their codes and the parameters var gives.
   void write_weights(bool half) {
     for_groups([&](const Group& gr, const quant::GridTensor& t, int64_t c0, int64_t len) {
       const quant::GridParams p = params_of(gr, half);
       float* w = student_.data() + L_.tensors[static_cast<size_t>(gr.w->param)].offset + gr.row * t.cols;
-      for (int64_t c = c0; c < c0 + len; ++c) w[c] = quant::grid_value(t.codes[gr.row * t.cols + c], p, t.spec.type);
+      for (int64_t c = c0; c < c0 + len; ++c) w[c] = quant::grid_value(code_of(gr, t, c0, c), p, t.spec.type);
+    });
+  }
+
+  // Keeps every code offset where its code stays in the grid's range (an offset beyond it would
+  // drift on without changing the code).
+  void clamp_offsets() {
+    if (!codes_) return;
+    for_groups([&](const Group& gr, const quant::GridTensor& t, int64_t c0, int64_t len) {
+      const float lo = static_cast<float>(quant::grid_code_min(t.spec.type)) - 0.5f;
+      const float hi = static_cast<float>(quant::grid_code_max(t.spec.type)) + 0.5f;
+      for (int64_t c = c0; c < c0 + len; ++c) {
+        const float q0 = static_cast<float>(t.codes[gr.row * t.cols + c]);
+        float& z = var[gr.z + static_cast<size_t>(c - c0)];
+        z = std::clamp(z, lo - q0, hi - q0);
+      }
+    });
+  }
+
+  // The tuned codes into the grids.
+  void store_codes() {
+    if (!codes_) return;
+    for_groups([&](const Group& gr, const quant::GridTensor& t, int64_t c0, int64_t len) {
+      std::vector<int16_t> q(static_cast<size_t>(len));
+      for (int64_t c = c0; c < c0 + len; ++c) q[static_cast<size_t>(c - c0)] = static_cast<int16_t>(code_of(gr, t, c0, c));
+      std::copy(q.begin(), q.end(), gr.w->grid->codes.begin() + gr.row * t.cols + c0);
     });
   }
 
@@ -108,9 +149,11 @@ class Problem {
       for_groups([&](const Group& gr, const quant::GridTensor& t, int64_t c0, int64_t len) {
         const float* g = grad_.data() + L_.tensors[static_cast<size_t>(gr.w->param)].offset + gr.row * t.cols;
         double dd = 0.0, dm = 0.0;
+        const float d = params_of(gr, false).d;
         for (int64_t c = c0; c < c0 + len; ++c) {
-          dd += static_cast<double>(g[c]) * t.codes[gr.row * t.cols + c];
+          dd += static_cast<double>(g[c]) * code_of(gr, t, c0, c);
           dm += g[c];
+          if (codes_) (*gvar)[gr.z + static_cast<size_t>(c - c0)] = g[c] * d;  // straight through the rounding
         }
         (*gvar)[gr.u] = static_cast<float>(dd * gr.d0);
         if (gr.v != gr.u) (*gvar)[gr.v] = static_cast<float>(dm * std::fabs(gr.d0));
@@ -177,8 +220,9 @@ class Problem {
   ThreadPool& pool_;
   Transformer<float> tt_, st_;
   int64_t V_ = 0, T_ = 0;
+  bool codes_ = false;
   std::vector<Group> groups_;
-  size_t n_var_ = 0;
+  size_t n_var_ = 0, n_param_ = 0;
   std::vector<float> probs_, grad_;
   std::vector<int32_t> ids_, tokens_;
 };
@@ -187,9 +231,9 @@ class Problem {
 
 Result<double> qtune_kl(const ParamLayout& layout, const std::vector<float>& teacher, std::vector<float>& student,
                         const std::vector<TunedWeight>& weights, const std::vector<std::vector<int32_t>>& windows,
-                        std::vector<double>* grad, ThreadPool& pool) {
+                        std::vector<double>* grad, ThreadPool& pool, bool codes) {
   Problem pb(layout, teacher, student, windows, pool);
-  LLMOPT_RETURN_IF_ERROR(pb.init(weights).with_context("tune"));
+  LLMOPT_RETURN_IF_ERROR(pb.init(weights, codes).with_context("tune"));
   pb.write_weights(false);
   std::vector<size_t> all(windows.size());
   std::iota(all.begin(), all.end(), 0);
@@ -205,21 +249,30 @@ Result<QTuneReport> tune_grid_params(const ParamLayout& layout, const std::vecto
   if (opt.pool == nullptr) return error("tune: no thread pool");
   if (opt.steps < 1 || opt.batch < 1 || !(opt.lr > 0.0f)) return error("tune: steps, batch and lr must be positive");
   Problem pb(layout, teacher, student, windows, *opt.pool);
-  LLMOPT_RETURN_IF_ERROR(pb.init(weights).with_context("tune"));
+  LLMOPT_RETURN_IF_ERROR(pb.init(weights, opt.codes).with_context("tune"));
 
   QTuneReport rep;
   pb.write_weights(false);  // the student's weights exactly as the grids give them
   rep.kl_before = pb.kl_all(opt.batch);
 
-  ParamLayout var_layout;
-  var_layout.tensors.push_back(
-      {"qparams", {static_cast<int64_t>(pb.n_var())}, 0, static_cast<int64_t>(pb.n_var()), false});
-  var_layout.total = pb.n_var();
+  // Two Adam runs over the variables: the scales and offsets [0, n_param), the code offsets after them
+  // (with their own learning rate).
+  const size_t n_param = pb.n_param();
+  struct Part {
+    ParamLayout layout;
+    AdamWState state;
+  };
+  auto make_part = [](size_t n) {
+    Part p;
+    p.layout.tensors.push_back({"qparams", {static_cast<int64_t>(n)}, 0, static_cast<int64_t>(n), false});
+    p.layout.total = n;
+    p.state.m.assign(n, 0.0f);
+    p.state.v.assign(n, 0.0f);
+    return p;
+  };
+  Part params_part = make_part(n_param), codes_part = make_part(pb.n_var() - n_param);
   AdamWConfig acfg;
   acfg.weight_decay = 0.0f;
-  AdamWState state;
-  state.m.assign(pb.n_var(), 0.0f);
-  state.v.assign(pb.n_var(), 0.0f);
   LrSchedule sched;
   sched.peak = opt.lr;
   sched.warmup = std::max(1, opt.steps / 10);
@@ -240,7 +293,13 @@ Result<QTuneReport> tune_grid_params(const ParamLayout& layout, const std::vecto
       idx.push_back(order[next++]);
     }
     const double kl = pb.batch_kl(idx, &gvar);
-    adamw_update(var_layout, acfg, sched.at(step), gvar.data(), pb.var.data(), state);
+    const float lr = sched.at(step);
+    adamw_update(params_part.layout, acfg, lr, gvar.data(), pb.var.data(), params_part.state);
+    if (opt.codes) {
+      adamw_update(codes_part.layout, acfg, lr * opt.code_lr_mult, gvar.data() + n_param, pb.var.data() + n_param,
+                   codes_part.state);
+    }
+    pb.clamp_offsets();
     pb.write_weights(false);
     if (opt.progress && ((step + 1) % std::max(1, opt.report_every) == 0 || step + 1 == opt.steps)) {
       opt.progress(step + 1, opt.steps, kl);
@@ -251,6 +310,7 @@ Result<QTuneReport> tune_grid_params(const ParamLayout& layout, const std::vecto
   rep.kl_after = pb.kl_all(opt.batch);
   rep.kept = rep.kl_after < rep.kl_before;
   if (rep.kept) {
+    pb.store_codes();
     for (const Group& gr : pb.groups()) {
       quant::GridTensor& t = *gr.w->grid;
       t.params[static_cast<size_t>(gr.row * t.groups_per_row() + gr.g)] = pb.params_of(gr, true);

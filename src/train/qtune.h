@@ -1,5 +1,6 @@
 // End-to-end tuning of quantization parameters (the E2E-QP step of EfficientQAT, Chen et al. 2024):
-// the integer codes of every quantized weight stay as the quantizer chose them, and only each group's
+// the integer codes of every quantized weight stay as the quantizer chose them (unless options.codes),
+// and only each group's
 // scale d (and, on the asymmetric grid, its offset m) is trained by gradient descent so that the
 // quantized model's next-token distributions match the unquantized model's on calibration windows.
 //
@@ -33,6 +34,10 @@ struct QTuneOptions {
   int batch = 4;          // windows per step
   float lr = 1e-3f;       // peak learning rate of u and v
   uint64_t seed = 1;      // order of the windows
+  // Also learn each weight's rounding: a code offset z per weight, q = clamp(q0 + round(z)), trained
+  // straight through (dL/dz = d dL/dW) with the same learning rate (z is in code steps).
+  bool codes = false;
+  float code_lr_mult = 10.0f;  // the code offsets' learning rate, relative to lr
   ThreadPool* pool = nullptr;
   // Called every `report_every` steps and after the last, with the mean KL of that step's batch.
   int report_every = 10;
@@ -54,9 +59,10 @@ struct QTuneReport {
 // every group's relative variables at zero, in the order of `weights`, rows, groups: u (dKL/du, u the
 // relative change of d), then v on the asymmetric grid (m = m0 + v |d0|). student is overwritten
 // with the grids' dequantized weights.
+// With codes, the gradient continues with dL/dz of every weight (straight through), weight after weight.
 Result<double> qtune_kl(const ParamLayout& layout, const std::vector<float>& teacher, std::vector<float>& student,
                         const std::vector<TunedWeight>& weights, const std::vector<std::vector<int32_t>>& windows,
-                        std::vector<double>* grad, ThreadPool& pool);
+                        std::vector<double>* grad, ThreadPool& pool, bool codes = false);
 
 Result<QTuneReport> tune_grid_params(const ParamLayout& layout, const std::vector<float>& teacher,
                                      std::vector<float>& student, const std::vector<TunedWeight>& weights,

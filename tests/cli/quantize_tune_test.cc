@@ -48,6 +48,7 @@ TEST(QuantizeTuneTest, BadFlagsAreOneErrorLine) {
   test::expect_one_line_error(run("--method rtn --act dynamic --tune-steps 10" + calib), {"weight-only"});
   test::expect_one_line_error(run("--method rtn --tune-steps 10 --tune-lr 0" + calib), {"--tune-lr"});
   test::expect_one_line_error(run("--method rtn --tune-steps 10 --tune-batch 0" + calib), {"--tune-batch"});
+  test::expect_one_line_error(run("--method gptq --tune-codes" + calib), {"--tune-codes needs --tune-steps"});
 }
 
 }  // namespace

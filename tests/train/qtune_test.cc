@@ -168,6 +168,37 @@ TEST(QTune, TuningLowersKlAndWritesFp16Parameters) {
   }
 }
 
+// With codes: roundings move too (trained straight through), every code stays in the grid's range, and
+// the student is the grids' dequantization.
+TEST(QTune, TuningCodesMovesRoundingsWithinTheGrid) {
+  TuneCase s = make_setup(quant::GridType::kQ4_0, true, 8, 4);
+  const TuneCase before = s;
+  ThreadPool pool(2);
+  QTuneOptions opt;
+  opt.steps = 60;
+  opt.lr = 3e-3f;
+  opt.codes = true;
+  opt.pool = &pool;
+  auto rep = tune_grid_params(s.layout, s.teacher, s.student, s.weights(), s.windows, opt);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  std::printf("KL %.6f -> %.6f\n", rep->kl_before, rep->kl_after);
+  ASSERT_TRUE(rep->kept);
+  EXPECT_NEAR(rep->kl_after, direct_kl(s, s.student), 1e-4 * rep->kl_after);
+  int64_t moved = 0, total = 0;
+  for (const auto& [idx, g] : s.grids) {
+    const GridTensor& g0 = before.grids.at(idx);
+    for (size_t i = 0; i < g.codes.size(); ++i, ++total) {
+      ASSERT_GE(g.codes[i], -8);
+      ASSERT_LE(g.codes[i], 7);
+      moved += g.codes[i] != g0.codes[i];
+    }
+    const std::vector<float> dq = g.dequantize();
+    EXPECT_EQ(0, std::memcmp(dq.data(), s.student.data() + s.layout.tensors[idx].offset, dq.size() * 4));
+  }
+  std::printf("%lld of %lld codes moved\n", static_cast<long long>(moved), static_cast<long long>(total));
+  EXPECT_GT(moved, 0);
+}
+
 TEST(QTune, BadInputs) {
   ThreadPool pool(2);
   QTuneOptions opt;
