@@ -65,7 +65,7 @@ test: build
 test-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DLLMOPT_SANITIZE=ON -DLLMOPT_TESTS_BUILD_CLI=OFF >/dev/null
 	cmake --build $(BUILD_ASAN) -j $(JOBS) --target test_formats test_tokenizer test_runtime test_quant test_train test_kernels
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -R '^(Gguf|Safetensors|Llama2c|Tokenizer|Bpe|Spm|Metadata|BadInput|BlockPool|KvManager|Scheduler|Affine|RoundTrip|Gptq|Hessian|Linalg|SmoothQuant|W8A8|Metrics|DistillData|DistillLoss|KernelsI8Ch|KernelsOps|Kernels/KernelsFastMatmul|KernelsMatmulMulti|KernelsFusedProducts|SamplerChain)'
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -R '^(Gguf|Safetensors|Llama2c|Tokenizer|Bpe|Spm|Metadata|BadInput|BlockPool|KvManager|Scheduler|Affine|RoundTrip|Gptq|Hessian|Linalg|SmoothQuant|W8A8|Metrics|DistillData|DistillLoss|QTune|KernelsI8Ch|KernelsOps|Kernels/KernelsFastMatmul|KernelsMatmulMulti|KernelsFusedProducts|SamplerChain)'
 
 # The threaded parts under ThreadSanitizer: the thread pool's hand-off, and the multi-threaded matmul
 # (with its per-thread GELU / SwiGLU epilogues) and attention kernels on every ISA.
