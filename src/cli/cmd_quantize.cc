@@ -121,8 +121,9 @@ Command register_quantize(CLI::App& app) {
   sub->add_option("--tune-steps", args->m.tune_steps,
                   "--method rtn|gptq|awq (weight-only grids): after quantizing, train each group's scale (and offset "
                   "with --asym) for N steps so that the model's next-token distributions match the unquantized "
-                  "model's on the calibration windows (KL divergence; the codes stay fixed; kept only if the KL "
-                  "divergence on the calibration windows drops). Default 0: off");
+                  "model's on the calibration windows (KL divergence; the codes stay fixed unless --tune-codes; kept "
+                  "only if the KL divergence on the calibration windows drops). Tuning needs many windows: use "
+                  "--calib-samples in the hundreds. Default 0: off");
   sub->add_option("--tune-lr", args->m.tune_lr,
                   "--tune-steps: peak learning rate of the relative scale change (default 3e-3; warm-up over the "
                   "first tenth of the steps, then cosine decay)");
