@@ -118,6 +118,11 @@ Command register_quantize(CLI::App& app) {
                 "after the groups before it are quantized, and makes the target the unquantized model's outputs on "
                 "its own inputs (asymmetric calibration: error from earlier layers is compensated too; lower KL "
                 "divergence, docs/BENCHMARKS.md) at about twice the calibration passes");
+  sub->add_option("--awq-objective", args->m.awq_objective,
+                  "--method awq: what the scale search minimizes. block (default): the output of the module the layer "
+                  "feeds (Q/K/V: the attention output; gate/up: the MLP output), by running up to 32 calibration "
+                  "windows through the model for each alpha, as the AWQ paper does; layer: the layer's own output "
+                  "on the captured inputs (faster)");
   sub->add_option("--tune-steps", args->m.tune_steps,
                   "--method rtn|gptq|awq (weight-only grids): after quantizing, train each group's scale (and offset "
                   "with --asym) for N steps so that the model's next-token distributions match the unquantized "

@@ -56,6 +56,14 @@ Result<MethodPlan> plan_method(const MethodArgs& args, const std::string& keep_r
   if (a.gptq_per_layer && (a.method != "gptq" || p.w8a8)) {
     return error("--gptq-per-layer applies to weight-only --method gptq only");
   }
+  if (!a.awq_objective.empty()) {
+    if (a.method != "awq") return error("--awq-objective applies to --method awq only");
+    if (a.awq_objective != "block" && a.awq_objective != "layer") {
+      return error("unknown --awq-objective '" + a.awq_objective + "' (use block or layer)");
+    }
+  } else if (a.method == "awq") {
+    a.awq_objective = "block";
+  }
   if (a.tune_steps < 0) return error("--tune-steps must be >= 0");
   if (a.tune_codes && a.tune_steps == 0) return error("--tune-codes needs --tune-steps N");
   if (a.tune_steps > 0) {

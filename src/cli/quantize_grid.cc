@@ -17,7 +17,8 @@ using namespace quant;
 Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il) {
   const MethodArgs& a = run.a;
   // AWQ's search over the rows of all weights of a group at once (one s for their shared input).
-  auto awq_search = [&](const LinearGroup& g, bool scale_search) -> Result<GridAwqResult> {
+  auto awq_search = [&](const LinearGroup& g, bool scale_search,
+                        const std::vector<float>* probe_scales) -> Result<GridAwqResult> {
     const int64_t cols = run.view_of(g.weights[0])->cols();
     int64_t rows_total = 0;
     for (const std::string& name : g.weights) rows_total += run.view_of(name)->rows();
@@ -31,6 +32,7 @@ Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& group
     GridAwqOptions ao;
     ao.pool = run.pool;
     ao.scale_search = scale_search;
+    if (scale_search && a.awq_objective == "block") ao.scale_error = awq_block_error(run, g, il, probe_scales);
     return grid_quantize_awq(wcat.data(), rows_total, cols, xs.data(), static_cast<int64_t>(xs.size()) / cols,
                              run.gspec, ao);
   };
@@ -45,7 +47,7 @@ Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& group
         for (const std::string& n : o.weights) target_quantized |= n == g.fold_rows;
       }
       if (!target_quantized || run.capture.rows(run.view_of(g.weights[0])->data).empty()) continue;
-      auto r = awq_search(g, true);
+      auto r = awq_search(g, true, nullptr);
       if (!r.ok()) return r.status().with_context(g.weights[0]);
       const TensorView* t = run.view_of(g.fold_rows);
       if (t->rows() != static_cast<int64_t>(r->scales.size())) continue;  // not a row-for-input match
@@ -100,8 +102,12 @@ Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& group
       // neither (attn_output), s = 1 and only the clipping is searched.
       const bool foldable = !g.norm_w.empty() && run.f32.count(g.norm_w) > 0;
       auto pre = awq_done.find(g.weights[0]);
+      // The MLP's last projection may already carry ffn_down's scale (folded into ffn_up's rows).
+      const std::string down = "blk." + std::to_string(il) + ".ffn_down.weight";
+      const auto down_done = awq_done.find(down);
+      const std::vector<float>* probe_scales = down_done != awq_done.end() ? &down_done->second.scales : nullptr;
       Result<GridAwqResult> r = pre != awq_done.end() ? Result<GridAwqResult>(std::move(pre->second))
-                                                      : awq_search(g, foldable);
+                                                      : awq_search(g, foldable, probe_scales);
       if (!r.ok()) return r.status().with_context(g.weights[0]);
       const bool scaled = foldable || pre != awq_done.end();
       const GridTensor& qt = r->quantized;
@@ -117,9 +123,10 @@ Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& group
         part.params.assign(qt.params.begin() + row0 * gpr, qt.params.begin() + (row0 + rows) * gpr);
         run.store(name, part);
         row0 += rows;
-        std::fprintf(stderr, "[layer %d/%d] %s %s awq %s alpha %.2f%s (output error %.3g, rtn %.3g)\n", il + 1,
+        std::fprintf(stderr, "[layer %d/%d] %s %s awq %s alpha %.2f%s (%s error %.3g, rtn %.3g)\n", il + 1,
                      run.n_layer(), name.c_str(), dtype_name(run.qtype), run.gran.c_str(), r->alpha,
-                     scaled ? "" : " s=1 (nothing to fold 1/s into)", r->output_error, r->rtn_error);
+                     scaled ? "" : " s=1 (nothing to fold 1/s into)",
+                     r->by_scale_error ? "block output" : "output", r->output_error, r->rtn_error);
       }
       // The input is divided by s: fold 1/s into the norm's weight (and bias).
       if (foldable) {

@@ -138,6 +138,7 @@ int run_quantize_method(const std::string& input, const std::string& output, con
   run.model = &model;
   run.pool = &pool;
   run.calibrated = calibrated;
+  run.windows = &windows;
   run.ref = ref;
   run.ref_model = ref_model_holder.get();
   run.gspec = gspec;

@@ -27,6 +27,9 @@ struct MethodArgs {
   // gptq on a grid: inputs captured once per layer and the layer's own outputs on them as the target
   // (the paper's setup) instead of per linear group with the unquantized model's outputs as the target.
   bool gptq_per_layer = false;
+  // awq: what the scale search minimizes: "block" (the output of the attention / MLP module the layer
+  // feeds) or "layer" (the layer's own output); "" until plan_method resolves it (block).
+  std::string awq_objective;
   int tune_steps = 0;          // grids: end-to-end tuning of the group parameters (train/qtune.h)
   float tune_lr = 3e-3f;
   bool tune_codes = false;     // --tune-steps also learns each weight's rounding

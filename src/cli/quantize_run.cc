@@ -2,8 +2,10 @@
 // calibration pass, and MethodRun's write-back helpers.
 #include "cli/quantize_run.h"
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <random>
 
 #include "core/dtype.h"
 #include "kernels/kernels.h"
@@ -66,10 +68,21 @@ void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& wi
 std::vector<float> subsample_rows(const std::vector<float>& x, int64_t cols, int64_t max_rows) {
   const int64_t n = static_cast<int64_t>(x.size()) / cols;
   if (n <= max_rows) return x;
+  // A uniform sample without replacement (fixed seed), kept in the rows' order. An even stride would
+  // alias with the windows' length: with 512 windows of 128 tokens, every 64th row is only positions 0
+  // and 64, and position 0 (the BOS token, whose activations are unlike the others) half the sample.
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), int64_t{0});
+  std::mt19937_64 rng(0x4157510ULL);
+  for (int64_t i = 0; i < max_rows; ++i) {
+    std::uniform_int_distribution<int64_t> pick(i, n - 1);
+    std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(pick(rng))]);
+  }
+  std::sort(idx.begin(), idx.begin() + max_rows);
   std::vector<float> out(static_cast<size_t>(max_rows * cols));
   for (int64_t i = 0; i < max_rows; ++i) {
-    const int64_t r = i * n / max_rows;
-    std::memcpy(out.data() + i * cols, x.data() + r * cols, static_cast<size_t>(cols) * sizeof(float));
+    std::memcpy(out.data() + i * cols, x.data() + idx[static_cast<size_t>(i)] * cols,
+                static_cast<size_t>(cols) * sizeof(float));
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -87,7 +88,7 @@ std::shared_ptr<MemoryWeightSource> f32_copy_of(std::shared_ptr<const WeightSour
 // With all_logits the head runs on every position too (so that its input is observed).
 void run_calibration(const Model& m, const std::vector<std::vector<int32_t>>& windows, LinearObserver* obs,
                      ThreadPool& pool, bool all_logits = false);
-// At most max_rows of the rows of x (evenly strided), for AWQ's search.
+// At most max_rows of the rows of x (a fixed-seed uniform sample, in order), for AWQ's search.
 std::vector<float> subsample_rows(const std::vector<float>& x, int64_t cols, int64_t max_rows);
 
 // The flags of one run, checked and resolved (quantize_args.cc): an error names the flag at fault.
@@ -117,6 +118,7 @@ struct MethodRun {
   DType qtype = DType::kQ4_0;  // the block type grid weights are written as
   std::string gran;            // "channel" or "gN", for the progress lines
   InputCapture capture;
+  const std::vector<std::vector<int32_t>>* windows = nullptr;  // the calibration windows
   // GPTQ's asymmetric target: the same calibration windows through the unquantized model, whose
   // inputs of each weight are what the quantized layer's outputs are compared against.
   std::shared_ptr<MemoryWeightSource> ref;
@@ -136,6 +138,18 @@ struct MethodRun {
   // Packs a quantized weight and writes its block dequantization back into the working copy.
   void store(const std::string& name, const quant::GridTensor& t);
 };
+
+// AWQ's block-output objective (quantize_awq_block.cc, `--awq-objective block`): for the group feeding
+// attention (Q/K/V) or the MLP (gate/up), an error of candidate effective weights [all rows of the
+// group][cols] = ||(Y - Y0) P^T||^2 on up to kAwqBlockWindows calibration windows, where Y is the input
+// of the module's last projection P (attn_output, ffn_down) with the candidate weights in the working
+// model and Y0 with the group as it is now: the module's output error, as the AWQ paper searches.
+// probe_col_scales (may be null): an AWQ scale already folded into P's input (ffn_down's s). Returns
+// an empty function for groups that are their own module (attn_output, ffn_down).
+using AwqScaleError = std::function<Result<double>(const std::vector<float>&)>;
+inline constexpr int64_t kAwqBlockWindows = 32;
+AwqScaleError awq_block_error(MethodRun& run, const LinearGroup& g, int32_t il,
+                              const std::vector<float>* probe_col_scales);
 
 // One layer's groups (weights already filtered; their inputs captured when calibrated).
 Status quantize_layer_grid(MethodRun& run, const std::vector<LinearGroup>& groups, int32_t il);

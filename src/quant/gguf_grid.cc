@@ -345,13 +345,21 @@ Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t co
 
   GridAwqResult best;
   best.output_error = -1.0;
-  std::vector<float> s(static_cast<size_t>(cols));
+  best.by_scale_error = static_cast<bool>(opt.scale_error);
+  std::vector<float> s(static_cast<size_t>(cols)), w_eff;
   for (int k = 0; k <= (opt.scale_search ? opt.grid : 0); ++k) {
     const float alpha = static_cast<float>(k) / static_cast<float>(opt.grid);
     awq_search::alpha_scales(mean_abs, alpha, s);
     if (k == 0) std::fill(s.begin(), s.end(), 1.0f);
     LLMOPT_ASSIGN_OR_RETURN(GridTensor t, quantize_scaled(s, nullptr));
-    const double err = meter.total(d.data(), rows);
+    double err = 0.0;
+    if (opt.scale_error) {
+      w_eff.resize(d.size());
+      for (size_t i = 0; i < d.size(); ++i) w_eff[i] = w[i] - d[i];
+      LLMOPT_ASSIGN_OR_RETURN(err, opt.scale_error(w_eff));
+    } else {
+      err = meter.total(d.data(), rows);
+    }
     if (k == 0) best.rtn_error = err;
     if (best.output_error < 0.0 || err < best.output_error) {
       best.output_error = err;
@@ -361,6 +369,12 @@ Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t co
     }
   }
   if (!opt.clip_search) return best;
+  // The clipping is kept only if it lowers the layer's own output error.
+  double unclipped_err = best.output_error;
+  if (opt.scale_error) {
+    LLMOPT_RETURN_IF_ERROR(quantize_scaled(best.scales, nullptr).status());
+    unclipped_err = meter.total(d.data(), rows);
+  }
 
   const int64_t len = group_len_of(spec, cols);
   const int64_t groups = rows * (cols / len);
@@ -376,8 +390,8 @@ Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t co
       }));
   LLMOPT_ASSIGN_OR_RETURN(GridTensor clipped, quantize_scaled(best.scales, &clips));
   const double clipped_err = meter.total(d.data(), rows);
-  if (clipped_err < best.output_error) {
-    best.output_error = clipped_err;
+  if (clipped_err < unclipped_err) {
+    if (!opt.scale_error) best.output_error = clipped_err;
     best.quantized = std::move(clipped);
   }
   return best;

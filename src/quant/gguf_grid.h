@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/dtype.h"
@@ -119,6 +120,10 @@ Result<GridTensor> grid_quantize_gptq(const float* w, int64_t rows, int64_t cols
 // holds Q(w · diag(s)): the caller folds 1/s into what produces x.
 struct GridAwqOptions {
   int grid = 20;
+  // When set, the scale search ranks the alphas by this error of the effective weights
+  // deq(RTN_grid(w s)) / s [rows][cols] instead of ||x w^T - x w_eff^T||^2: the caller measures the
+  // output of the module the layer feeds (AWQ's block output). The clipping search stays per layer.
+  std::function<Result<double>(const std::vector<float>& w_eff)> scale_error;
   bool scale_search = true;  // false: s = 1 (only the clipping search), for inputs 1/s cannot be folded into
   bool clip_search = true;
   float clip_step = 0.05f;
@@ -130,8 +135,9 @@ struct GridAwqResult {
   std::vector<float> scales;  // s [cols]
   float alpha = 0.0f;
   GridTensor quantized;
-  double output_error = 0.0;  // on the calibration rows
-  double rtn_error = 0.0;     // plain RTN on the grid, for comparison
+  double output_error = 0.0;  // on the calibration rows (by scale_error when given)
+  double rtn_error = 0.0;     // plain RTN on the grid, for comparison (the same measure)
+  bool by_scale_error = false;  // the two errors above are options.scale_error's
 };
 
 Result<GridAwqResult> grid_quantize_awq(const float* w, int64_t rows, int64_t cols, const float* x, int64_t n,

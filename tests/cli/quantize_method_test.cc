@@ -138,6 +138,10 @@ TEST(QuantizeMethodTest, BadInputsAreOneErrorLine) {
   expect_one_line_error(run_command(base + "--method rtn --pure"), {"--pure applies to --type"});
   expect_one_line_error(run_command(base + "--method rtn --gptq-per-layer"),
                         {"--gptq-per-layer applies to weight-only --method gptq only"});
+  expect_one_line_error(run_command(base + "--method gptq --awq-objective layer"),
+                        {"--awq-objective applies to --method awq only"});
+  expect_one_line_error(run_command(base + "--method awq --awq-objective model"),
+                        {"unknown --awq-objective 'model' (use block or layer)"});
   expect_one_line_error(run_command(base), {"--type or --method"});
   expect_one_line_error(run_command(bin() + " quantize " + q(tiny_q8) + " " + out + " --method rtn"),
                         {"is already quantized (q8_0)"});
@@ -172,13 +176,20 @@ TEST(QuantizeMethodTest, Gpt2FusedQkvAndLayerNormBiasFoldRun) {
   std::string text;
   for (int i = 0; i < 200; ++i) text += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + ". ";
   test::write_file(dir + "/calib.txt", text);
-  for (const char* method : {"gptq", "awq"}) {
-    const std::string out = dir + "/" + method + ".gguf";
+  for (const char* method : {"gptq", "awq", "awq --awq-objective layer"}) {
+    const std::string out = dir + "/" + std::to_string(std::strlen(method)) + ".gguf";
     auto r = run_command(bin() + " quantize " + q(g2) + " " + q(out) + " --method " + method +
                          " --granularity channel --calib " + q(dir + "/calib.txt") +
                          " --calib-samples 4 --calib-seq-len 32");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.err.find("blk.0.attn_qkv.weight q4_0 " + std::string(method)), std::string::npos) << r.err;
+    const std::string m = std::string(method).substr(0, 4) == "gptq" ? "gptq" : "awq";
+    EXPECT_NE(r.err.find("blk.0.attn_qkv.weight q4_0 " + m), std::string::npos) << r.err;
+    if (m == "awq") {
+      // The default searches the fused QKV's and ffn_up's scales on the attention / MLP output.
+      const bool layer = std::string(method).find("layer") != std::string::npos;
+      EXPECT_EQ(r.err.find("blk.1.attn_qkv.weight q4_0 awq channel alpha") != std::string::npos, true) << r.err;
+      EXPECT_EQ(r.err.find("(block output error") != std::string::npos, !layer) << r.err;
+    }
     EXPECT_EQ(types_of(out)["blk.1.attn_qkv.weight"], DType::kQ4_0);
     auto g = run_command(bin() + " generate -m " + q(out) + " -p 'ab' -n 4 --temp 0");
     EXPECT_EQ(g.exit_code, 0) << g.err;

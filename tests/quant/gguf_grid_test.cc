@@ -267,6 +267,47 @@ TEST(GgufGridTest, AwqOnTheGridNeverLosesToRtnAndBeatsItOnOutlierChannels) {
   EXPECT_FALSE(grid_quantize_awq(w.data(), rows, cols, x.data(), 0, {GridType::kQ4_0, 32}).ok());
 }
 
+// A caller's scale_error replaces the layer output error in the alpha search: it sees deq(Q(w s)) / s
+// for each alpha in order, and the alpha with its smallest value wins (here an error that prefers the
+// fourth alpha, 0.15, computed from the weights it is given so that a wrong w_eff shows).
+TEST(GgufGridTest, AwqScaleErrorFromTheCallerPicksTheAlpha) {
+  const int64_t rows = 16, cols = 64, n = 128;
+  const std::vector<float> w = heavy_tailed_weights(rows, cols, 41);
+  const std::vector<float> x = llm_activations(n, cols, 42);
+  std::vector<std::vector<float>> seen;
+  GridAwqOptions o;
+  o.scale_error = [&](const std::vector<float>& w_eff) -> Result<double> {
+    seen.push_back(w_eff);
+    const double e = layer_output_error(x.data(), n, w.data(), w_eff.data(), rows, cols);
+    return seen.size() == 4 ? e * 1e-3 : e + 1e6;
+  };
+  auto r = grid_quantize_awq(w.data(), rows, cols, x.data(), n, {GridType::kQ4_0, 32}, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(seen.size(), 21u);
+  EXPECT_FLOAT_EQ(r->alpha, 0.15f);
+  EXPECT_NEAR(r->output_error, 1e-3 * layer_output_error(x.data(), n, w.data(), seen[3].data(), rows, cols), 1e-9);
+  EXPECT_GT(r->rtn_error, 1e6);
+  // The first candidate is plain RTN on the grid (s = 1).
+  auto rtn = grid_quantize_rtn(w.data(), rows, cols, {GridType::kQ4_0, 32});
+  ASSERT_TRUE(rtn.ok());
+  EXPECT_EQ(seen[0], rtn->dequantize());
+  // The winner's scales: s_j proportional to mean|x_j|^0.15, and the effective weights it was ranked by
+  // are deq(Q(w s)) / s (before the clipping search, which may only lower the layer's own error).
+  o.clip_search = false;
+  seen.clear();
+  auto unclipped = grid_quantize_awq(w.data(), rows, cols, x.data(), n, {GridType::kQ4_0, 32}, o);
+  ASSERT_TRUE(unclipped.ok());
+  std::vector<float> eff = unclipped->quantized.dequantize();
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t k = 0; k < cols; ++k) eff[i * cols + k] /= unclipped->scales[k];
+  }
+  for (size_t i = 0; i < eff.size(); ++i) EXPECT_NEAR(eff[i], seen[3][i], 1e-6f * (1.0f + std::fabs(eff[i])));
+  o.scale_error = [](const std::vector<float>&) -> Result<double> { return error("probe failed"); };
+  auto bad = grid_quantize_awq(w.data(), rows, cols, x.data(), n, {GridType::kQ4_0, 32}, o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("probe failed"), std::string::npos);
+}
+
 TEST(GgufGridTest, RefusalsNameTheReason) {
   auto g = grid_for(8, false);
   ASSERT_FALSE(g.ok());
