@@ -136,6 +136,11 @@ Command register_quantize(CLI::App& app) {
                 "--tune-steps: also learn each weight's rounding (a code may move up or down, trained straight "
                 "through the rounding)");
   sub->add_option("--tune-batch", args->m.tune_batch, "--tune-steps: calibration windows per step (default 4)");
+  sub->add_option("--tune-holdout", args->m.tune_holdout,
+                  "--tune-steps: hold the last N calibration windows out of training and stop early: their KL "
+                  "divergence is measured every tenth of the steps, and the parameters where it was lowest are kept "
+                  "(only if below the untuned model's). Guards against fitting the windows (e.g. --tune-codes on few "
+                  "windows); default 0: no held-out windows, kept if the KL on all windows drops");
   sub->add_option("--group-size", args->m.group_size, "--method: 32, 64 or 128 (default 32)");
   sub->add_flag("--sym", args->m.sym, "--method: symmetric grid (the default; q4_0 / q8_0)");
   sub->add_flag("--asym", args->m.asym, "--method: asymmetric grid (4-bit only: q4_1)");

@@ -66,11 +66,17 @@ Result<MethodPlan> plan_method(const MethodArgs& args, const std::string& keep_r
   }
   if (a.tune_steps < 0) return error("--tune-steps must be >= 0");
   if (a.tune_codes && a.tune_steps == 0) return error("--tune-codes needs --tune-steps N");
+  if (a.tune_holdout != 0 && a.tune_steps == 0) return error("--tune-holdout needs --tune-steps N");
   if (a.tune_steps > 0) {
     if (p.w8a8) return error("--tune-steps tunes weight-only grids (rtn, gptq, awq without --act)");
     if (a.calib.empty()) return error("--tune-steps needs calibration text: --calib FILE");
     if (!(a.tune_lr > 0.0f) || a.tune_lr > 1.0f) return error("--tune-lr must be in (0, 1]");
     if (a.tune_batch < 1) return error("--tune-batch must be >= 1");
+    if (a.tune_holdout < 0) return error("--tune-holdout must be >= 0");
+    if (a.tune_holdout > 0 && a.tune_holdout >= a.calib_samples) {
+      return error("--tune-holdout " + std::to_string(a.tune_holdout) + " leaves none of the " +
+                   std::to_string(a.calib_samples) + " calibration windows (--calib-samples) to train on");
+    }
   }
   if (!a.embed_type.empty()) {
     p.embed_type = dtype_from_name(a.embed_type);

@@ -34,6 +34,7 @@ struct MethodArgs {
   float tune_lr = 3e-3f;
   bool tune_codes = false;     // --tune-steps also learns each weight's rounding
   int tune_batch = 4;
+  int tune_holdout = 0;        // --tune-steps: calibration windows held out for early stopping
   bool smooth_only = false;    // smoothquant: write the smoothed model in f32, nothing rounded
   bool rotate = false;         // W8A8: rotate inputs where that lowers the output error (kernels/rotate.h)
   std::string sq_weights = "rtn";  // smoothquant: how the smoothed weights are rounded (rtn or gptq)

@@ -46,6 +46,16 @@ Status tune_grids(MethodRun& run, std::shared_ptr<const WeightSource> src,
   opt.batch = run.a.tune_batch;
   opt.codes = run.a.tune_codes;
   opt.pool = run.pool;
+  opt.holdout = run.a.tune_holdout;
+  if (opt.holdout > 0 && static_cast<size_t>(opt.holdout) >= windows.size()) {
+    return error("--tune-holdout " + std::to_string(opt.holdout) + " leaves none of the " +
+                 std::to_string(windows.size()) + " calibration windows to train on");
+  }
+  opt.on_validation = [](int step, int steps, double kl, bool best) {
+    std::fprintf(stderr, "[tune] step %d/%d: KL on the held-out windows %.6f%s\n", step, steps, kl,
+                 best ? " (lowest so far)" : "");
+    std::fflush(stderr);
+  };
   opt.progress = [](int step, int steps, double kl) {
     std::fprintf(stderr, "[tune] step %d/%d: KL on this batch %.6f\n", step, steps, kl);
     std::fflush(stderr);
@@ -54,8 +64,16 @@ Status tune_grids(MethodRun& run, std::shared_ptr<const WeightSource> src,
                opt.batch, static_cast<double>(opt.lr));
   auto rep = tune_grid_params(layout, teacher, student, tuned, windows, opt);
   if (!rep.ok()) return rep.status().with_context("--tune-steps");
-  std::fprintf(stderr, "[tune] mean KL on the %zu calibration windows: %.6f -> %.6f (%s)\n", windows.size(),
-               rep->kl_before, rep->kl_after, rep->kept ? "kept" : "higher: the untuned parameters are kept");
+  if (opt.holdout > 0) {
+    std::fprintf(stderr, "[tune] mean KL on the %d held-out windows: %.6f -> %.6f (%s)\n", opt.holdout,
+                 rep->held_out_before, rep->held_out_after,
+                 rep->kept ? ("kept, step " + std::to_string(rep->best_step)).c_str()
+                           : "never lower: the untuned parameters are kept");
+  }
+  std::fprintf(stderr, "[tune] mean KL on the %zu %s windows: %.6f -> %.6f (%s)\n",
+               windows.size() - static_cast<size_t>(opt.holdout), opt.holdout > 0 ? "training" : "calibration",
+               rep->kl_before, rep->kl_after,
+               rep->kept ? "kept" : (opt.holdout > 0 ? "not kept" : "higher: the untuned parameters are kept"));
   if (rep->kept) {
     for (auto& [name, grid] : run.grids) run.store(name, grid);
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <string>
 
 #include "core/dtype.h"
 #include "train/optimizer.h"
@@ -163,14 +164,16 @@ class Problem {
   }
 
   // Mean KL over all windows, in batches of `batch`.
-  double kl_all(int batch) {
+  double kl_all(int batch) { return kl_range(0, windows_.size(), batch); }
+  // The mean KL over windows [begin, end).
+  double kl_range(size_t begin, size_t end, int batch) {
     double sum = 0.0;
-    for (size_t i = 0; i < windows_.size(); i += static_cast<size_t>(batch)) {
+    for (size_t i = begin; i < end; i += static_cast<size_t>(batch)) {
       std::vector<size_t> idx;
-      for (size_t j = i; j < std::min(windows_.size(), i + static_cast<size_t>(batch)); ++j) idx.push_back(j);
+      for (size_t j = i; j < std::min(end, i + static_cast<size_t>(batch)); ++j) idx.push_back(j);
       sum += batch_kl(idx, nullptr) * static_cast<double>(idx.size());
     }
-    return sum / static_cast<double>(windows_.size());
+    return sum / static_cast<double>(end - begin);
   }
 
  private:
@@ -251,9 +254,18 @@ Result<QTuneReport> tune_grid_params(const ParamLayout& layout, const std::vecto
   Problem pb(layout, teacher, student, windows, *opt.pool);
   LLMOPT_RETURN_IF_ERROR(pb.init(weights, opt.codes).with_context("tune"));
 
+  if (opt.holdout < 0 || static_cast<size_t>(opt.holdout) >= windows.size()) {
+    return error("tune: " + std::to_string(opt.holdout) + " held-out windows of " + std::to_string(windows.size()) +
+                 " leave none to train on");
+  }
+  const size_t n_train = windows.size() - static_cast<size_t>(opt.holdout);
   QTuneReport rep;
   pb.write_weights(false);  // the student's weights exactly as the grids give them
-  rep.kl_before = pb.kl_all(opt.batch);
+  rep.kl_before = pb.kl_range(0, n_train, opt.batch);
+  if (opt.holdout > 0) rep.held_out_before = pb.kl_range(n_train, windows.size(), opt.batch);
+  rep.held_out_after = rep.held_out_before;
+  std::vector<float> best_var = pb.var;  // the parameters at the lowest held-out KL (at first: untuned)
+  const int eval_every = opt.eval_every > 0 ? opt.eval_every : std::max(1, opt.steps / 10);
 
   // Two Adam runs over the variables: the scales and offsets [0, n_param), the code offsets after them
   // (with their own learning rate).
@@ -277,12 +289,12 @@ Result<QTuneReport> tune_grid_params(const ParamLayout& layout, const std::vecto
   sched.peak = opt.lr;
   sched.warmup = std::max(1, opt.steps / 10);
   sched.total = opt.steps;
-  std::vector<size_t> order(windows.size());
+  std::vector<size_t> order(n_train);
   std::iota(order.begin(), order.end(), 0);
   Rng rng(opt.seed);
   size_t next = order.size();
   std::vector<float> gvar;
-  const size_t batch = std::min(static_cast<size_t>(opt.batch), windows.size());
+  const size_t batch = std::min(static_cast<size_t>(opt.batch), n_train);
   for (int step = 0; step < opt.steps; ++step) {
     std::vector<size_t> idx;
     while (idx.size() < batch) {
@@ -304,11 +316,24 @@ Result<QTuneReport> tune_grid_params(const ParamLayout& layout, const std::vecto
     if (opt.progress && ((step + 1) % std::max(1, opt.report_every) == 0 || step + 1 == opt.steps)) {
       opt.progress(step + 1, opt.steps, kl);
     }
+    if (opt.holdout > 0 && ((step + 1) % eval_every == 0 || step + 1 == opt.steps)) {
+      pb.write_weights(true);  // measured as the file will hold them
+      const double val = pb.kl_range(n_train, windows.size(), opt.batch);
+      pb.write_weights(false);
+      const bool best = val < rep.held_out_after;
+      if (best) {
+        rep.held_out_after = val;
+        rep.best_step = step + 1;
+        best_var = pb.var;
+      }
+      if (opt.on_validation) opt.on_validation(step + 1, opt.steps, val, best);
+    }
   }
 
+  if (opt.holdout > 0) pb.var = best_var;
   pb.write_weights(true);
-  rep.kl_after = pb.kl_all(opt.batch);
-  rep.kept = rep.kl_after < rep.kl_before;
+  rep.kl_after = pb.kl_range(0, n_train, opt.batch);
+  rep.kept = opt.holdout > 0 ? rep.best_step > 0 : rep.kl_after < rep.kl_before;
   if (rep.kept) {
     pb.store_codes();
     for (const Group& gr : pb.groups()) {

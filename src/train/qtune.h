@@ -42,18 +42,28 @@ struct QTuneOptions {
   // Called every `report_every` steps and after the last, with the mean KL of that step's batch.
   int report_every = 10;
   std::function<void(int step, int steps, double kl)> progress;
+  // Early stopping: the last `holdout` windows are not trained on; every `eval_every` steps (0: a tenth
+  // of the steps) and after the last, the mean KL on them is measured with fp16-rounded parameters,
+  // and the parameters at its lowest are the result (kept only if below the untuned parameters').
+  int holdout = 0;
+  int eval_every = 0;
+  std::function<void(int step, int steps, double held_out_kl, bool best)> on_validation;
 };
 
 struct QTuneReport {
-  double kl_before = 0.0;  // mean KL over all windows, before tuning
-  double kl_after = 0.0;   // the same with the tuned, fp16-rounded parameters
-  bool kept = false;       // kl_after < kl_before: the grids hold the tuned parameters
+  double kl_before = 0.0;  // mean KL over the training windows (all without holdout), before tuning
+  double kl_after = 0.0;   // the same with the resulting fp16-rounded parameters
+  // With holdout: the mean KL on the held-out windows before tuning and at the chosen step.
+  double held_out_before = 0.0, held_out_after = 0.0;
+  int best_step = 0;       // with holdout: the step whose parameters are the result (0: none improved)
+  bool kept = false;       // the (held-out, with holdout) KL dropped: the grids hold the tuned parameters
 };
 
 // teacher: the unquantized parameters; student: the same layout with every tuned weight equal to its
 // grid's dequantized values (the other tensors as the quantized model has them). Both are in
 // `layout`. windows: token windows of equal length (>= 2), every id < n_vocab. On return the grids
-// and student hold the tuned parameters if they lowered the KL divergence, else the original ones.
+// and student hold the tuned parameters if they lowered the KL divergence (on the held-out windows
+// with options.holdout), else the original ones.
 // The quantities tuning works with, for tests: the mean KL over `windows` of the student whose tuned
 // weights take the grids' current parameters, and (grad != nullptr) its gradient with respect to
 // every group's relative variables at zero, in the order of `weights`, rows, groups: u (dKL/du, u the
