@@ -70,8 +70,8 @@ TEST(QuantizeMethodTest, GptqAndAwqBeatRtnAt4BitG32) {
   EXPECT_LT(m[2].ppl, m[1].ppl) << "GPTQ vs RTN perplexity";
   EXPECT_LT(m[2].kld, m[1].kld) << "GPTQ vs RTN KL divergence";
   EXPECT_LT(m[3].kld, m[1].kld) << "AWQ vs RTN KL divergence";
-  // AWQ's perplexity is within noise of RTN's on this 2-layer model (the difference is ~1% while the
-  // standard error of either is ~10%; measured 41.29 vs 41.08): only KL divergence separates them.
+  // AWQ's perplexity is close to RTN's on this 2-layer model (measured 42.74 vs 42.81, KLD 0.0451 vs
+  // 0.0539): KL divergence separates them, perplexity only within a margin.
   EXPECT_LT(m[3].ppl, m[1].ppl * 1.02) << "AWQ vs RTN perplexity";
   EXPECT_GT(m[1].ppl, m[0].ppl * 0.9);  // sanity: quantized is not far better than F32
   EXPECT_LT(m[1].ppl, m[0].ppl * 3.0);
