@@ -121,8 +121,8 @@ Command register_quantize(CLI::App& app) {
   sub->add_option("--awq-objective", args->m.awq_objective,
                   "--method awq: what the scale search minimizes. block (default): the output of the module the layer "
                   "feeds (Q/K/V: the attention output; gate/up: the MLP output), by running up to 32 calibration "
-                  "windows through the model for each alpha, as the AWQ paper does; layer: the layer's own output "
-                  "on the captured inputs (faster)");
+                  "windows through the block for each alpha, as the AWQ paper does (about 3x the time of the layer "
+                  "search); layer: the layer's own output on the captured inputs (faster)");
   sub->add_option("--tune-steps", args->m.tune_steps,
                   "--method rtn|gptq|awq (weight-only grids): after quantizing, train each group's scale (and offset "
                   "with --asym) for N steps so that the model's next-token distributions match the unquantized "

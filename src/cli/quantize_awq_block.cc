@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/quantize_run.h"
+#include "core/check.h"
 #include "quant/output_error.h"
 
 namespace llmopt::cli {
@@ -35,10 +36,34 @@ struct BlockProbe {
   int64_t cols = 0, rows = 0;                 // the probe weight's shape
   std::vector<float> y0;                      // the probe's input with the group unquantized
   std::vector<float> proj;                    // the module's last projection [rows][cols]
+  std::vector<float> resid;                   // the residual stream entering block il, window after window
 };
 
-std::vector<float> capture_probe(MethodRun& run, const BlockProbe& p, int32_t il) {
-  InputCapture cap;
+// Captures the probe's input; the first pass also records the residual stream entering block il, and
+// the later ones start there (the blocks before il do not change between candidates).
+class ProbeCapture : public InputCapture {
+ public:
+  ProbeCapture(int32_t il, BlockProbe& p, bool record) : il_(il), p_(p), record_(record) {}
+  void on_block_input(int32_t il, const float* x, int64_t n, int64_t d) override {
+    if (record_ && il == il_) p_.resid.insert(p_.resid.end(), x, x + n * d);
+  }
+  int32_t first_layer() const override { return record_ ? 0 : il_; }
+  void load_residual(int32_t, float* x, int64_t n, int64_t d) override {
+    const size_t len = static_cast<size_t>(n * d);
+    LLMOPT_CHECK_MSG(off_ + len <= p_.resid.size(), "AWQ block probe: more rows than the recorded pass");
+    std::copy_n(p_.resid.begin() + static_cast<std::ptrdiff_t>(off_), len, x);
+    off_ += len;
+  }
+
+ private:
+  int32_t il_;
+  BlockProbe& p_;
+  bool record_;
+  size_t off_ = 0;
+};
+
+std::vector<float> capture_probe(MethodRun& run, BlockProbe& p, int32_t il, bool record) {
+  ProbeCapture cap(il, p, record);
   cap.want(p.probe, il);
   run_calibration(*run.model, p.windows, &cap, *run.pool);
   return std::move(cap.rows(p.probe));
@@ -67,7 +92,7 @@ AwqScaleError awq_block_error(MethodRun& run, const LinearGroup& g, int32_t il,
       for (int64_t c = 0; c < p->cols; ++c) p->proj[r * p->cols + c] *= (*probe_col_scales)[c];
     }
   }
-  p->y0 = capture_probe(run, *p, il);
+  p->y0 = capture_probe(run, *p, il, /*record=*/true);
   if (p->y0.empty()) return nullptr;
   std::vector<std::string> names = g.weights;
   return [p, names, il, &run](const std::vector<float>& w_eff) -> Result<double> {
@@ -83,7 +108,7 @@ AwqScaleError awq_block_error(MethodRun& run, const LinearGroup& g, int32_t il,
                 dst);
       off += static_cast<size_t>(n);
     }
-    std::vector<float> y = capture_probe(run, *p, il);
+    std::vector<float> y = capture_probe(run, *p, il, /*record=*/false);
     off = 0;
     for (const std::string& name : names) {
       const int64_t n = run.view_of(name)->numel();

@@ -141,7 +141,8 @@ struct MethodRun {
 
 // AWQ's block-output objective (quantize_awq_block.cc, `--awq-objective block`): for the group feeding
 // attention (Q/K/V) or the MLP (gate/up), an error of candidate effective weights [all rows of the
-// group][cols] = ||(Y - Y0) P^T||^2 on up to kAwqBlockWindows calibration windows, where Y is the input
+// group][cols] = ||(Y - Y0) P^T||^2 on up to kAwqBlockWindows calibration windows (each candidate's pass
+// starts at block il from the residual stream recorded by the first pass), where Y is the input
 // of the module's last projection P (attn_output, ffn_down) with the candidate weights in the working
 // model and Y0 with the group as it is now: the module's output error, as the AWQ paper searches.
 // probe_col_scales (may be null): an AWQ scale already folded into P's input (ffn_down's s). Returns

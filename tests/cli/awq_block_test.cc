@@ -53,10 +53,10 @@ struct AwqProbeFixture {
   }
 
   // ||Y0 diag(s) P^T||^2 in double, Y0 = the probe weight's captured input.
-  double probe_energy(const std::string& probe, const std::vector<float>* s) {
+  double probe_energy(const std::string& probe, const std::vector<float>* s, int32_t il = 0) {
     InputCapture cap;
     const TensorView* pv = run->view_of(probe);
-    cap.want(pv->data, 0);
+    cap.want(pv->data, il);
     run_calibration(*model, windows, &cap, pool);
     const std::vector<float>& y = cap.rows(pv->data);
     const int64_t cols = pv->cols(), rows = pv->rows(), n = static_cast<int64_t>(y.size()) / cols;
@@ -87,37 +87,43 @@ void scale_part(std::vector<float>& w, const AwqProbeFixture& fx, const std::vec
   }
 }
 
+// Layer 0 runs every candidate from the embeddings; layer 1 from the recorded residual stream entering
+// it (the blocks before it are not run again), which must give the same errors.
 TEST(AwqBlockObjective, AttentionErrorIsTheMathOfAScaledV) {
   AwqProbeFixture fx;
-  const std::vector<LinearGroup> groups = layer_groups(Arch::kLlama, 0);
-  const LinearGroup& qkv = groups[0];
-  ASSERT_EQ(qkv.weights.size(), 3u);
-  AwqScaleError err = awq_block_error(*fx.run, qkv, 0, nullptr);
-  ASSERT_TRUE(err);
-  const std::vector<float> before = fx.concat(qkv.weights);
-  auto same = err(before);
-  ASSERT_TRUE(same.ok());
-  EXPECT_EQ(*same, 0.0) << "the unchanged weights reproduce the reference pass exactly";
+  ASSERT_GE(fx.model->config().n_layer, 2);
+  for (int32_t il : {0, 1}) {
+    const std::string b = "blk." + std::to_string(il) + ".";
+    const std::vector<LinearGroup> groups = layer_groups(Arch::kLlama, il);
+    const LinearGroup& qkv = groups[0];
+    ASSERT_EQ(qkv.weights.size(), 3u);
+    AwqScaleError err = awq_block_error(*fx.run, qkv, il, nullptr);
+    ASSERT_TRUE(err);
+    const std::vector<float> before = fx.concat(qkv.weights);
+    auto same = err(before);
+    ASSERT_TRUE(same.ok());
+    EXPECT_EQ(*same, 0.0) << "the unchanged weights reproduce the reference pass exactly, layer " << il;
 
-  std::vector<float> w = before;
-  scale_part(w, fx, qkv.weights, "blk.0.attn_v.weight", 1.25f);
-  auto e = err(w);
-  ASSERT_TRUE(e.ok());
-  const double want = 0.0625 * fx.probe_energy("blk.0.attn_output.weight", nullptr);
-  EXPECT_GT(want, 0.0);
-  EXPECT_NEAR(*e, want, 1e-3 * want);
-  EXPECT_EQ(fx.concat(qkv.weights), before) << "the original weights are restored";
+    std::vector<float> w = before;
+    scale_part(w, fx, qkv.weights, b + "attn_v.weight", 1.25f);
+    auto e = err(w);
+    ASSERT_TRUE(e.ok());
+    const double want = 0.0625 * fx.probe_energy(b + "attn_output.weight", nullptr, il);
+    EXPECT_GT(want, 0.0);
+    EXPECT_NEAR(*e, want, 1e-3 * want) << "layer " << il;
+    EXPECT_EQ(fx.concat(qkv.weights), before) << "the original weights are restored";
 
-  // Q and K reach the output through the softmax: not linear, but an error all the same.
-  w = before;
-  scale_part(w, fx, qkv.weights, "blk.0.attn_q.weight", 1.5f);
-  auto eq = err(w);
-  ASSERT_TRUE(eq.ok());
-  EXPECT_GT(*eq, 0.0);
+    // Q and K reach the output through the softmax: not linear, but an error all the same.
+    w = before;
+    scale_part(w, fx, qkv.weights, b + "attn_q.weight", 1.5f);
+    auto eq = err(w);
+    ASSERT_TRUE(eq.ok());
+    EXPECT_GT(*eq, 0.0);
 
-  EXPECT_FALSE(awq_block_error(*fx.run, groups[1], 0, nullptr)) << "attn_output is its own module";
-  EXPECT_FALSE(awq_block_error(*fx.run, groups[3], 0, nullptr)) << "ffn_down is its own module";
-  EXPECT_FALSE(err(std::vector<float>(3)).ok()) << "weights of the wrong size are an error";
+    EXPECT_FALSE(awq_block_error(*fx.run, groups[1], il, nullptr)) << "attn_output is its own module";
+    EXPECT_FALSE(awq_block_error(*fx.run, groups[3], il, nullptr)) << "ffn_down is its own module";
+    EXPECT_FALSE(err(std::vector<float>(3)).ok()) << "weights of the wrong size are an error";
+  }
 }
 
 TEST(AwqBlockObjective, MlpErrorIncludesTheScaleFoldedIntoFfnDown) {

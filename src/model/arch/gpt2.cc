@@ -19,9 +19,15 @@ void gpt2_forward(const ModelConfig& cfg, const Weights& w, const blocks::TokenB
   float* fused = act.qkv.data();
   const blocks::Qkv qkv{fused, qkv_dim, fused + q_dim, qkv_dim, fused + q_dim + kv_dim, qkv_dim};
 
-  blocks::embed(w, batch, n_embd, act.x.data());  // token + position embeddings
-  for (int32_t il = 0; il < cfg.n_layer; ++il) {
+  const int32_t first = batch.observer != nullptr ? batch.observer->first_layer() : 0;
+  if (first > 0) {
+    batch.observer->load_residual(first, act.x.data(), n_tok, n_embd);
+  } else {
+    blocks::embed(w, batch, n_embd, act.x.data());  // token + position embeddings
+  }
+  for (int32_t il = first; il < cfg.n_layer; ++il) {
     if (batch.observer != nullptr && !batch.observer->needs_layer(il)) return;
+    if (batch.observer != nullptr) batch.observer->on_block_input(il, act.x.data(), n_tok, n_embd);
     const LayerWeights& l = w.layers[il];
 
     // x += attn_output(attention(qkv(LayerNorm(x))))

@@ -21,9 +21,15 @@ void llama_forward(const ModelConfig& cfg, const Weights& w, const blocks::Token
   float* v = k + n_tok * kv_dim;
   const blocks::Qkv qkv{q, q_dim, k, kv_dim, v, kv_dim};
 
-  blocks::embed(w, batch, n_embd, act.x.data());
-  for (int32_t il = 0; il < cfg.n_layer; ++il) {
+  const int32_t first = batch.observer != nullptr ? batch.observer->first_layer() : 0;
+  if (first > 0) {
+    batch.observer->load_residual(first, act.x.data(), n_tok, n_embd);
+  } else {
+    blocks::embed(w, batch, n_embd, act.x.data());
+  }
+  for (int32_t il = first; il < cfg.n_layer; ++il) {
     if (batch.observer != nullptr && !batch.observer->needs_layer(il)) return;
+    if (batch.observer != nullptr) batch.observer->on_block_input(il, act.x.data(), n_tok, n_embd);
     const LayerWeights& l = w.layers[il];
 
     // x += wo(attention(rope(wq h), rope(wk h), wv h)),  h = RMSNorm(x)
